@@ -1,0 +1,76 @@
+"""``dcpose-trt <verb>``: the command line. Each verb parses flags and calls one stage function.
+
+Every stage package registers its verbs in its own ``cli.py`` (``register(subparsers)``); those
+modules import only argparse-level code at the top so ``--help`` works with nothing but the core
+dependencies installed. A :class:`~dcpose_trt.errors.DcposeTrtError` becomes a one-line message and
+exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from dcpose_trt import __version__
+from dcpose_trt.errors import DcposeTrtError
+
+# Stage modules that add verbs, in the order they appear in --help.
+_COMMAND_MODULES = (
+    "dcpose_trt.data.cli",
+    "dcpose_trt.train.cli",
+    "dcpose_trt.eval.cli",
+    "dcpose_trt.export.cli",
+    "dcpose_trt.plugins.deform_conv.cli",
+    "dcpose_trt.engine.cli",
+    "dcpose_trt.runtime.cli",
+    "dcpose_trt.doctor",
+    "benchmarks.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcpose-trt",
+        description="DCPose video pose estimation: train, export to ONNX, build TensorRT engines, run.",
+    )
+    parser.add_argument("--version", action="version", version=f"dcpose-trt {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # A verb whose module is not part of this install (e.g. benchmarks/ outside a checkout).
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (0 ok, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except DcposeTrtError as exc:
+        print(f"dcpose-trt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dcpose-trt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Checkpoint loading and saving in the official DCPose container format.
+
+Accepted inputs (timm-style ``checkpoint_filter_fn``: unwrap, rename, then load strictly):
+
+- DCPose: ``{'state_dict': ...}`` (official ``epoch_N_state.pth`` / ``PoseTrack17_DCPose.pth``) or a raw
+  state dict, with or without a ``module.`` prefix → the whole model.
+- Official HRNet COCO (``pose_hrnet_w48_384x288.pth``: ``conv1.weight`` ... ``final_layer.bias``) and
+  mmpose HRNet (``backbone.*`` + ``keypoint_head.final_layer``/``head.final_layer``) → the backbone only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dcpose_trt.errors import CheckpointError
+
+BACKBONE_PREFIX = "rough_pose_estimation_net."
+_HRNET_ROOTS = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition", "stage", "final_layer.")
+
+
+def _read(path: str | os.PathLike) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty: {p}")
+    try:
+        # weights_only: a checkpoint is data; never execute pickled code from it.
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{p} is not a readable PyTorch checkpoint ({msg[:200]})") from None
+
+
+def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Return the state dict inside a container (``state_dict``/``model``/``module``), ``module.`` stripped."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "module"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{source} does not contain a state dict of tensors")
+    out = {}
+    for k, v in obj.items():
+        k = k[len("module.") :] if k.startswith("module.") else k
+        k = k[len("_orig_mod.") :] if k.startswith("_orig_mod.") else k
+        out[k] = v
+    return out
+
+
+def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
+    """``"dcpose"``, ``"hrnet"`` (official COCO HRNet) or ``"mmpose"``."""
+    keys = list(sd)
+    if any(k.startswith(BACKBONE_PREFIX) for k in keys) or any(k.startswith("offsets_list.") for k in keys):
+        return "dcpose"
+    if any(k.startswith("backbone.") for k in keys):
+        return "mmpose"
+    if any(k.startswith(_HRNET_ROOTS) for k in keys):
+        return "hrnet"
+    return "unknown"
+
+
+def _to_backbone_keys(sd: Mapping[str, torch.Tensor], fmt: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        if fmt == "mmpose":
+            if k.startswith("backbone."):
+                k = k[len("backbone.") :]
+            else:
+                k = re.sub(r"^(keypoint_head|head)\.final_layer\.", "final_layer.", k)
+                if not k.startswith("final_layer."):
+                    continue  # other heads' layers (e.g. deconvs) have no place in HRNet
+        out[BACKBONE_PREFIX + k] = v
+    return out
+
+
+def _mismatch_message(
+    source: str, missing: list[str], unexpected: list[str], shapes: list[str], what: str
+) -> str:
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
+        if items:
+            head = ", ".join(items[:3]) + (f", ... (+{len(items) - 3})" if len(items) > 3 else "")
+            parts.append(f"{len(items)} {label} keys: {head}")
+    return f"{source} does not fit {what}: " + "; ".join(parts)
+
+
+def load_state_dict_checked(
+    model: nn.Module, sd: Mapping[str, torch.Tensor], source: str, *, backbone_only: bool = False,
+    what: str = "the model",
+) -> None:
+    """``load_state_dict(strict=True)`` with one readable :class:`CheckpointError` on any mismatch."""
+    target = model.state_dict()
+    if backbone_only:
+        target = {k: v for k, v in target.items() if k.startswith(BACKBONE_PREFIX)}
+    missing = [k for k in target if k not in sd]
+    if backbone_only:
+        # Old checkpoints (PyTorch < 0.4.1) have no BN counters; they carry no information.
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in target]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(target[k].shape)}"
+        for k in sd
+        if k in target and tuple(sd[k].shape) != tuple(target[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointError(_mismatch_message(source, missing, unexpected, shapes, what))
+    model.load_state_dict(sd, strict=not backbone_only)
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, what: str | None = None) -> str:
+    """Load a DCPose, official-HRNet or mmpose-HRNet checkpoint into ``model``.
+
+    Args:
+        model: a :class:`~dcpose_trt.model.dcpose.DCPose`.
+        path: the ``.pth`` file.
+        what: how to name the model in errors (defaults to its preset when known).
+
+    Returns:
+        The detected format: ``"dcpose"`` (whole model) or ``"hrnet"``/``"mmpose"`` (backbone only).
+
+    Raises:
+        CheckpointError: missing/unreadable file, not a state dict, or names/shapes that do not fit
+            (the message lists the first few missing, unexpected and mis-shaped keys).
+    """
+    source = str(path)
+    sd = unwrap_state_dict(_read(path), source)
+    fmt = detect_format(sd)
+    what = what or f"preset {getattr(model, 'preset_name', '?')!r}"
+    if fmt == "dcpose":
+        load_state_dict_checked(model, sd, source, what=what)
+    elif fmt in ("hrnet", "mmpose"):
+        load_state_dict_checked(model, _to_backbone_keys(sd, fmt), source, backbone_only=True,
+                                what=f"the backbone of {what}")
+    else:
+        raise CheckpointError(f"{source} is neither a DCPose nor an HRNet checkpoint (first key: {next(iter(sd))})")
+    return fmt
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The extra fields of a dcpose-trt container (``preset``, ``begin_epoch``...), ``{}`` if none."""
+    obj = _read(path)
+    if isinstance(obj, Mapping):
+        return {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer") and not isinstance(v, torch.Tensor)}
+    return {}
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    model: nn.Module, path: str | os.PathLike, *, epoch: int = 0, optimizer: Any = None,
+    global_steps: int = 0, extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Save in the official container: ``{'begin_epoch', 'state_dict', 'optimizer', 'tensorboard_global_steps'}``.
+
+    ``extra`` adds fields (dcpose-trt stores ``preset``); official loaders ignore them.
+    """
+    sd = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in model.state_dict().items()}
+    obj: dict[str, Any] = {
+        "begin_epoch": epoch,
+        "state_dict": sd,
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "tensorboard_global_steps": global_steps,
+    }
+    obj.update(extra or {})
+    atomic_torch_save(obj, path)

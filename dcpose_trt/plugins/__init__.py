@@ -1,0 +1,1 @@
+"""TensorRT plugins of dcpose-trt."""

@@ -1,0 +1,49 @@
+"""dcpose-trt: DCPose from PyTorch to TensorRT, with a low-latency runtime."""
+
+from setuptools import find_packages, setup
+
+ONNX = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.25", "onnxslim>=0.1.50"]
+TRITON = ["triton>=3.3"]
+CUDA = ["cuda-python>=12.6"]
+TRT = ["tensorrt>=10.0"] + CUDA
+RTX = ["tensorrt-rtx>=1.0"]
+LEAN = ["tensorrt-lean-cu13>=10.0"] + CUDA
+BENCH = ["matplotlib>=3.7"]
+DEV = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    "ruff>=0.6",
+    "mypy>=1.10",
+    "pybind11-stubgen>=2.5",
+]
+
+setup(
+    name="dcpose-trt",
+    version="0.1.0",
+    description="DCPose video human-pose estimation: PyTorch -> ONNX -> TensorRT, with a low-latency runtime",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["dcpose_trt", "dcpose_trt.*", "benchmarks"]),
+    package_data={"dcpose_trt": ["assets/*.pth", "assets/*.json", "assets/*.md"]},
+    install_requires=[
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "scipy>=1.10",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "onnx": ONNX,
+        "triton": TRITON,
+        "cuda": CUDA,
+        "trt": TRT,
+        "rtx": RTX,
+        "lean": LEAN,
+        "bench": BENCH,
+        "dev": DEV,
+        "all": ONNX + TRITON + CUDA + BENCH,
+    },
+    entry_points={"console_scripts": ["dcpose-trt=dcpose_trt.cli:main"]},
+)
