@@ -1,0 +1,7 @@
+"""The run flow: backends (torch, ONNX Runtime, TensorRT) behind one ``PoseEstimator``."""
+
+from dcpose_trt.runtime.backends import Backend, TorchBackend
+from dcpose_trt.runtime.estimator import FramePoses, PersonPose, PoseEstimator, bundled_model_path, make_backend
+
+__all__ = ["Backend", "FramePoses", "PersonPose", "PoseEstimator", "TorchBackend", "bundled_model_path",
+           "make_backend"]

@@ -1,0 +1,1 @@
+"""Developer tools of dcpose-trt (not installed with the package)."""
