@@ -9,6 +9,7 @@ TRT = ["tensorrt>=10.0"] + CUDA
 RTX = ["tensorrt-rtx>=1.0"]
 LEAN = ["tensorrt-lean-cu13>=10.0"] + CUDA
 BENCH = ["matplotlib>=3.7"]
+EVAL = ["pycocotools>=2.0.7"]
 DEV = [
     "pytest>=8",
     "hypothesis>=6.100",
@@ -42,8 +43,9 @@ setup(
         "rtx": RTX,
         "lean": LEAN,
         "bench": BENCH,
+        "eval": EVAL,
         "dev": DEV,
-        "all": ONNX + TRITON + CUDA + BENCH,
+        "all": ONNX + TRITON + CUDA + BENCH + EVAL,
     },
     entry_points={"console_scripts": ["dcpose-trt=dcpose_trt.cli:main"]},
 )

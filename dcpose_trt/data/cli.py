@@ -35,9 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--split-ratio", type=float, default=0.8, help="fraction of videos in train (default 0.8)")
     p.add_argument("--size", type=_size, default=(320, 240), help="frame size WxH (default 320x240)")
-    p.add_argument("--hard-val", action=argparse.BooleanOptionalAction, default=True,
-                   help="more occlusion and blur in val than in train (default on)")  # fmt: skip
-    p.add_argument("--workers", type=int, default=0, help="processes (default: min(4, CPUs)); output is the same")
+    p.add_argument(
+        "--hard-val",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="more occlusion and blur in val than in train (default on)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes (default: min(4, CPUs)); output is the same"
+    )
     p.set_defaults(func=_run_synth)
 
 
@@ -49,9 +55,15 @@ def _run_synth(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise InputError(f"--workers must be >= 0, got {args.workers}")
     cfg = SynthConfig(
-        out=Path(args.out), videos=args.videos, frames=args.frames, seed=args.seed,
-        split_ratio=args.split_ratio, size=args.size, hard_val=args.hard_val, workers=args.workers,
-    )  # fmt: skip
+        out=Path(args.out),
+        videos=args.videos,
+        frames=args.frames,
+        seed=args.seed,
+        split_ratio=args.split_ratio,
+        size=args.size,
+        hard_val=args.hard_val,
+        workers=args.workers,
+    )
     s = generate(cfg)
     print(
         f"wrote {len(s.videos['train'])} train + {len(s.videos['val'])} val videos "

@@ -41,15 +41,46 @@ log = logging.getLogger(__name__)
 
 #: The 17 keypoint names of PoseTrack18 in COCO order (``categories[0].keypoints``).
 KEYPOINT_NAMES = (
-    "nose", "head_bottom", "head_top", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+    "nose",
+    "head_bottom",
+    "head_top",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 #: 1-based joint pairs, as in the PoseTrack18 files.
 SKELETON = (
-    [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],
-    [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7],
-)  # fmt: skip
+    [16, 14],
+    [14, 12],
+    [17, 15],
+    [15, 13],
+    [12, 13],
+    [6, 12],
+    [7, 13],
+    [6, 7],
+    [6, 8],
+    [7, 9],
+    [8, 10],
+    [9, 11],
+    [2, 3],
+    [1, 2],
+    [1, 3],
+    [2, 4],
+    [3, 5],
+    [4, 6],
+    [5, 7],
+)
 
 _JPEG_QUALITY = 90
 _TILE = 64  # texture tile side, pixels
@@ -100,7 +131,7 @@ class Difficulty:
 
     motion_blur: float = 0.08
     defocus: float = 0.05
-    flash_occluder: float = 0.08  # one-frame patch over a random joint
+    flash_rate: float = 0.25  # mean number of one-frame patches over random joints, per frame
     static_occluders: tuple[int, int] = (0, 2)  # inclusive range per video
     moving_occluders: tuple[int, int] = (0, 1)
     miss_rate: float = 0.04  # detector misses
@@ -109,9 +140,13 @@ class Difficulty:
     def for_split(split: str, hard_val: bool) -> Difficulty:
         if split == "val" and hard_val:
             return Difficulty(
-                motion_blur=0.2, defocus=0.15, flash_occluder=0.3,
-                static_occluders=(1, 3), moving_occluders=(1, 2), miss_rate=0.06,
-            )  # fmt: skip
+                motion_blur=0.2,
+                defocus=0.15,
+                flash_rate=1.0,
+                static_occluders=(1, 3),
+                moving_occluders=(1, 2),
+                miss_rate=0.06,
+            )
         return Difficulty()
 
 
@@ -179,8 +214,9 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     for _ in range(int(rng.integers(10, 30))):  # blobs, tufts, ground marks
         c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         ax = (int(rng.integers(3, w // 10)), int(rng.integers(2, h // 12)))
-        cv2.ellipse(img, c, ax, float(rng.uniform(0, 180)), 0, 360,
-                    tuple(int(v) for v in rng.integers(0, 255, 3)), -1)  # fmt: skip
+        cv2.ellipse(
+            img, c, ax, float(rng.uniform(0, 180)), 0, 360, tuple(int(v) for v in rng.integers(0, 255, 3)), -1
+        )
     for _ in range(int(rng.integers(3, 10))):  # lines: fences, court markings, cables
         p = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         q = (int(rng.integers(0, w)), int(rng.integers(0, h)))
@@ -196,8 +232,15 @@ def _tiled(tile: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.tile(tile, reps)
 
 
-def _paint(frame: np.ndarray, mask: np.ndarray, x0: int, y0: int, tile: np.ndarray,
-           tex_offset: tuple[int, int], shade: float = 1.0) -> None:  # fmt: skip
+def _paint(
+    frame: np.ndarray,
+    mask: np.ndarray,
+    x0: int,
+    y0: int,
+    tile: np.ndarray,
+    tex_offset: tuple[int, int],
+    shade: float = 1.0,
+) -> None:
     """Paint ``tile`` (tiled, shifted by ``tex_offset`` so it moves with its owner) where ``mask``.
 
     ``mask`` is an h x w bool array whose top-left corner sits at image pixel (x0, y0); the part
@@ -237,9 +280,21 @@ _SHIRT, _PANTS, _SKIN, _HAIR, _DARK, _LOGO, _SLEEVE = 1, 2, 3, 4, 5, 6, 7
 
 # Degrees of freedom animated per person: angle(t) = base + amp * sin(harm * phase(t) + offset).
 _DOFS = (
-    "l_sho_flex", "r_sho_flex", "l_sho_abd", "r_sho_abd", "l_elbow", "r_elbow",
-    "l_hip_flex", "r_hip_flex", "l_hip_abd", "r_hip_abd", "l_knee", "r_knee", "lean", "tilt",
-)  # fmt: skip
+    "l_sho_flex",
+    "r_sho_flex",
+    "l_sho_abd",
+    "r_sho_abd",
+    "l_elbow",
+    "r_elbow",
+    "l_hip_flex",
+    "r_hip_flex",
+    "l_hip_abd",
+    "r_hip_abd",
+    "l_knee",
+    "r_knee",
+    "lean",
+    "tilt",
+)
 
 
 @dataclass
@@ -270,8 +325,15 @@ class _Person:
         return base + amp * math.sin(harm * phase + off)
 
 
-def _make_person(rng: np.random.Generator, *, frame_w: int, frame_h: int, cam0: np.ndarray,
-                 frames: int, background: bool = False) -> _Person:  # fmt: skip
+def _make_person(
+    rng: np.random.Generator,
+    *,
+    frame_w: int,
+    frame_h: int,
+    cam0: np.ndarray,
+    frames: int,
+    background: bool = False,
+) -> _Person:
     d = rng.uniform(0.0, 0.25) if background else rng.uniform(0.15, 1.0)  # 0 far .. 1 near
     height = frame_h * (0.38 + 0.42 * d) * rng.uniform(0.88, 1.12)
     if background:
@@ -324,8 +386,12 @@ def _make_person(rng: np.random.Generator, *, frame_w: int, frame_h: int, cam0: 
     else:  # dance: independent smooth oscillations of every joint
         for name in _DOFS:
             big = name.endswith(("abd", "flex"))
-            a[name] = (r(u(-10, 60)) if big else r(u(0, 40)), r(u(5, 45)) if big else r(u(0, 25)),
-                       int(rng.integers(1, 3)), u(0, 2 * math.pi))  # fmt: skip
+            a[name] = (
+                r(u(-10, 60)) if big else r(u(0, 40)),
+                r(u(5, 45)) if big else r(u(0, 25)),
+                int(rng.integers(1, 3)),
+                u(0, 2 * math.pi),
+            )
         for k in ("l_hip_flex", "r_hip_flex"):
             a[k] = (r(u(-10, 30)), r(u(5, 30)), 1, u(0, 2 * math.pi))
         for k in ("l_hip_abd", "r_hip_abd"):
@@ -339,15 +405,33 @@ def _make_person(rng: np.random.Generator, *, frame_w: int, frame_h: int, cam0: 
     hair = np.full((_TILE, _TILE, 3), rng.integers(10, 120, 3), np.uint8)
     dark = np.full((_TILE, _TILE, 3), 25, np.uint8)
     shirt = _texture(rng)
-    tiles = {_SHIRT: shirt, _PANTS: _texture(rng), _SKIN: skin, _HAIR: hair, _DARK: dark,
-             _LOGO: _texture(rng), _SLEEVE: shirt}  # fmt: skip
+    tiles = {
+        _SHIRT: shirt,
+        _PANTS: _texture(rng),
+        _SKIN: skin,
+        _HAIR: hair,
+        _DARK: dark,
+        _LOGO: _texture(rng),
+        _SLEEVE: shirt,
+    }
     return _Person(
-        height=height, x0=x0, vx=vx, foot_y=foot_y, yaw0=yaw0, yaw_amp=u(0.0, 0.25),
-        phase0=u(0, 2 * math.pi), dphase=u(0.15, 0.35) if mode != "walk" else u(0.18, 0.3),
-        build=u(0.8, 1.25), angles=a, tiles=tiles, long_sleeves=bool(rng.random() < 0.5),
-        shorts=bool(rng.random() < 0.3), has_logo=bool(rng.random() < 0.7), annotated=not background,
+        height=height,
+        x0=x0,
+        vx=vx,
+        foot_y=foot_y,
+        yaw0=yaw0,
+        yaw_amp=u(0.0, 0.25),
+        phase0=u(0, 2 * math.pi),
+        dphase=u(0.15, 0.35) if mode != "walk" else u(0.18, 0.3),
+        build=u(0.8, 1.25),
+        angles=a,
+        tiles=tiles,
+        long_sleeves=bool(rng.random() < 0.5),
+        shorts=bool(rng.random() < 0.3),
+        has_logo=bool(rng.random() < 0.7),
+        annotated=not background,
         tex_offset=(int(rng.integers(0, _TILE)), int(rng.integers(0, _TILE))),
-    )  # fmt: skip
+    )
 
 
 def _limb_dir(side: float, abd: float, flex: float) -> np.ndarray:
@@ -445,26 +529,23 @@ def _render_person(frame: np.ndarray, p: _Person, t: int, cam_c: np.ndarray, zoo
         cv2.circle(lab, tuple(int(v) for v in fx(b)), int(wb / 2 * S), val, -1, cv2.LINE_8, 2)
 
     bw = p.build * scale
-    parts: list[tuple[float, object]] = []  # (depth, draw function)
+    parts: list[tuple[float, object, tuple]] = []  # (depth, draw function, its arguments)
 
     def shade(z: float) -> int:
         return 8 if z < -0.02 else 0  # far-side limbs darker: a depth cue for left/right
 
-    for i, s in ((0, "l"), (1, "r")):
+    fore_mat = _SLEEVE if p.long_sleeves else _SKIN
+    shin_mat = _SKIN if p.shorts else _PANTS
+    for i in (0, 1):  # left, right
         sho, elb, wri, hip, kne, ank = 5 + i, 7 + i, 9 + i, 11 + i, 13 + i, 15 + i
-        zu, zf = (dz[sho] + dz[elb]) / 2, (dz[elb] + dz[wri]) / 2
-        zt, zs = (dz[hip] + dz[kne]) / 2, (dz[kne] + dz[ank]) / 2
-        upper_mat = _SLEEVE
-        fore_mat = _SLEEVE if p.long_sleeves else _SKIN
-        shin_mat = _SKIN if p.shorts else _PANTS
-        parts.append((zu + 0.001, lambda a=kp[sho], b=kp[elb], v=upper_mat + shade(zu):
-                      limb(a, b, 0.055 * bw, 0.045 * bw, v)))  # fmt: skip
-        parts.append((zf + 0.002, lambda a=kp[elb], b=kp[wri], v=fore_mat + shade(zf):
-                      limb(a, b, 0.042 * bw, 0.034 * bw, v)))  # fmt: skip
-        parts.append((zt, lambda a=kp[hip], b=kp[kne], v=_PANTS + shade(zt):
-                      limb(a, b, 0.08 * bw, 0.06 * bw, v)))  # fmt: skip
-        parts.append((zs + 0.001, lambda a=kp[kne], b=kp[ank], v=shin_mat + shade(zs):
-                      limb(a, b, 0.058 * bw, 0.045 * bw, v)))  # fmt: skip
+        for a, b, wa, wb, mat, bias in (
+            (sho, elb, 0.055, 0.045, _SLEEVE, 0.001),
+            (elb, wri, 0.042, 0.034, fore_mat, 0.002),
+            (hip, kne, 0.08, 0.06, _PANTS, 0.0),
+            (kne, ank, 0.058, 0.045, shin_mat, 0.001),
+        ):
+            z = (dz[a] + dz[b]) / 2
+            parts.append((z + bias, limb, (kp[a], kp[b], wa * bw, wb * bw, mat + shade(z))))
 
     # Torso: hull of shoulders and hips thickened front-to-back, so it keeps a width in profile.
     R = ex["R"]
@@ -483,7 +564,7 @@ def _render_person(frame: np.ndarray, p: _Person, t: int, cam_c: np.ndarray, zoo
         if p.has_logo and math.cos(yaw) > 0.3:  # a chest print: tells front from back
             cv2.circle(lab, tuple(int(v) for v in fx(chest)), int(0.03 * scale * S), _LOGO, -1, cv2.LINE_8, 2)
 
-    parts.append((0.0, torso))
+    parts.append((0.0, torso, ()))
 
     # Head: an ellipse between head_bottom and head_top; hair at the back; eyes and nose in front.
     axis = kp[2] - kp[1]
@@ -502,17 +583,27 @@ def _render_person(frame: np.ndarray, p: _Person, t: int, cam_c: np.ndarray, zoo
         else:  # a hair cap on top, shifted to the back of the head
             back = -math.sin(yaw) * head_w * 0.25
             hc = head_c + np.array([back, 0.0]) + axis / head_len * head_len * 0.18
-            cv2.ellipse(lab, tuple(int(v) for v in fx(hc)), (int(head_w / 2 * 0.95 * S), int(head_len * 0.36 * S)),
-                        ang, 0, 360, _HAIR, -1, cv2.LINE_8, 2)  # fmt: skip
+            cv2.ellipse(
+                lab,
+                tuple(int(v) for v in fx(hc)),
+                (int(head_w / 2 * 0.95 * S), int(head_len * 0.36 * S)),
+                ang,
+                0,
+                360,
+                _HAIR,
+                -1,
+                cv2.LINE_8,
+                2,
+            )
             r = max(int(0.012 * scale * S), S)
             if front > 0.2:
                 for e in (eye_l, eye_r):
                     cv2.circle(lab, tuple(int(v) for v in fx(e)), r, _DARK, -1, cv2.LINE_8, 2)
             cv2.circle(lab, tuple(int(v) for v in fx(kp[0])), int(r * 1.3), _DARK, -1, cv2.LINE_8, 2)
 
-    parts.append((0.02, head))
-    for _, draw in sorted(parts, key=lambda e: e[0]):
-        draw()
+    parts.append((0.02, head, ()))
+    for _, draw, args in sorted(parts, key=lambda e: e[0]):
+        draw(*args)
 
     # Composite the label canvas with the person's textures; texture moves with the person.
     toff = (int(round(root[0])) + p.tex_offset[0], int(round(root[1])) + p.tex_offset[1])
@@ -646,8 +737,11 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
     cam0 = np.array([BW / 2, BH / 2]) + rng.uniform(-0.1, 0.1, 2) * [W, H]
     pan_v = rng.uniform(-1.5, 1.5, 2) * [1.0, 0.3]  # px / frame
     pan_a, pan_w, pan_p = rng.uniform(0, 12, 2), rng.uniform(0.05, 0.2), rng.uniform(0, 2 * math.pi, 2)
-    zoom0, zoom_a, zoom_w, zoom_p = rng.uniform(0.95, 1.15), rng.uniform(0, 0.15), rng.uniform(0.04, 0.15), rng.uniform(
-        0, 2 * math.pi
+    zoom0, zoom_a, zoom_w, zoom_p = (
+        rng.uniform(0.95, 1.15),
+        rng.uniform(0, 0.15),
+        rng.uniform(0.04, 0.15),
+        rng.uniform(0, 2 * math.pi),
     )
 
     n_people = int(rng.integers(1, 5))
@@ -660,14 +754,19 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
     # Near people are lower in the image and bigger: draw far (small foot_y) first.
     order = sorted(range(len(people)), key=lambda k: people[k].foot_y)
 
-    occluders = [_make_static_occluder(rng, cam0, W, H)
-                 for _ in range(int(rng.integers(diff.static_occluders[0], diff.static_occluders[1] + 1)))]
-    occluders += [_make_mover(rng, T, W, H)
-                  for _ in range(int(rng.integers(diff.moving_occluders[0], diff.moving_occluders[1] + 1)))]  # fmt: skip
+    occluders = [
+        _make_static_occluder(rng, cam0, W, H)
+        for _ in range(int(rng.integers(diff.static_occluders[0], diff.static_occluders[1] + 1)))
+    ]
+    occluders += [
+        _make_mover(rng, T, W, H)
+        for _ in range(int(rng.integers(diff.moving_occluders[0], diff.moving_occluders[1] + 1)))
+    ]
     # Per-frame randomness drawn up front so it does not depend on how much drawing happened.
     blur_kind = rng.random((T, 2))
     blur_par = rng.random((T, 3))
-    flash_draw = rng.random((T, 4))
+    flash_count = np.minimum(rng.poisson(diff.flash_rate, T), 4)
+    flash_draw = rng.random((T, 4, 4))
     flash_tiles = [_texture(rng) for _ in range(3)]
     # Sensor noise: one bank per video, a different window of it per frame (cheaper than fresh noise).
     noise = np.round(rng.normal(0, 2.5, (H + 32, W + 32, 3))).astype(np.int16)
@@ -686,14 +785,15 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
             rendered[k] = _render_person(frame, people[k], t, cam_c, zoom)
         for oc in occluders:
             _draw_occluder(frame, oc, t, cam_c, zoom)
-        # Flash occluder: a patch over one joint of one person in this frame only.
+        # Flash occluders: patches over single joints, in this frame only (visible in the neighbours).
         annotated_ids = [k for k in range(len(people)) if people[k].annotated]
-        if flash_draw[t, 0] < diff.flash_occluder and annotated_ids:
-            k = annotated_ids[int(flash_draw[t, 1] * len(annotated_ids))]
-            j = [0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16][int(flash_draw[t, 2] * 13)]
-            c = rendered[k].keypoints[j]
-            s = people[k].height * zoom * (0.1 + 0.1 * flash_draw[t, 3])
-            oc = _Occluder("flash", flash_tiles[t % 3], (c[0] - s / 2, c[1] - s / 2, s, s * 0.9))
+        for f in range(flash_count[t] if annotated_ids else 0):
+            u = flash_draw[t, f]
+            k = annotated_ids[int(u[0] * len(annotated_ids))]
+            j = (0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)[int(u[1] * 13)]
+            c = rendered[k].keypoints[j] + (u[2] - 0.5) * 0.05 * people[k].height * zoom
+            s = people[k].height * zoom * (0.1 + 0.1 * u[3])
+            oc = _Occluder("flash", flash_tiles[f % 3], (c[0] - s / 2, c[1] - s / 2, s, s * 0.9))
             _draw_occluder(frame, oc, t, cam_c, zoom)
         if blur_kind[t, 0] < diff.motion_blur:
             frame = _motion_blur(frame, 5 + int(blur_par[t, 0] * 8), blur_par[t, 1] * math.pi)
@@ -733,54 +833,77 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
             flat: list[float] = []
             for j in range(17):
                 flat += [_round(kp[j, 0]), _round(kp[j, 1]), 1] if inside[j] else [0, 0, 0]
-            annotations.append({
-                "bbox_head": [_round(v) for v in r.head_box],
-                "keypoints": flat,
-                "track_id": people[k].track_id,
-                "image_id": image_id,
-                "bbox": [_round(v) for v in r.bbox],
-                "scores": [],
-                "category_id": 1,
-                "id": image_id * 100 + people[k].track_id,
-                "iscrowd": False,
-                "num_keypoints": int(inside.sum()),
-            })  # fmt: skip
+            annotations.append(
+                {
+                    "bbox_head": [_round(v) for v in r.head_box],
+                    "keypoints": flat,
+                    "track_id": people[k].track_id,
+                    "image_id": image_id,
+                    "bbox": [_round(v) for v in r.bbox],
+                    "scores": [],
+                    "category_id": 1,
+                    "id": image_id * 100 + people[k].track_id,
+                    "iscrowd": False,
+                    "num_keypoints": int(inside.sum()),
+                }
+            )
             n_ann += 1
             out_frac = 1.0 - inside.sum() / 15.0
-            if det_rng.random() >= diff.miss_rate + 0.4 * out_frac ** 2:
-                detections.append(_det(det_rng, image_id, file_name, T, t, r.bbox, 0.95 - 0.4 * out_frac, W, H))
+            if det_rng.random() >= diff.miss_rate + 0.4 * out_frac**2:
+                detections.append(
+                    _det(det_rng, image_id, file_name, T, t, r.bbox, 0.95 - 0.4 * out_frac, W, H)
+                )
         for _ in range(int(det_rng.poisson(0.35))):  # false positives on background clutter
             bw_, bh_ = det_rng.uniform(0.1, 0.4) * W, det_rng.uniform(0.2, 0.7) * H
             box = (det_rng.uniform(0, W - bw_), det_rng.uniform(0, H - bh_), bw_, bh_)
             detections.append(_det(det_rng, image_id, file_name, T, t, box, 0.3, W, H, jitter=0.0))
-        images.append({
-            "has_no_densepose": True,
-            "is_labeled": n_ann > 0,
-            "file_name": file_name,
-            "nframes": T,
-            "frame_id": image_id,
-            "vid_id": f"{vid_id:06d}",
-            "ignore_regions_y": ign_y,
-            "ignore_regions_x": ign_x,
-            "id": image_id,
-            "width": W,
-            "height": H,
-        })  # fmt: skip
+        images.append(
+            {
+                "has_no_densepose": True,
+                "is_labeled": n_ann > 0,
+                "file_name": file_name,
+                "nframes": T,
+                "frame_id": image_id,
+                "vid_id": f"{vid_id:06d}",
+                "ignore_regions_y": ign_y,
+                "ignore_regions_x": ign_x,
+                "id": image_id,
+                "width": W,
+                "height": H,
+            }
+        )
 
     doc = {
-        "categories": [{"supercategory": "person", "id": 1, "name": "person",
-                        "keypoints": list(KEYPOINT_NAMES), "skeleton": [list(s) for s in SKELETON]}],
+        "categories": [
+            {
+                "supercategory": "person",
+                "id": 1,
+                "name": "person",
+                "keypoints": list(KEYPOINT_NAMES),
+                "skeleton": [list(s) for s in SKELETON],
+            }
+        ],
         "images": images,
         "annotations": annotations,
-    }  # fmt: skip
+    }
     ann_dir = cfg.out / "annotations" / split
     ann_dir.mkdir(parents=True, exist_ok=True)
     (ann_dir / f"{name}.json").write_text(json.dumps(doc))
     return detections
 
 
-def _det(rng: np.random.Generator, image_id: int, file_name: str, nframes: int, frame: int,
-         box: Sequence[float], score_mean: float, W: int, H: int, jitter: float = 1.0) -> dict:  # fmt: skip
+def _det(
+    rng: np.random.Generator,
+    image_id: int,
+    file_name: str,
+    nframes: int,
+    frame: int,
+    box: Sequence[float],
+    score_mean: float,
+    W: int,
+    H: int,
+    jitter: float = 1.0,
+) -> dict:
     """One detector-like box: centre/size jitter, clipped to the image, noisy score in (0, 1)."""
     x, y, w, h = box
     cx = x + w / 2 + rng.normal(0, 0.05 * jitter) * w
@@ -847,6 +970,11 @@ def generate(cfg: SynthConfig) -> SynthSummary:
             (out / "detections" / f"{split}.json").write_text(json.dumps(dets[split]))
     seconds = time.perf_counter() - start
     n_frames = cfg.videos * cfg.frames
-    log.info("synth: %d videos x %d frames in %.1f s (%.1f ms/frame)", cfg.videos, cfg.frames, seconds,
-             1000 * seconds / n_frames)  # fmt: skip
+    log.info(
+        "synth: %d videos x %d frames in %.1f s (%.1f ms/frame)",
+        cfg.videos,
+        cfg.frames,
+        seconds,
+        1000 * seconds / n_frames,
+    )
     return SynthSummary(out, names, n_frames, seconds)

@@ -1,9 +1,88 @@
-"""CLI verbs of this stage."""
+"""``dcpose-trt build`` and ``dcpose-trt check-plan``. Only argparse at import time; the work is lazy."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+_BACKENDS = ("tensorrt", "tensorrt-rtx")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's verbs to the ``dcpose-trt`` parser."""
+    p = sub.add_parser(
+        "build", help="build a TensorRT / TensorRT-RTX plan (+ JSON sidecar) from an exported ONNX",
+        description="Build MODEL.plan and MODEL.plan.json from an ONNX file. The network is strongly typed: "
+                    "its precision (FP32/FP16/INT8) is the ONNX's own.")
+    p.add_argument("--onnx", required=True, type=Path, help="exported model (dcpose-trt export)")
+    p.add_argument("--out", required=True, type=Path, help="plan to write, e.g. dcpose.plan")
+    p.add_argument("--backend", choices=_BACKENDS, default="tensorrt")
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument("--persons", metavar="N,N,...",
+                       help="person-batch buckets, e.g. 1,8,32: one profile min/opt/max = 1/8/32 "
+                            "(default), or one per bucket with --profile-per-bucket")
+    batch.add_argument("--batch", metavar="MIN,OPT,MAX", action="append",
+                       help="an explicit batch profile; repeat for several profiles")
+    p.add_argument("--profile-per-bucket", action="store_true",
+                   help="with --persons: one optimization profile per bucket")
+    p.add_argument("--workspace", type=int, metavar="MB", help="workspace memory-pool limit in MiB")
+    p.add_argument("--timing-cache", type=Path, metavar="PATH", help="timing cache to load and update")
+    p.add_argument("--opt-level", type=int, default=3, metavar="N", help="builder optimisation level 0-5")
+    p.add_argument("--version-compatible", action="store_true",
+                   help="plan loads on later TensorRT of the same major (lean runtime)")
+    p.add_argument("--hardware-compat", choices=("none", "ampere+", "same-cc"), default="none")
+    p.add_argument("--plugin-dir", type=Path, metavar="DIR", help="load plugin libraries (*.so) from DIR")
+    p.add_argument("--compute-capability", metavar="CC,...",
+                   help="TensorRT-RTX: target GPUs (e.g. 8.6,8.9,12.0); builds without a GPU")
+    p.add_argument("--fp16-flag", action="store_true",
+                   help="legacy: weakly typed network + BuilderFlag.FP16 (TensorRT 10 only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_build)
+
+    c = sub.add_parser("check-plan", help="tell whether a plan fits this machine (and how to rebuild it)")
+    c.add_argument("plan", type=Path)
+    c.add_argument("--onnx", type=Path, help="the ONNX the plan should have been built from")
+    c.add_argument("--preset", help="the preset the plan should be for")
+    c.set_defaults(func=_check)
+
+
+def _config(args: argparse.Namespace):  # -> BuildConfig (kept lazy)
+    from dcpose_trt.engine.config import BuildConfig, parse_ints, profiles_from_persons
+    from dcpose_trt.errors import InputError
+
+    if args.batch:
+        profiles = []
+        for text in args.batch:
+            values = parse_ints(text, "--batch")
+            if len(values) != 3:
+                raise InputError(f"--batch takes MIN,OPT,MAX, got {text!r}")
+            profiles.append((values[0], values[1], values[2]))
+        profiles_t = tuple(profiles)
+    else:
+        persons = parse_ints(args.persons, "--persons") if args.persons else (1, 8, 32)
+        profiles_t = profiles_from_persons(persons, per_bucket=args.profile_per_bucket)
+    ccs = tuple(c.strip() for c in args.compute_capability.split(",") if c.strip()) \
+        if args.compute_capability else ()
+    return BuildConfig(
+        backend=args.backend, profiles=profiles_t, workspace_mb=args.workspace,
+        timing_cache=args.timing_cache,
+        opt_level=args.opt_level, version_compatible=args.version_compatible,
+        hardware_compat=args.hardware_compat, plugin_dir=args.plugin_dir, compute_capabilities=ccs,
+        fp16_flag=args.fp16_flag, progress=not args.no_progress)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from dcpose_trt.engine.builder import build_engine
+    from dcpose_trt.engine.plan import sidecar_path
+
+    plan = build_engine(args.onnx, args.out, _config(args))
+    print(f"wrote {plan} and {sidecar_path(plan)}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from dcpose_trt.engine.plan import check
+
+    result = check(args.plan, args.onnx, args.preset)
+    print(result.message)
+    return 0 if result.ok else 1

@@ -1,0 +1,1 @@
+"""Evaluation: PoseTrack AP (poseval), COCO OKS AP (pycocotools, optional), result files."""

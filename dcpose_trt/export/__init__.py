@@ -1,0 +1,44 @@
+"""torch → ONNX export (three deformable-conv forms, split backbone/head) and FP16/INT8 ONNX.
+
+``export_onnx(model, out, ExportConfig(...))`` writes the graph; ``quantize_onnx(onnx, out,
+QuantizeConfig(...))`` lowers its precision. onnx, onnxscript and onnxruntime are imported when used.
+"""
+
+from __future__ import annotations
+
+from dcpose_trt.export.deform_ops import (
+    DEFORM_FORMS,
+    make_deform_translation,
+    plugin_identity,
+    plugin_op_schema,
+    translation_table,
+)
+from dcpose_trt.export.onnx_export import (
+    ExportConfig,
+    atomic_save_onnx,
+    export_graph,
+    export_onnx,
+    get_metadata,
+    graph_diff_except_dcn,
+    load_model,
+)
+from dcpose_trt.export.precision import QuantizeConfig, check_qdq, int8_excluded_nodes, quantize_onnx
+
+__all__ = [
+    "DEFORM_FORMS",
+    "ExportConfig",
+    "QuantizeConfig",
+    "atomic_save_onnx",
+    "check_qdq",
+    "export_graph",
+    "export_onnx",
+    "get_metadata",
+    "graph_diff_except_dcn",
+    "int8_excluded_nodes",
+    "load_model",
+    "make_deform_translation",
+    "plugin_identity",
+    "plugin_op_schema",
+    "quantize_onnx",
+    "translation_table",
+]

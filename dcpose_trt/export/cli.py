@@ -1,9 +1,97 @@
-"""CLI verbs of this stage."""
+"""CLI verbs of the export stage: ``export``, ``quantize`` and ``fidelity``.
+
+Only argparse at import time, so ``dcpose-trt --help`` needs none of torch.onnx, onnx or onnxruntime.
+Each verb parses its flags into the stage's config dataclass and calls one function.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+DEFORM_FORMS = ("plugin", "deformconv", "gridsample")  # == dcpose_trt.export.deform_ops.DEFORM_FORMS
+
+
+def _progress_logging() -> None:
+    """Show this stage's progress (INFO) even without -v: exports and calibration take a while."""
+    for name in ("dcpose_trt.export", "dcpose_trt.eval.fidelity"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary, load_model
+
+    _progress_logging()
+    cfg = ExportConfig(deform=args.deform, split=args.split, opset=args.opset, check=args.check)
+    cfg.validate()
+    model = load_model(args.model, args.preset)
+    out = export_onnx(model, args.out, cfg)
+    files = [out / "backbone.onnx", out / "head.onnx"] if args.split else [out]
+    print(export_summary(files))
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
+
+    _progress_logging()
+    cfg = QuantizeConfig(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
+                         calib_samples=args.calib_samples, calib_split=args.calib_split,
+                         calib_method=args.calib_method)
+    out = quantize_onnx(args.onnx, args.out, cfg)
+    print(f"wrote {out} ({args.precision})")
+    return 0
+
+
+def _fidelity(args: argparse.Namespace) -> int:
+    from dcpose_trt.eval.fidelity import fidelity, write_report
+
+    _progress_logging()
+    report = fidelity(args.reference, args.candidate, args.data, split=args.split, max_frames=args.max_frames)
+    print(report.format_table())
+    if args.json:
+        print(f"wrote {write_report(report, args.json)}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's verbs to the ``dcpose-trt`` parser."""
+    p = sub.add_parser("export", help="export DCPose to ONNX (three deformable-conv forms, optional split)",
+                       description="Export DCPose to ONNX with a dynamic person batch.")
+    p.add_argument("--model", type=Path, help="DCPose checkpoint (.pth); default: the bundled tiny model")
+    p.add_argument("--preset", help="preset (default: the checkpoint's, else tiny-128x96)")
+    p.add_argument("--out", type=Path, required=True, help="output .onnx (with --split: a folder)")
+    p.add_argument("--deform", choices=DEFORM_FORMS, default="deformconv",
+                   help="plugin: dcpose_trt TensorRT plugin node; deformconv: ONNX DeformConv (opset 19); "
+                        "gridsample: standard ops only (default: deformconv)")
+    p.add_argument("--split", action="store_true", help="write backbone.onnx and head.onnx into --out")
+    p.add_argument("--opset", type=int, default=19, help="ONNX opset (default: 19)")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="compare ONNX Runtime with PyTorch on a random batch (default: on)")
+    p.set_defaults(func=_export)
+
+    q = sub.add_parser("quantize", help="FP16 or INT8 (Q/DQ) copy of an exported ONNX",
+                       description="Lower an FP32 export to FP16, or to INT8 calibrated on real person crops.")
+    q.add_argument("--onnx", type=Path, required=True, help="FP32 ONNX from 'dcpose-trt export'")
+    q.add_argument("--precision", choices=("fp16", "int8"), required=True)
+    q.add_argument("--calib", type=Path, help="INT8: video file, frames folder, or PoseTrack-layout dataset")
+    q.add_argument("--calib-boxes", type=Path, help="INT8: person boxes for a video/frames folder (boxes.json "
+                   "or a COCO detection list)")
+    q.add_argument("--calib-samples", type=int, default=256, help="person crops to calibrate on (default: 256)")
+    q.add_argument("--calib-split", default="val", help="split of a PoseTrack-layout dataset (default: val)")
+    q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax")
+    q.add_argument("--out", type=Path, required=True, help="output .onnx")
+    q.set_defaults(func=_quantize)
+
+    f = sub.add_parser("fidelity", help="keypoint displacement and AP of a candidate backend vs a reference",
+                       description="Compare keypoints of two models on a PoseTrack-layout split (GT boxes).")
+    f.add_argument("--reference", type=Path, required=True, help="checkpoint (.pth) or ONNX")
+    f.add_argument("--candidate", type=Path, required=True, help="ONNX (FP16/INT8) or TensorRT plan")
+    f.add_argument("--data", type=Path, required=True, help="PoseTrack-layout dataset root")
+    f.add_argument("--split", default="val", help="dataset split (default: val)")
+    f.add_argument("--max-frames", type=int, help="stop after this many labeled frames")
+    f.add_argument("--json", type=Path, help="also write the report as JSON")
+    f.set_defaults(func=_fidelity)

@@ -121,6 +121,14 @@ def make_deform_translation(plugin: bool) -> Callable[..., Any]:
             return custom_op(input, weight, offset, bias, m, plugin_namespace=namespace, **attrs)
         return op19.DeformConv(input, weight, offset, bias, m, **attrs)
 
+    # This module uses postponed annotations (strings); the dispatcher resolves them against module
+    # globals, where the lazily imported TFloat is missing, so give it the real objects.
+    torchvision_deform_conv2d.__annotations__ = {
+        "input": TFloat, "weight": TFloat, "offset": TFloat, "mask": TFloat | None, "bias": TFloat | None,
+        **{a: int for a in ("stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w", "groups",
+                            "offset_groups")},
+        "use_mask": bool, "return": TFloat,
+    }
     return torchvision_deform_conv2d
 
 

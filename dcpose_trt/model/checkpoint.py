@@ -150,7 +150,8 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The extra fields of a dcpose-trt container (``preset``, ``begin_epoch``...), ``{}`` if none."""
     obj = _read(path)
     if isinstance(obj, Mapping):
-        return {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer") and not isinstance(v, torch.Tensor)}
+        skip = ("state_dict", "optimizer")
+        return {k: v for k, v in obj.items() if k not in skip and not isinstance(v, torch.Tensor)}
     return {}
 
 

@@ -140,13 +140,12 @@ class DCPose(nn.Module):
             nn.Sequential(nn.Conv2d(64, j * k * k, k, 1, padding=d, dilation=d, bias=False)) for d in dilations
         )
         self.modulated_deform_conv_list = nn.ModuleList(DeformableCONV(j, k, d) for d in dilations)
-        self._init_head()
+        self._init_weights()
 
-    def _init_head(self) -> None:
-        # Official init_weights for the temporal head: conv ~ N(0, 0.001), bias 0; BN 1/0; DCN identity.
-        for name, m in self.named_modules():
-            if name.startswith("rough_pose_estimation_net"):
-                continue
+    def _init_weights(self) -> None:
+        # Official DcPose_RSN.init_weights: every conv ~ N(0, 0.001) with zero bias, BN 1/0, DCN
+        # identity (set in ModulatedDeformConv). Officially the HRNet is then overwritten by COCO weights.
+        for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.001)
                 if m.bias is not None:

@@ -95,8 +95,15 @@ def test_make_inputs_uses_current_box_for_all_frames():
 
 
 def test_clean_boxes_drops_bad_rows():
-    b = clean_boxes([[0, 0, 10, 10, 0.9], [0, 0, 0, 10, 1], [0, 0, -5, 10, 1], [np.nan, 0, 5, 5, 1],
-                     [-50, -50, 20, 20, 0.3]])
+    b = clean_boxes(
+        [
+            [0, 0, 10, 10, 0.9],
+            [0, 0, 0, 10, 1],
+            [0, 0, -5, 10, 1],
+            [np.nan, 0, 5, 5, 1],
+            [-50, -50, 20, 20, 0.3],
+        ]
+    )
     assert b.shape == (2, 5)
     assert clean_boxes([[5, 5, 10, 10]])[0, 4] == 1.0  # missing score → 1
     with pytest.raises(InputError, match="numeric"):
@@ -123,8 +130,12 @@ def test_as_bgr8_conversions():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    x=st.floats(-500, 2000), y=st.floats(-500, 2000), w=st.floats(1, 800), h=st.floats(1, 800),
-    px=st.floats(0, 1), py=st.floats(0, 1),
+    x=st.floats(-500, 2000),
+    y=st.floats(-500, 2000),
+    w=st.floats(1, 800),
+    h=st.floats(1, 800),
+    px=st.floats(0, 1),
+    py=st.floats(0, 1),
 )
 def test_affine_roundtrip(x, y, w, h, px, py):
     """Crop transform followed by the inverse from the crop returns the original point."""
@@ -137,8 +148,14 @@ def test_affine_roundtrip(x, y, w, h, px, py):
 
 
 @settings(max_examples=40, deadline=None)
-@given(hx=st.integers(0, 23), hy=st.integers(0, 31), x=st.floats(0, 600), y=st.floats(0, 400),
-       w=st.floats(4, 300), h=st.floats(4, 300))
+@given(
+    hx=st.integers(0, 23),
+    hy=st.integers(0, 31),
+    x=st.floats(0, 600),
+    y=st.floats(0, 400),
+    w=st.floats(4, 300),
+    h=st.floats(4, 300),
+)
 def test_decode_peak_maps_to_crop_location(hx, hy, x, y, w, h):
     """A single-peak heatmap decodes to the image point whose crop coordinate is 4× the peak cell."""
     c, s = box_to_center_scale((x, y, w, h))

@@ -10,7 +10,15 @@ and mypy checks the given modules against each version (:mod:`tools.trt_api.chec
 from __future__ import annotations
 
 from tools.trt_api.check import CheckResult, check, run_mypy
-from tools.trt_api.stubs import DEFAULT_VERSIONS, ApiSpec, StubSet, TrtApiError, cache_root, parse_spec, prepare
+from tools.trt_api.stubs import (
+    DEFAULT_VERSIONS,
+    ApiSpec,
+    StubSet,
+    TrtApiError,
+    cache_root,
+    parse_spec,
+    prepare,
+)
 
 __all__ = [
     "DEFAULT_VERSIONS",

@@ -40,7 +40,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Bump when the recipe below changes, so cached stub sets are regenerated.
-RECIPE = "5"
+RECIPE = "6"
 
 
 class TrtApiError(RuntimeError):
@@ -215,13 +215,17 @@ def _clean_cpp_names(pyi: Path) -> None:
     text = _CPP_OTHER.sub("typing.Any", text)
     # 10.x bindings print py::capsule parameters as the undefined name `capsule`.
     text = re.sub(r"(?<=: )capsule\b|(?<=-> )capsule\b", "typing.Any", text)
+    # A pybind11 `void*` parameter (printed as a capsule type) also accepts any pybind11-bound object and
+    # passes its C++ pointer: `init_libnvinfer_plugins(logger, "")` takes a trt.ILogger.
+    text = re.sub(r"(?<=: )typing_extensions\.CapsuleType\b(?=\s*[,)=])", "typing.Any", text)
     text = "\n".join(_fix_def_line(line) for line in text.splitlines()) + "\n"
     if "import typing\n" not in text:
         text = "import typing\n" + text
     try:
         ast.parse(text)
     except SyntaxError as exc:
-        raise TrtApiError(f"generated stub {pyi} is not valid Python (line {exc.lineno}: {exc.msg})") from None
+        raise TrtApiError(f"generated stub {pyi} is not valid Python (line {exc.lineno}: {exc.msg})"
+                          ) from None
     pyi.write_text(text)
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "block_co_for",
     "deform_conv2d",
     "launch_geometry",
+    "launch_kernel",
 ]
 
 
@@ -160,8 +161,9 @@ def _check_kernel_inputs(tensors: dict[str, Tensor | None], out_channels: int) -
         )
     for name, t in tensors.items():
         # Element offsets inside one batch item are int32 in the kernel (batch bases are int64).
-        if t is not None and t.dim() == 4 and t[0].numel() > _INT32_MAX:
-            raise ValueError(f"{name} has {t[0].numel()} elements per batch item; the kernel supports < 2**31")
+        per_item = math.prod(t.shape[1:]) if t is not None and t.dim() == 4 else 0
+        if per_item > _INT32_MAX:
+            raise ValueError(f"{name} has {per_item} elements per batch item; the kernel supports < 2**31")
 
 
 def deform_conv2d(
@@ -209,31 +211,53 @@ def deform_conv2d(
         {"input": input, "offset": offset, "weight": weight, "bias": bias, "mask": mask}, c_out
     )
     out = torch.empty((input.shape[0], c_out, ho, wo), dtype=input.dtype, device=input.device)
-    if out.numel() == 0:
-        return out
+    launch_kernel(input, offset, mask, weight, bias, out, stride, padding, dilation, groups_off)
+    return out
 
+
+def launch_kernel(
+    input: Tensor,
+    offset: Tensor,
+    mask: Tensor | None,
+    weight: Tensor,
+    bias: Tensor | None,
+    out: Tensor,
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    dilation: int | tuple[int, int],
+    offset_groups: int,
+    tactic: int | None = None,
+) -> None:
+    """Launch the kernel into a preallocated ``out`` (Tensor[B, Cout, Ho, Wo]); no shape checks.
+
+    Used by :func:`deform_conv2d` (after validation) and by the TensorRT JIT ``impl`` (which writes into
+    TensorRT's output buffer on TensorRT's stream). Inputs are made contiguous; ``tactic=None`` picks
+    by problem size.
+    """
+    if out.numel() == 0:
+        return
     from dcpose_trt._deps import require
 
     require("triton", "triton", "the Triton deformable convolution")
     from dcpose_trt.plugins.deform_conv.kernels import deform_conv2d_kernel
 
-    # Few output tiles (one person): smaller tiles keep more SMs busy.
-    tactic = 2 if ho * wo * input.shape[0] <= 16384 else 1
+    ho, wo = out.shape[2], out.shape[3]
+    if tactic is None:
+        # Few output tiles (one person): smaller tiles keep more SMs busy.
+        tactic = 2 if ho * wo * input.shape[0] <= 16384 else 1
     block_p = None
     if input.device.type != "cuda":
         # Triton's interpreter pays per operation, not per element: one tile per image is fastest.
         block_p = min(4096, 1 << max(4, (ho * wo - 1).bit_length()))
     geo = launch_geometry(
-        tuple(input.shape), tuple(weight.shape), groups_off, stride, padding, dilation,
+        tuple(input.shape), tuple(weight.shape), offset_groups, stride, padding, dilation,
         has_mask=mask is not None, has_bias=bias is not None, tactic=tactic, block_p=block_p,
     )  # fmt: skip
-    x = input.contiguous()
     off = offset.contiguous()
     w = weight.contiguous()
     # Absent mask/bias: any valid pointer; HAS_MASK/HAS_BIAS=False compile the loads away.
     m = mask.contiguous() if mask is not None else off
     bs = bias.contiguous() if bias is not None else w
     deform_conv2d_kernel[geo.grid[:2]](
-        x, off, m, w, bs, *geo.scalars, out, **geo.constexprs, num_warps=geo.num_warps
+        input.contiguous(), off, m, w, bs, *geo.scalars, out, **geo.constexprs, num_warps=geo.num_warps
     )
-    return out

@@ -1,0 +1,200 @@
+"""What the engine builder needs to know about an ONNX file before TensorRT sees it.
+
+Precision, deformable-conv form, plugins and preset are read from the graph itself (and the exporter's
+``metadata_props``), so the plan sidecar describes what was really built rather than what a flag said.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dcpose_trt._deps import require
+
+# Written by dcpose_trt.export into ModelProto.metadata_props.
+META_PRESET = "dcpose_trt.preset"
+META_DEFORM = "dcpose_trt.deform"
+PLUGIN_DOMAIN = "dcpose_trt"
+
+_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """An ONNX graph input or output: ``shape`` uses ``-1`` for dynamic dims, ``dim_names`` their names."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    dim_names: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class PluginUse:
+    """Custom ops in the graph that TensorRT imports as plugin layers."""
+
+    op_type: str
+    namespace: str
+    version: str
+    nodes: int
+    source: str  # "dcpose_trt" (our QDP) or "libnvinfer_plugin" (TensorRT's built-in)
+
+    def to_json(self) -> dict[str, object]:
+        return {"op": self.op_type, "namespace": self.namespace, "version": self.version,
+                "nodes": self.nodes, "source": self.source}
+
+
+@dataclass(frozen=True)
+class OnnxInfo:
+    """Summary of one ONNX model.
+
+    Attributes:
+        path: the file.
+        sha256: hex digest of the file bytes (a changed ONNX makes its plans stale).
+        opset: default-domain opset.
+        precision: ``"int8"`` (Q/DQ nodes or int8 initializers), ``"fp16"`` / ``"bf16"`` (half
+            initializers), else ``"fp32"``; the precision the strongly typed network will have.
+        dcn_form: ``"plugin"`` (``DeformConv`` in domain ``dcpose_trt``), ``"deformconv"`` (standard
+            ``DeformConv``), ``"gridsample"`` (``GridSample`` decomposition) or ``"none"``.
+        plugins: custom ops TensorRT will need.
+        preset: ``metadata_props["dcpose_trt.preset"]`` or None.
+        metadata: all ``metadata_props``.
+        inputs / outputs: graph I/O.
+        op_counts: node count per op type (for the sidecar and error messages).
+    """
+
+    path: Path
+    sha256: str
+    opset: int
+    precision: str
+    dcn_form: str
+    plugins: tuple[PluginUse, ...]
+    preset: str | None
+    metadata: dict[str, str]
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    op_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def needs_dcpose_plugin(self) -> bool:
+        return any(p.source == PLUGIN_DOMAIN for p in self.plugins)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def onnx_sha256(path: str | os.PathLike[str], external: list[str] | None = None) -> str:
+    """sha256 of an ONNX file, chained with its external-data files (``external`` relative to it).
+
+    With ``external=None`` the file is parsed (without weights) to find them.
+    """
+    path = Path(path)
+    if external is None:
+        onnx = require("onnx", "onnx", "hashing ONNX models")
+        model = onnx.load(str(path), load_external_data=False)
+        external = sorted({e.value for t in model.graph.initializer
+                           if t.data_location == onnx.TensorProto.EXTERNAL
+                           for e in t.external_data if e.key == "location"})
+    digest = file_sha256(path)
+    if not external:
+        return digest
+    h = hashlib.sha256(digest.encode())
+    for name in external:
+        h.update(name.encode() + b"\0" + file_sha256(path.parent / name).encode())
+    return h.hexdigest()
+
+
+def _tensor_info(value_info: object, onnx: object) -> TensorInfo:
+    t = value_info.type.tensor_type  # type: ignore[attr-defined]
+    dims, names = [], []
+    for d in t.shape.dim:
+        dims.append(d.dim_value if d.HasField("dim_value") else -1)
+        names.append(d.dim_param if d.HasField("dim_param") else "")
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name  # type: ignore[attr-defined]
+    return TensorInfo(value_info.name, dtype, tuple(dims), tuple(names))  # type: ignore[attr-defined]
+
+
+def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
+    """Read ``path`` (weights included, external data too) and summarise it; see :class:`OnnxInfo`."""
+    onnx = require("onnx", "onnx", "reading ONNX models for the engine builder")
+    path = Path(path)
+    # Load without weights first to learn which external-data files the model uses: they are part of
+    # the model, so they go into its hash (a retrained .onnx.data must make plans stale too).
+    model = onnx.load(str(path), load_external_data=False)
+    external = sorted({e.value for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+                       for e in t.external_data if e.key == "location"})
+    if external:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    graph = model.graph
+    TP = onnx.TensorProto
+
+    nodes = list(graph.node)
+    for fn in model.functions:  # the dynamo exporter may keep local functions
+        nodes.extend(fn.node)
+    op_counts = Counter(n.op_type for n in nodes)
+    init_types = Counter(int(t.data_type) for t in graph.initializer)
+    const_types = Counter(int(a.t.data_type) for n in nodes if n.op_type == "Constant"
+                          for a in n.attribute if a.name == "value")
+    dtypes = init_types + const_types
+
+    if any(op in op_counts for op in _QDQ_OPS) or dtypes[TP.INT8] or dtypes[TP.UINT8]:
+        precision = "int8"
+    elif dtypes[TP.FLOAT16]:
+        precision = "fp16"
+    elif dtypes[TP.BFLOAT16]:
+        precision = "bf16"
+    else:
+        precision = "fp32"
+
+    plugin_nodes: Counter[tuple[str, str, str, str]] = Counter()
+    for n in nodes:
+        if n.op_type != "DeformConv":
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        version = attrs.get("plugin_version", b"1")
+        version = version.decode() if isinstance(version, bytes) else str(version)
+        if n.domain == PLUGIN_DOMAIN:
+            plugin_nodes[("DeformConv", PLUGIN_DOMAIN, version, PLUGIN_DOMAIN)] += 1
+        elif n.domain in ("", "ai.onnx"):
+            # The ONNX parser maps standard DeformConv onto TensorRT's ModulatedDeformConv2d plugin.
+            plugin_nodes[("ModulatedDeformConv2d", "", "", "libnvinfer_plugin")] += 1
+    plugins = tuple(PluginUse(op, ns, ver, count, src) for (op, ns, ver, src), count in plugin_nodes.items())
+
+    if any(p.source == PLUGIN_DOMAIN for p in plugins):
+        dcn_form = "plugin"
+    elif plugins:
+        dcn_form = "deformconv"
+    elif op_counts.get("GridSample"):
+        dcn_form = "gridsample"
+    else:
+        dcn_form = "none"
+
+    initializer_names = {t.name for t in graph.initializer}
+    metadata = {p.key: p.value for p in model.metadata_props}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return OnnxInfo(
+        path=path,
+        sha256=onnx_sha256(path, external),
+        opset=int(opset),
+        precision=precision,
+        dcn_form=dcn_form,
+        plugins=plugins,
+        preset=metadata.get(META_PRESET),
+        metadata=metadata,
+        # Old exporters list initializers among the inputs; they are weights, not bindings.
+        inputs=tuple(_tensor_info(v, onnx) for v in graph.input if v.name not in initializer_names),
+        outputs=tuple(_tensor_info(v, onnx) for v in graph.output),
+        op_counts=dict(op_counts),
+    )

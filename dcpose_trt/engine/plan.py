@@ -1,0 +1,294 @@
+"""The plan artifact: ``MODEL.plan`` plus ``MODEL.plan.json``, and whether a plan fits this machine.
+
+Sidecar schema (``"schema": "dcpose_trt.plan/1"``)::
+
+    {
+      "schema": "dcpose_trt.plan/1",
+      "plan": {"file": "m.plan", "sha256": "...", "bytes": 123},
+      "backend": {"name": "tensorrt-rtx", "version": "1.7.1.116"},
+      "target": {"gpu": {"name": "NVIDIA H100", "compute_capability": "9.0"} | null,
+                 "compute_capabilities": ["8.9", "12.0"],   # TensorRT-RTX targets; [] = builder default
+                 "hardware_compat": "none", "version_compatible": false},
+      "precision": "fp32" | "fp16" | "bf16" | "int8",
+      "profiles": [{"batch": [1, 8, 32], "shapes": {"frames": {"min": [...], "opt": [...], "max": [...]}}}],
+      "onnx": {"file": "m.onnx", "sha256": "...", "opset": 19, "ops": {"Conv": 80, ...}},
+      "dcn": {"form": "gridsample" | "plugin" | "deformconv" | "none",
+              "plugins": [{"op": "DeformConv", "namespace": "dcpose_trt", "version": "1", ...}]},
+      "preset": "tiny-128x96" | null,
+      "metadata": {...ONNX metadata_props...},
+      "inputs": [{"name": "frames", "dtype": "float", "shape": [-1, 9, 128, 96]}], "outputs": [...],
+      "build": {"strongly_typed": true, "flags": [], "opt_level": 3, "workspace_mb": null, ...},
+      "layers": [{"name": "node_Conv_3_myl0_4", "type": "correlation", "inputs": ["Half"],
+                  "constants": ["Half"], "outputs": ["Half"], "onnx_nodes": ["node_Conv_3"]}],
+                  # the builder's own layer listing (empty if it printed none); dtypes as TensorRT names them
+      "command": "dcpose-trt build --onnx m.onnx --out m.plan ...",
+      "dcpose_trt_version": "0.1.0", "created": "2026-11-24T06:30:00Z"
+    }
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine
+from dcpose_trt.engine.onnx_info import OnnxInfo, file_sha256, onnx_sha256
+from dcpose_trt.errors import PlanMismatchError
+
+SCHEMA = "dcpose_trt.plan/1"
+
+
+def sidecar_path(plan: str | os.PathLike[str]) -> Path:
+    """``m.plan`` -> ``m.plan.json``."""
+    return Path(f"{os.fspath(plan)}.json")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -> Path:
+    """Write ``data`` to a temp file next to ``path``, fsync, then rename over it.
+
+    A crash, an exception or Ctrl-C leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600; give the file the permissions a plain open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+@dataclass
+class PlanArtifact:
+    """Everything the sidecar records about one build (see the module docstring for the JSON)."""
+
+    backend: str
+    backend_version: str
+    gpu: GpuInfo | None
+    compute_capabilities: tuple[str, ...]
+    onnx: OnnxInfo
+    profiles: list[dict[str, Any]]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    build: dict[str, Any]
+    command: str
+    layers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, plan_file: Path, plan_sha256: str, plan_bytes: int) -> dict[str, Any]:
+        from dcpose_trt import __version__
+
+        return {
+            "schema": SCHEMA,
+            "plan": {"file": plan_file.name, "sha256": plan_sha256, "bytes": plan_bytes},
+            "backend": {"name": self.backend, "version": self.backend_version},
+            "target": {
+                "gpu": ({"name": self.gpu.name, "compute_capability": self.gpu.compute_capability}
+                        if self.gpu else None),
+                "compute_capabilities": list(self.compute_capabilities),
+                "hardware_compat": self.build.get("hardware_compat", "none"),
+                "version_compatible": bool(self.build.get("version_compatible", False)),
+            },
+            "precision": self.onnx.precision,
+            "profiles": self.profiles,
+            "onnx": {"file": str(self.onnx.path), "sha256": self.onnx.sha256, "opset": self.onnx.opset,
+                     "ops": dict(sorted(self.onnx.op_counts.items()))},
+            "dcn": {"form": self.onnx.dcn_form, "plugins": [p.to_json() for p in self.onnx.plugins]},
+            "preset": self.onnx.preset,
+            "metadata": self.onnx.metadata,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "build": self.build,
+            "layers": self.layers,
+            "command": self.command,
+            "dcpose_trt_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+
+def write_plan(out_plan: str | os.PathLike[str], serialized: bytes | memoryview,
+               artifact: PlanArtifact) -> Path:
+    """Write the plan and its sidecar atomically; returns the plan path.
+
+    The sidecar carries the plan's sha256, so if a crash ever separated the two renames the pair is
+    detected as inconsistent by :func:`check` instead of being trusted.
+    """
+    import hashlib
+
+    out_plan = Path(out_plan)
+    data = memoryview(serialized).cast("B")
+    meta = artifact.to_json(out_plan, hashlib.sha256(data).hexdigest(), data.nbytes)
+    atomic_write_bytes(out_plan, data)
+    atomic_write_bytes(sidecar_path(out_plan), (json.dumps(meta, indent=2) + "\n").encode())
+    return out_plan
+
+
+def read_sidecar(plan: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``PLAN.json``; raises :class:`PlanMismatchError` when missing or unreadable."""
+    path = sidecar_path(plan)
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PlanMismatchError(f"{plan}: no sidecar {path.name}; rebuild it with dcpose-trt build") from None
+    except (OSError, ValueError) as exc:
+        raise PlanMismatchError(f"{plan}: unreadable sidecar {path.name} ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+        schema = meta.get("schema") if isinstance(meta, dict) else "?"
+        raise PlanMismatchError(f"{plan}: sidecar schema {schema} is not {SCHEMA}")
+    return meta
+
+
+@dataclass
+class PlanCheck:
+    """Whether a plan fits this machine.
+
+    Attributes:
+        plan: the plan file.
+        ok: it can be loaded here as it is.
+        reasons: one short sentence per problem (empty when ok).
+        rebuild_command: the ``dcpose-trt build ...`` command that makes a fitting plan.
+        meta: the sidecar (empty when it could not be read).
+    """
+
+    plan: Path
+    ok: bool
+    reasons: list[str]
+    rebuild_command: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        """One line: ``PLAN does not fit this machine: reason; reason; rebuild with: COMMAND``."""
+        if self.ok:
+            return f"{self.plan}: fits this machine"
+        return (f"{self.plan} does not fit this machine: {'; '.join(self.reasons)}; "
+                f"rebuild with: {self.rebuild_command}")
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    out = []
+    for part in v.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+def _version_reason(meta: dict[str, Any], machine: Machine) -> str | None:
+    backend = meta["backend"]["name"]
+    built = meta["backend"]["version"]
+    have = machine.backend_versions.get(backend)
+    if have is None:
+        return f"it was built with {backend} {built}, which is not installed here"
+    if have == built:
+        return None
+    b, h = _version_tuple(built), _version_tuple(have)
+    if meta["target"].get("version_compatible"):
+        # VC plans load on the same major and any later minor (TensorRT engine-compatibility docs).
+        if h[:1] == b[:1] and h >= b:
+            return None
+        return f"it was built version-compatible with {backend} {built}, which {backend} {have} cannot load"
+    return f"it was built with {backend} {built} but {have} is installed (plans are version specific)"
+
+
+def _gpu_reason(meta: dict[str, Any], machine: Machine) -> str | None:
+    target = meta["target"]
+    gpu = machine.gpu
+    if gpu is None:
+        return "this machine has no CUDA GPU"
+    ccs = target.get("compute_capabilities") or []
+    if ccs:
+        if gpu.compute_capability not in ccs:
+            return (f"it targets compute capabilities {', '.join(ccs)} but this {gpu.name} is "
+                    f"{gpu.compute_capability}")
+        return None
+    built = target.get("gpu")
+    if built is None:
+        return None  # TensorRT-RTX default: every supported GPU, specialised when loaded
+    compat = target.get("hardware_compat", "none")
+    if compat == "ampere+":
+        if _version_tuple(gpu.compute_capability) < (8, 0):
+            return f"it is built for Ampere or newer but this {gpu.name} is {gpu.compute_capability}"
+        return None
+    if gpu.compute_capability != built["compute_capability"]:
+        return (f"it was built for {built['name']} (compute capability {built['compute_capability']}) "
+                f"but this GPU is {gpu.name} ({gpu.compute_capability})")
+    if compat != "same-cc" and gpu.name != built["name"]:
+        return (f"it was built for {built['name']} but this GPU is {gpu.name} (same compute capability; "
+                "build with --hardware-compat same-cc to share plans across such GPUs)")
+    return None
+
+
+def _rebuild_command(meta: dict[str, Any], plan: Path, onnx_path: Path | None) -> str:
+    cmd = str(meta.get("command") or "")
+    if onnx_path is not None and meta.get("onnx", {}).get("file") and meta["onnx"]["file"] != str(onnx_path):
+        cmd = cmd.replace(f"--onnx {meta['onnx']['file']}", f"--onnx {onnx_path}", 1)
+    return cmd or f"dcpose-trt build --onnx MODEL.onnx --out {plan}"
+
+
+def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] | None = None,
+          preset: str | None = None, machine: Machine | None = None) -> PlanCheck:
+    """Tell whether ``plan_path`` can run here, and if not exactly why and how to rebuild it.
+
+    Checks, in order: plan and sidecar present and consistent (sha256); the TensorRT / TensorRT-RTX
+    version it was built with is installed (same version, or same major and not older for
+    version-compatible plans); the GPU (compute capability, model unless hardware-compatible, the
+    TensorRT-RTX target set); the ONNX file (when given) still has the hash the plan was built from; the
+    preset (when given) matches.
+
+    Args:
+        plan_path: ``MODEL.plan``; its sidecar ``MODEL.plan.json`` must sit next to it.
+        onnx_path: the ONNX the plan should come from; a changed file makes the plan stale.
+        preset: the model preset the caller expects (``"w48-384x288"``).
+        machine: facts about the machine to check against; defaults to :func:`local_machine` (tests pass
+            other machines).
+    """
+    plan = Path(plan_path)
+    onnx = Path(onnx_path) if onnx_path is not None else None
+    try:
+        meta = read_sidecar(plan)
+    except PlanMismatchError as exc:
+        cmd = f"dcpose-trt build --onnx {onnx or 'MODEL.onnx'} --out {plan}"
+        return PlanCheck(plan, False, [str(exc).split(": ", 1)[-1]], cmd)
+    cmd = _rebuild_command(meta, plan, onnx)
+    if not plan.is_file():
+        return PlanCheck(plan, False, ["the plan file is missing"], cmd, meta)
+
+    reasons = []
+    if file_sha256(plan) != meta["plan"]["sha256"]:
+        reasons.append("the plan file does not match its sidecar (sha256 differs)")
+    machine = machine or local_machine()
+    reasons.extend(r for r in (_version_reason(meta, machine), _gpu_reason(meta, machine)) if r)
+    if onnx is not None:
+        if not onnx.is_file():
+            reasons.append(f"the ONNX file {onnx} does not exist")
+        elif onnx_sha256(onnx) != meta["onnx"]["sha256"]:
+            reasons.append(f"{onnx} changed since the plan was built (sha256 differs)")
+    if preset is not None and meta.get("preset") not in (None, preset):
+        reasons.append(f"it is for preset {meta['preset']} but {preset} was requested")
+    return PlanCheck(plan, not reasons, reasons, cmd, meta)
+
+
+def ensure_plan_fits(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] | None = None,
+                     preset: str | None = None, machine: Machine | None = None) -> dict[str, Any]:
+    """:func:`check`, raising :class:`PlanMismatchError` with its one-line message; returns the sidecar."""
+    result = check(plan_path, onnx_path, preset, machine)
+    if not result.ok:
+        raise PlanMismatchError(result.message)
+    return result.meta

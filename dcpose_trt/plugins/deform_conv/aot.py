@@ -1,0 +1,516 @@
+"""Ahead-of-time compilation of the deformable-conv kernel to PTX (and cubin), without a GPU.
+
+``build_ptx(archs, out_dir)`` compiles :func:`~.kernels.deform_conv2d_kernel` for every
+arch × dtype × DCN configuration × tactic with ``triton.compile(ASTSource(...), target=GPUTarget("cuda",
+cc, 32))``, writes ``sm_XX/<kernel>_<dtype>_<config>_t<tactic>.ptx`` (+ ``.cubin``) and a
+``manifest.json`` that says how to launch each one. ``compile_kernel()`` is the single-kernel entry that
+the TensorRT ``aot_impl`` uses at engine-build time.
+
+Decisions, each checked on this Triton (3.8):
+
+* **Portable PTX.** Triton targets ``sm_90a`` / ``sm_100a`` / ``sm_120a`` (arch-specific PTX that only
+  JITs on exactly that GPU) and the newest PTX ISA its ptxas knows (8.8 / 9.3, i.e. a CUDA 12.9 / 13.3
+  driver). The kernel uses no arch-specific instruction, so we compile with the *lowest* PTX ISA each
+  arch needs (:data:`MIN_PTX_VERSION`; older drivers, e.g. on Jetson, accept it) and rewrite
+  ``.target sm_XXa`` to ``.target sm_XX``. The rewritten PTX is then assembled by ptxas, which proves
+  it is valid for that arch.
+* **cubin.** Triton ships ``ptxas`` (CUDA 12.9: sm_72..sm_90) and ``ptxas-blackwell`` (CUDA 13.x:
+  sm_75..sm_121, no Volta/sm_72). Every arch of :data:`MIN_PTX_VERSION` gets a cubin from one of them;
+  TensorRT's ``aot_impl`` takes the PTX, the cubin is for direct loading and inspection.
+* **Kernel ABI.** The PTX entry takes the kernel's pointers and int32 scalars in source order followed
+  by two pointers Triton appends (``global_scratch``, ``profile_scratch``). Both are unused by this
+  kernel (scratch sizes 0, recorded per kernel), so a launcher may pass null or nothing for them.
+* **Cache.** Keyed by (kernels.py sha256, Triton version, arch, dtype, constexprs, num_warps, PTX ISA),
+  stored under ``$DCPOSE_TRT_CACHE`` (default ``~/.cache/dcpose_trt/ptx``); a repeated build copies
+  from it and compiles nothing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as _dt
+import functools
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dcpose_trt.errors import PluginError
+from dcpose_trt.plugins.deform_conv import (
+    PLUGIN_ID,
+    SCALAR_ARGS,
+    TACTICS,
+    block_co_for,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 1
+KERNEL_NAME = "deform_conv2d_kernel"
+INPUT_POINTERS = ("x_ptr", "offset_ptr", "mask_ptr", "weight_ptr", "bias_ptr")
+OUTPUT_POINTERS = ("out_ptr",)
+TRAILING_PARAMS = ("global_scratch", "profile_scratch")  # appended by Triton; unused (size 0)
+
+# Lowest PTX ISA that both ptxas and Triton's LLVM accept per arch (LLVM wants 8.0 for sm_90).
+MIN_PTX_VERSION: dict[int, int] = {
+    72: 64, 75: 64, 80: 70, 86: 71, 87: 74, 89: 78, 90: 80,
+    100: 86, 103: 88, 110: 90, 120: 87, 121: 88,
+}  # fmt: skip
+DEFAULT_ARCHS = (72, 75, 80, 86, 87, 89, 90, 100, 120)
+DTYPES = ("fp32", "fp16")
+
+GRID_FORMULA = {
+    "x": "cdiv(H_out * W_out, BLOCK_P)",
+    "y": "B * (C_in / CIN_G) * cdiv(COUT_G, BLOCK_CO)",
+    "z": "1",
+}
+BLOCK_FORMULA = {"x": "num_warps * 32", "y": "1", "z": "1"}
+
+
+@dataclass(frozen=True)
+class DeformConfig:
+    """The compile-time part of one DCN layer: kernel size, output channels per conv group, mask, bias.
+
+    Everything else (batch, channels, H, W, stride, padding, dilation, groups) is a runtime int32
+    argument, so one PTX serves all five DCPose dilations and every person batch.
+    """
+
+    name: str
+    kh: int
+    kw: int
+    cout_per_group: int
+    has_mask: bool = True
+    has_bias: bool = True
+
+    def constexprs(self, tactic: int) -> dict[str, int | bool]:
+        return {
+            "KH": self.kh,
+            "KW": self.kw,
+            "BLOCK_CO": block_co_for(self.cout_per_group),
+            "BLOCK_P": TACTICS[tactic]["BLOCK_P"],
+            "HAS_MASK": self.has_mask,
+            "HAS_BIAS": self.has_bias,
+        }
+
+
+CONFIGS: dict[str, DeformConfig] = {
+    # DCPose's PCN: ModulatedDeformConv(17, 17, 3x3, deformable_groups=17), mask and bias.
+    "dcpose": DeformConfig("dcpose", 3, 3, 17),
+}
+
+
+def parse_config(spec: str) -> DeformConfig:
+    """A named config (``dcpose``) or ``KHxKW:COUT[:nomask][:nobias]`` (e.g. ``3x3:64:nobias``)."""
+    if spec in CONFIGS:
+        return CONFIGS[spec]
+    m = re.fullmatch(r"(\d+)x(\d+):(\d+)((?::nomask|:nobias)*)", spec)
+    if not m:
+        raise PluginError(
+            f"unknown DCN config {spec!r}: use one of {sorted(CONFIGS)} or KHxKW:COUT[:nomask][:nobias]"
+        )
+    kh, kw, cout = int(m[1]), int(m[2]), int(m[3])
+    if min(kh, kw, cout) < 1:
+        raise PluginError(f"DCN config {spec!r}: kernel size and channels must be >= 1")
+    return DeformConfig(spec.replace(":", "-"), kh, kw, cout, "nomask" not in m[4], "nobias" not in m[4])
+
+
+def parse_archs(text: str | list[int] | tuple[int, ...]) -> list[int]:
+    """``"72,75,sm_80"`` → ``[72, 75, 80]``; raises :class:`PluginError` for an unknown arch."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    archs: list[int] = []
+    for item in items:
+        s = str(item).strip().lower().removeprefix("sm_").removeprefix("sm")
+        if not s:
+            continue
+        if not s.isdigit() or int(s) not in MIN_PTX_VERSION:
+            raise PluginError(
+                f"unsupported arch {str(item).strip()!r}: expected compute capabilities from "
+                f"{','.join(map(str, MIN_PTX_VERSION))}"
+            )
+        if int(s) not in archs:
+            archs.append(int(s))
+    if not archs:
+        raise PluginError("no arch given: expected e.g. --arch 80,86,90")
+    return archs
+
+
+def parse_dtypes(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    items = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    bad = [s for s in items if s not in DTYPES]
+    if bad or not items:
+        raise PluginError(f"unsupported dtype(s) {bad or items}: expected a subset of {','.join(DTYPES)}")
+    return list(dict.fromkeys(items))
+
+
+def cache_dir() -> Path:
+    """``$DCPOSE_TRT_CACHE`` or ``~/.cache/dcpose_trt/ptx``."""
+    env = os.environ.get("DCPOSE_TRT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "dcpose_trt" / "ptx"
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_source_hash() -> str:
+    """sha256 of kernels.py: any edit of the kernel invalidates the cache."""
+    return hashlib.sha256((Path(__file__).parent / "kernels.py").read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    arch: int
+    dtype: str
+    config: DeformConfig
+    tactic: int
+
+    @property
+    def num_warps(self) -> int:
+        return TACTICS[self.tactic]["num_warps"]
+
+    @property
+    def ptx_version(self) -> int:
+        return MIN_PTX_VERSION[self.arch]
+
+    @property
+    def stem(self) -> str:
+        return f"{KERNEL_NAME}_{self.dtype}_{self.config.name}_t{self.tactic}"
+
+    def key(self, triton_version: str) -> str:
+        ident = {
+            "format": MANIFEST_FORMAT,
+            "source": kernel_source_hash(),
+            "triton": triton_version,
+            "arch": self.arch,
+            "dtype": self.dtype,
+            "constexprs": self.config.constexprs(self.tactic),
+            "num_warps": self.num_warps,
+            "ptx_version": self.ptx_version,
+        }
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class CompiledKernel:
+    """One compiled kernel: PTX text, optional cubin and the launch metadata."""
+
+    arch: int
+    dtype: str
+    config: str
+    tactic: int
+    constexprs: dict[str, int | bool]
+    kernel_name: str
+    num_warps: int
+    shared_mem: int
+    ptx_version: str
+    target: str
+    num_params: int
+    global_scratch_size: int
+    profile_scratch_size: int
+    ptxas: str | None
+    key: str
+    ptx: str = field(repr=False)
+    cubin: bytes | None = field(default=None, repr=False)
+    cached: bool = False
+
+    def meta(self) -> dict:
+        d = asdict(self)
+        for k in ("ptx", "cubin", "cached"):
+            d.pop(k)
+        return d
+
+
+def _triton_version() -> str:
+    from dcpose_trt._deps import require
+
+    return require("triton", "triton", "compiling the deformable-conv plugin").__version__
+
+
+@functools.lru_cache(maxsize=1)
+def _jit_kernel():
+    """The kernel as a ``JITFunction``, also when ``TRITON_INTERPRET=1`` wrapped it for the interpreter."""
+    from triton.runtime.jit import JITFunction
+
+    from dcpose_trt.plugins.deform_conv.kernels import deform_conv2d_kernel
+
+    if isinstance(deform_conv2d_kernel, JITFunction):
+        return deform_conv2d_kernel
+    return JITFunction(deform_conv2d_kernel.fn)
+
+
+def _signature(dtype: str, constexprs: dict) -> dict[str, str]:
+    sig = {name: f"*{dtype}" for name in INPUT_POINTERS}
+    sig.update({name: "i32" for name in SCALAR_ARGS})
+    sig.update({name: f"*{dtype}" for name in OUTPUT_POINTERS})
+    sig.update({name: "constexpr" for name in constexprs})
+    return sig
+
+
+def _ptxas_for(arch: int) -> tuple[str | None, str | None]:
+    """(path, version line) of the ptxas Triton uses for ``arch``, or (None, None)."""
+    try:
+        from triton.backends.nvidia.compiler import get_ptxas
+
+        tool = get_ptxas(arch)
+        return tool.path, tool.version
+    except Exception as exc:  # noqa: BLE001 - a missing/broken ptxas only costs the cubin
+        log.warning("no ptxas for sm_%d (%s); writing PTX only", arch, exc)
+        return None, None
+
+
+def _assemble(ptx: str, arch: int) -> tuple[bytes | None, str | None]:
+    path, version = _ptxas_for(arch)
+    if path is None:
+        return None, None
+    with tempfile.TemporaryDirectory(prefix="dcpose_trt_ptxas_") as tmp:
+        src, dst = Path(tmp) / "k.ptx", Path(tmp) / "k.cubin"
+        src.write_text(ptx)
+        proc = subprocess.run(
+            [path, f"--gpu-name=sm_{arch}", "-O3", str(src), "-o", str(dst)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise PluginError(f"ptxas rejected the PTX for sm_{arch}: {proc.stderr.strip()[:500]}")
+        return dst.read_bytes(), f"ptxas {version}"
+
+
+def _compile_uncached(job: CompileJob, key: str) -> CompiledKernel:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    constexprs = job.config.constexprs(job.tactic)
+    src = ASTSource(fn=_jit_kernel(), signature=_signature(job.dtype, constexprs), constexprs=constexprs)
+    with triton.knobs.runtime.scope():
+        # Compile real PTX even in a process that runs kernels in the interpreter (the tests).
+        triton.knobs.runtime.interpret = False
+        compiled = triton.compile(
+            src,
+            target=GPUTarget("cuda", job.arch, 32),
+            options={"num_warps": job.num_warps, "ptx_version": job.ptx_version},
+        )
+    ptx = compiled.asm["ptx"]
+    # sm_XXa -> sm_XX: arch-specific PTX would not JIT onto any other GPU; ptxas below validates it.
+    ptx = re.sub(r"^(\.target\s+sm_\d+)a\b", r"\1", ptx, flags=re.MULTILINE)
+    entry = re.search(r"\.entry\s+(\w+)\s*\(([^)]*)\)", ptx, re.DOTALL)
+    if entry is None:
+        raise PluginError(f"no .entry in the PTX compiled for sm_{job.arch}")
+    md = compiled.metadata
+    if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
+        # A launcher (TensorRT) that passes no scratch buffer would make such a kernel fault.
+        raise PluginError(f"the kernel needs Triton scratch memory on sm_{job.arch}; it cannot run as a plugin")
+    cubin, ptxas = _assemble(ptx, job.arch)
+    version = re.search(r"^\.version\s+(\S+)", ptx, re.MULTILINE)
+    target = re.search(r"^\.target\s+(\S+)", ptx, re.MULTILINE)
+    return CompiledKernel(
+        arch=job.arch,
+        dtype=job.dtype,
+        config=job.config.name,
+        tactic=job.tactic,
+        constexprs=constexprs,
+        kernel_name=entry.group(1),
+        num_warps=int(md.num_warps),
+        shared_mem=int(md.shared),
+        ptx_version=version.group(1) if version else "",
+        target=target.group(1).rstrip(",") if target else "",
+        num_params=entry.group(2).count(".param"),
+        global_scratch_size=int(getattr(md, "global_scratch_size", 0)),
+        profile_scratch_size=int(getattr(md, "profile_scratch_size", 0)),
+        ptxas=ptxas,
+        key=key,
+        ptx=ptx,
+        cubin=cubin,
+    )
+
+
+def _cache_load(key: str) -> CompiledKernel | None:
+    d = cache_dir() / key[:2] / key
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+        ptx = (d / "kernel.ptx").read_text()
+        cubin = (d / "kernel.cubin").read_bytes() if (d / "kernel.cubin").is_file() else None
+    except (OSError, ValueError):
+        return None
+    return CompiledKernel(**meta, ptx=ptx, cubin=cubin, cached=True)
+
+
+def _cache_store(k: CompiledKernel) -> None:
+    final = cache_dir() / k.key[:2] / k.key
+    if final.is_dir():
+        return
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    (tmp / "kernel.ptx").write_text(k.ptx)
+    if k.cubin is not None:
+        (tmp / "kernel.cubin").write_bytes(k.cubin)
+    (tmp / "meta.json").write_text(json.dumps(k.meta(), indent=1))
+    try:
+        tmp.rename(final)  # atomic: concurrent builders never see a half-written entry
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _compile_job(job: CompileJob, key: str, use_cache: bool) -> CompiledKernel:
+    kernel = _compile_uncached(job, key)
+    if use_cache:
+        _cache_store(kernel)
+    return kernel
+
+
+def compile_kernel(
+    arch: int, dtype: str, config: DeformConfig | str = "dcpose", tactic: int = 1, use_cache: bool = True
+) -> CompiledKernel:
+    """Compile (or fetch from the cache) one kernel for ``sm_<arch>``.
+
+    Args:
+        arch: compute capability as an int (``80`` for sm_80).
+        dtype: ``"fp32"`` or ``"fp16"``: the type of every tensor the kernel reads and writes.
+        config: a :class:`DeformConfig` or a spec for :func:`parse_config`.
+        tactic: a key of :data:`~dcpose_trt.plugins.deform_conv.TACTICS`.
+    """
+    (arch,) = parse_archs([arch])
+    (dtype,) = parse_dtypes([dtype])
+    cfg = parse_config(config) if isinstance(config, str) else config
+    if tactic not in TACTICS:
+        raise PluginError(f"unknown tactic {tactic}: expected one of {sorted(TACTICS)}")
+    job = CompileJob(arch, dtype, cfg, tactic)
+    key = job.key(_triton_version())
+    if use_cache and (hit := _cache_load(key)) is not None:
+        hit.config = cfg.name
+        return hit
+    return _compile_job(job, key, use_cache)
+
+
+def _worker_init() -> None:
+    # Worker processes compile only; never let an inherited TRITON_INTERPRET turn kernels into
+    # interpreter objects there.
+    os.environ["TRITON_INTERPRET"] = "0"
+
+
+def build_ptx(
+    archs: list[int] | str,
+    out_dir: str | Path,
+    dtypes: list[str] | str = DTYPES,
+    configs: list[str] | str = ("dcpose",),
+    tactics: list[int] | None = None,
+    jobs: int | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Compile every arch × dtype × config × tactic, write PTX/cubin files and ``manifest.json``.
+
+    Args:
+        archs: compute capabilities (``[75, 80]`` or ``"75,80"``).
+        out_dir: output folder; files go to ``out_dir/sm_XX/``.
+        dtypes: subset of ``("fp32", "fp16")``.
+        configs: names or specs accepted by :func:`parse_config`.
+        tactics: subset of :data:`TACTICS` keys (default: all).
+        jobs: parallel compile processes (default: CPU count).
+        use_cache: read/write the compile cache (:func:`cache_dir`).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The manifest (also written to ``out_dir/manifest.json``); each kernel entry has a ``cached`` flag.
+    """
+    arch_list = parse_archs(archs)
+    dtype_list = parse_dtypes(dtypes)
+    cfg_list = [parse_config(c) for c in ([configs] if isinstance(configs, str) else configs)]
+    tactic_list = sorted(TACTICS) if tactics is None else list(tactics)
+    unknown = [t for t in tactic_list if t not in TACTICS]
+    if unknown:
+        raise PluginError(f"unknown tactic(s) {unknown}: expected a subset of {sorted(TACTICS)}")
+    version = _triton_version()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    all_jobs = [
+        CompileJob(a, d, c, t) for a in arch_list for d in dtype_list for c in cfg_list for t in tactic_list
+    ]
+    keys = {job: job.key(version) for job in all_jobs}
+    results: dict[CompileJob, CompiledKernel] = {}
+    todo: list[CompileJob] = []
+    for job in all_jobs:
+        hit = _cache_load(keys[job]) if use_cache else None
+        if hit is not None:
+            hit.config = job.config.name
+            results[job] = hit
+        else:
+            todo.append(job)
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(all_jobs), initial=len(results), desc="compile deform_conv", unit="kernel",
+               disable=not progress)  # fmt: skip
+    try:
+        n_workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+        if n_workers == 1:
+            for job in todo:
+                bar.set_postfix_str(f"sm_{job.arch} {job.dtype} t{job.tactic}")
+                results[job] = _compile_job(job, keys[job], use_cache)
+                bar.update()
+        elif todo:
+            # spawn: a fresh interpreter per worker (LLVM and forked threads do not mix).
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init) as pool:
+                futures = {pool.submit(_compile_job, job, keys[job], use_cache): job for job in todo}
+                for fut in cf.as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    bar.update()
+    finally:
+        bar.close()
+    log.info("compiled %d kernel(s), %d from cache, in %.1f s", len(todo), len(all_jobs) - len(todo),
+             time.perf_counter() - t0)  # fmt: skip
+
+    entries = []
+    for job in all_jobs:
+        k = results[job]
+        sub = out / f"sm_{job.arch}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"{job.stem}.ptx").write_text(k.ptx)
+        entry = {
+            **k.meta(),
+            "ptx": f"sm_{job.arch}/{job.stem}.ptx",
+            "ptx_sha256": hashlib.sha256(k.ptx.encode()).hexdigest(),
+            "cubin": None,
+            "cached": k.cached,
+        }
+        if k.cubin is not None:
+            (sub / f"{job.stem}.cubin").write_bytes(k.cubin)
+            entry["cubin"] = f"sm_{job.arch}/{job.stem}.cubin"
+        entries.append(entry)
+
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "plugin": PLUGIN_ID,
+        "kernel": KERNEL_NAME,
+        "triton": version,
+        "kernel_source_sha256": kernel_source_hash(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "arguments": {
+            "input_pointers": list(INPUT_POINTERS),
+            "scalars_int32": list(SCALAR_ARGS),
+            "output_pointers": list(OUTPUT_POINTERS),
+            "trailing_pointers_unused": list(TRAILING_PARAMS),
+            "order": list(INPUT_POINTERS) + list(SCALAR_ARGS) + list(OUTPUT_POINTERS) + list(TRAILING_PARAMS),
+        },
+        "layout": "NCHW contiguous; offset[:, 2*(g*K+k)] = dy, +1 = dx; mask[:, g*K+k]",
+        "launch": {"grid": GRID_FORMULA, "block": BLOCK_FORMULA, "shared_mem": "kernels[i].shared_mem"},
+        "tactics": {str(t): TACTICS[t] for t in tactic_list},
+        "configs": {c.name: asdict(c) for c in cfg_list},
+        "kernels": entries,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def find_kernel(manifest: dict, arch: int, dtype: str, config: str = "dcpose", tactic: int = 1) -> dict:
+    """The manifest entry for one (arch, dtype, config, tactic); raises :class:`PluginError` if absent."""
+    for e in manifest["kernels"]:
+        if (e["arch"], e["dtype"], e["config"], e["tactic"]) == (arch, dtype, config, tactic):
+            return e
+    raise PluginError(f"no kernel for sm_{arch} {dtype} {config} tactic {tactic} in the manifest")

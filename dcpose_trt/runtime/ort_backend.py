@@ -1,0 +1,209 @@
+"""ONNX Runtime backend: the :class:`~dcpose_trt.runtime.backends.Backend` interface on an exported ONNX.
+
+Runs FP32, FP16 and INT8 (Q/DQ) files of the ``deformconv`` and ``gridsample`` forms (the ``plugin``
+form's custom node has no ONNX Runtime kernel). A split export (``backbone.onnx`` + ``head.onnx``)
+also gets ``backbone``/``head`` for the cached-backbone runtime; ``infer`` then chains the two.
+CPU provider by default; the CUDA provider first when onnxruntime-gpu offers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcpose_trt._deps import require
+from dcpose_trt.errors import InputError
+
+log = logging.getLogger(__name__)
+
+# metadata_props written by dcpose_trt.export (runtime must not import export, so the keys are repeated).
+_META_PRESET = "dcpose_trt.preset"
+_META_PART = "dcpose_trt.part"
+_META_DEFORM = "dcpose_trt.deform"
+_META_PRECISION = "dcpose_trt.precision"
+_CUSTOM_DOMAIN = "dcpose_trt"
+
+
+def _physical_cores() -> int:
+    """Cores this process may use (affinity-aware); ORT's intra-op pool is sized to them."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+def default_providers() -> list[str]:
+    """CUDA (when onnxruntime-gpu offers it), then CPU."""
+    ort = require("onnxruntime", "onnx", "the ONNX Runtime backend")
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available] or available
+
+
+def _read_model(path: Path) -> Any:
+    """Load the graph (no external data) to read its metadata and check its nodes; InputError if not ONNX."""
+    onnx = require("onnx", "onnx", "the ONNX Runtime backend")
+    if not path.is_file():
+        raise InputError(f"ONNX file not found: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError, RuntimeError, ...
+        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+
+
+class _Session:
+    """One ONNX Runtime session plus what we read from its file."""
+
+    def __init__(self, path: Path, providers: Sequence[str] | None, threads: int | None):
+        ort = require("onnxruntime", "onnx", "the ONNX Runtime backend")
+        proto = _read_model(path)
+        if any(n.domain == _CUSTOM_DOMAIN for n in proto.graph.node):
+            raise InputError(
+                f"{path} uses the TensorRT plugin node ({_CUSTOM_DOMAIN}::DeformConv), which ONNX Runtime cannot run; "
+                "export with --deform deformconv or --deform gridsample for ONNX Runtime")
+        self.path = path
+        self.meta = {p.key: p.value for p in proto.metadata_props}
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # One request at a time: all cores to the intra-op pool, none to an inter-op pool.
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = threads or _physical_cores()
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(proto.SerializeToString(), so,
+                                                providers=list(providers or default_providers()))
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"ONNX Runtime cannot load {path}: {first[:300]}") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.input_shapes = {i.name: i.shape for i in self.session.get_inputs()}
+        self.output = self.session.get_outputs()[0].name
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([self.output], feed)[0]
+
+
+def _f32(a: np.ndarray, name: str, ndim: int) -> np.ndarray:
+    arr = np.ascontiguousarray(a, dtype=np.float32)
+    if arr.ndim != ndim:
+        raise InputError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    return arr
+
+
+class OnnxRuntimeBackend:
+    """DCPose on ONNX Runtime.
+
+    Args:
+        path: an exported ``.onnx`` (whole model), a split-export folder holding ``backbone.onnx`` and
+            ``head.onnx``, the ``backbone.onnx`` of such a pair (``head.onnx`` is taken beside it), or a
+            ``(backbone, head)`` pair of paths.
+        providers: ONNX Runtime execution providers. Defaults to CUDA (if onnxruntime-gpu has it), CPU.
+        preset: expected preset; a file exported for another preset raises :class:`InputError`.
+        threads: intra-op threads. Defaults to the cores this process may use.
+
+    Attributes:
+        name: ``"onnxruntime"``. preset_name: from the file's metadata. input_size: crop (H, W).
+        split: True for a backbone/head pair (``backbone`` and ``head`` are available).
+        last_inference_time: seconds of the last ``infer`` call.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], providers: Sequence[str] | None = None,
+                 preset: str | None = None, threads: int | None = None):
+        pair = self._resolve(path)
+        self._full: _Session | None = None
+        self._backbone: _Session | None = None
+        self._head: _Session | None = None
+        if isinstance(pair, Path):
+            self._full = _Session(pair, providers, threads)
+            sessions = [self._full]
+            if "frames" not in self._full.inputs or "margin" not in self._full.inputs:
+                raise InputError(f"{pair} is not a whole DCPose model (inputs {self._full.inputs}); "
+                                 "for a split export give its folder")
+        else:
+            self._backbone = _Session(pair[0], providers, threads)
+            self._head = _Session(pair[1], providers, threads)
+            sessions = [self._backbone, self._head]
+            if self._backbone.inputs != ["image"] or self._head.inputs[:3] != ["cur", "prev", "next"]:
+                raise InputError(f"{pair[0]} / {pair[1]} are not a DCPose backbone/head pair")
+        presets = {s.meta.get(_META_PRESET) for s in sessions}
+        if len(presets) != 1 or None in presets:
+            raise InputError(f"{', '.join(str(s.path) for s in sessions)}: missing or inconsistent "
+                             f"'{_META_PRESET}' metadata ({presets}); re-export with 'dcpose-trt export'")
+        self.preset_name: str = presets.pop()  # type: ignore[assignment]
+        if preset is not None and preset != self.preset_name:
+            raise InputError(f"{sessions[0].path} was exported for preset {self.preset_name}, not {preset}")
+        first = sessions[0]
+        shape = first.input_shapes["frames" if self._full else "image"]
+        if not all(isinstance(d, int) for d in shape[2:]):
+            raise InputError(f"{first.path}: the crop size must be static, got input shape {shape}")
+        self.input_size: tuple[int, int] = (int(shape[2]), int(shape[3]))
+        self.precision = first.meta.get(_META_PRECISION, "fp32")
+        self.deform = first.meta.get(_META_DEFORM, "")
+        self.providers = first.session.get_providers()
+        self.split = self._full is None
+        self.last_inference_time = 0.0
+
+    @staticmethod
+    def _resolve(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | tuple[Path, Path]:
+        if not isinstance(path, (str, os.PathLike)):
+            items = [Path(p) for p in path]
+            if len(items) != 2:
+                raise InputError(f"give one ONNX file or a (backbone, head) pair, got {len(items)} paths")
+            return items[0], items[1]
+        p = Path(path)
+        if p.is_dir():
+            bb, hd = p / "backbone.onnx", p / "head.onnx"
+            if bb.is_file() and hd.is_file():
+                return bb, hd
+            if (p / "model.onnx").is_file():
+                return p / "model.onnx"
+            raise InputError(f"{p} holds neither backbone.onnx + head.onnx nor model.onnx")
+        if not p.exists():
+            raise InputError(f"ONNX file not found: {p}")
+        if p.name.endswith("backbone.onnx") and (p.parent / p.name.replace("backbone", "head")).is_file():
+            return p, p.parent / p.name.replace("backbone", "head")
+        return p
+
+    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
+        f = _f32(frames, "frames", 4)
+        m = _f32(margin, "margin", 2)
+        if f.shape[1] != 9 or tuple(f.shape[2:]) != self.input_size or m.shape != (f.shape[0], 2):
+            raise InputError(f"expected frames [B, 9, {self.input_size[0]}, {self.input_size[1]}] and margin "
+                             f"[B, 2], got {f.shape} and {m.shape}")
+        t0 = time.perf_counter()
+        if self._full is not None:
+            out = self._full.run({"frames": f, "margin": m})
+        else:
+            b = f.shape[0]
+            hm = self.backbone(np.concatenate([f[:, 0:3], f[:, 3:6], f[:, 6:9]], axis=0))
+            out = self.head(hm[:b], hm[b:2 * b], hm[2 * b:], m)
+        self.last_inference_time = time.perf_counter() - t0
+        return out
+
+    def backbone(self, x: np.ndarray) -> np.ndarray:
+        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]`` (split only)."""
+        if self._backbone is None:
+            raise InputError("this ONNX is a whole model; backbone() needs a split export (dcpose-trt export --split)")
+        return self._backbone.run({"image": _f32(x, "image", 4)})
+
+    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps (split only)."""
+        if self._head is None:
+            raise InputError("this ONNX is a whole model; head() needs a split export (dcpose-trt export --split)")
+        return self._head.run({"cur": _f32(cur, "cur", 4), "prev": _f32(prev, "prev", 4),
+                               "next": _f32(nxt, "next", 4), "margin": _f32(margin, "margin", 2)})
+
+    def __repr__(self) -> str:
+        files = (self._full.path,) if self._full else (self._backbone.path, self._head.path)  # type: ignore[union-attr]
+        return (f"OnnxRuntimeBackend({', '.join(map(str, files))}, preset={self.preset_name}, "
+                f"precision={self.precision}, providers={self.providers})")

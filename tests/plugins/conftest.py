@@ -1,0 +1,14 @@
+"""Plugin tests run the Triton kernel in Triton's CPU interpreter when there is no GPU.
+
+``TRITON_INTERPRET`` is read when a ``@triton.jit`` kernel is defined, so it is set here, at collection
+time, before any test imports :mod:`dcpose_trt.plugins.deform_conv.kernels`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
