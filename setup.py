@@ -6,7 +6,7 @@ ONNX = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.25", "onnxslim>=0.1.50"
 TRITON = ["triton>=3.3"]
 CUDA = ["cuda-python>=12.6"]
 TRT = ["tensorrt>=10.0"] + CUDA
-RTX = ["tensorrt-rtx>=1.0"]
+RTX = ["tensorrt-rtx>=1.0"] + CUDA
 LEAN = ["tensorrt-lean-cu13>=10.0"] + CUDA
 BENCH = ["matplotlib>=3.7"]
 EVAL = ["pycocotools>=2.0.7"]
@@ -15,7 +15,8 @@ DEV = [
     "hypothesis>=6.100",
     "ruff>=0.6",
     "mypy>=1.10",
-    "pybind11-stubgen>=2.5",
+    "pybind11-stubgen>=3.0",
+    "onnxconverter-common>=1.14",
 ]
 
 setup(

@@ -137,6 +137,11 @@ def _plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list
     else:
         trt = import_backend(cfg.backend)
     if info.needs_dcpose_plugin:
+        if cfg.backend == "tensorrt-rtx":
+            # tensorrt.plugin (Quickly Deployable Plugins) exists only in TensorRT >= 10.6, not in RTX.
+            raise EngineBuildError(
+                f"{info.path} has '{PLUGIN_DOMAIN}' DeformConv plugin nodes; TensorRT-RTX cannot load "
+                "Python (QDP) plugins - export with --deform gridsample for TensorRT-RTX")
         try:
             from dcpose_trt.plugins.deform_conv.plugin import register_plugin
         except ImportError as exc:

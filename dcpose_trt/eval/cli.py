@@ -26,6 +26,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_run_eval)
 
+    q = sub.add_parser(
+        "predict",
+        help="run a model over a PoseTrack-layout dataset and write per-video PoseTrack result JSONs",
+        description="Writes <out>/<video>.json (PoseTrack format, every frame, COCO17→PoseTrack15, "
+        "point score = heatmap peak × box score) for `dcpose-trt eval`.",
+    )
+    q.add_argument("--model", help="checkpoint, ONNX or plan (default: the bundled tiny model)")
+    q.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt (default: auto)")
+    q.add_argument("--data", required=True, help="dataset root (images/, annotations/<split>/)")
+    q.add_argument("--split", default="val", help="default: %(default)s")
+    q.add_argument("--boxes", choices=("gt", "detections"), default="detections",
+                   help="person boxes: GT or detections/<split>.json (default: %(default)s)")
+    q.add_argument("--detections", help="detection JSON to use instead of detections/<split>.json")
+    q.add_argument("--min-score", type=float, default=0.2, help="detection score threshold (default 0.2)")
+    q.add_argument("--out", required=True, help="output folder for the per-video JSONs")
+    q.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from dcpose_trt.eval.predict import predict_dataset
+    from dcpose_trt.runtime import PoseEstimator
+
+    est = PoseEstimator(args.model, backend=args.backend)
+    s = predict_dataset(est, args.data, args.split, args.boxes, args.out, args.detections, args.min_score)
+    print(f"{s.frames} frames, {s.persons} persons in {s.seconds:.1f} s -> {args.out}")
+    return 0
+
 
 def _run_eval(args: argparse.Namespace) -> int:
     import json

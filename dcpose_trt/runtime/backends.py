@@ -36,8 +36,10 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: DCPose, device: str | torch.device = "cpu"):
+    def __init__(self, model: DCPose, device: str | torch.device = "cpu", single_frame: bool = False):
         self.model = model.eval().to(device)
+        # The single-frame HRNet baseline: heatmaps of the current frame's backbone alone.
+        self.single_frame = single_frame
         self.device = torch.device(device)
         self.preset_name: str = model.preset_name
         self.input_size: tuple[int, int] = tuple(model.preset.image_size)  # type: ignore[assignment]
@@ -46,16 +48,17 @@ class TorchBackend:
     def from_checkpoint(cls, path: str | os.PathLike | None, preset: str | None = None,
                         device: str = "cpu") -> TorchBackend:
         """Build the model for ``preset`` (or the preset stored in the checkpoint) and load ``path``."""
-        if preset is None and path is not None:
-            preset = read_checkpoint_meta(path).get("preset")
-        model = build_dcpose(preset or "w48-384x288")
+        meta = read_checkpoint_meta(path) if path is not None else {}
+        model = build_dcpose(preset or meta.get("preset") or "w48-384x288")
         if path is not None:
             load_checkpoint(model, Path(path))
-        return cls(model, device)
+        return cls(model, device, single_frame=bool(meta.get("single_frame", False)))
 
     @torch.inference_mode()
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         f = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
+        if self.single_frame:
+            return self.model.backbone(f[:, :3]).float().cpu().numpy()
         m = torch.from_numpy(np.ascontiguousarray(margin, dtype=np.float32)).to(self.device)
         return self.model(f, m).float().cpu().numpy()
 

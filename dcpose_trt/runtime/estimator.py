@@ -12,16 +12,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from dcpose_trt.data.transforms import as_bgr8, clean_boxes, decode_heatmaps, make_inputs
+from dcpose_trt.data.transforms import (
+    as_bgr8,
+    box_to_center_scale,
+    clean_boxes,
+    crop_person,
+    decode_heatmaps,
+    get_affine_transform,
+    make_inputs,
+    to_input,
+)
 from dcpose_trt.errors import InputError
 from dcpose_trt.model.presets import get_preset
 from dcpose_trt.runtime.backends import Backend, TorchBackend
+from dcpose_trt.runtime.tracker import IoUTracker
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BUNDLED_MODEL = ASSETS / "dcpose_tiny.pth"
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx")
+MODES = ("exact", "cached")
 
 
 @dataclass
@@ -93,40 +105,67 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
     return TensorRTBackend(path, backend=backend)
 
 
+class _Entry:
+    """One received frame: the image, its cleaned boxes, their track ids, and (cached mode) backbone output."""
+
+    __slots__ = ("index", "frame", "boxes", "ids", "heatmaps", "centers", "scales")
+
+    def __init__(self, index: int, frame: np.ndarray, boxes: np.ndarray, ids: np.ndarray):
+        self.index, self.frame, self.boxes, self.ids = index, frame, boxes, ids
+        self.heatmaps: np.ndarray | None = None  # float32[N, 17, h, w], in each box's own crop
+        self.centers: np.ndarray | None = None
+        self.scales: np.ndarray | None = None
+
+
 class PoseEstimator:
     """DCPose on a stream of frames.
 
     Args:
-        model: checkpoint (``.pth``), ONNX, TensorRT plan, or ``None`` for the bundled tiny model.
+        model: checkpoint (``.pth``), ONNX (a full model; for ``mode="cached"`` a ``--split`` export
+            directory), TensorRT plan, or ``None`` for the bundled tiny model.
         backend: ``"auto" | "torch" | "onnxruntime" | "tensorrt" | "tensorrt-rtx"``, or a
             :class:`~dcpose_trt.runtime.backends.Backend` instance.
         preset: preset name for a checkpoint without one recorded (default: read from the file).
+        mode: ``"exact"`` crops frames t-1, t, t+1 with frame t's box and runs the backbone on all three
+            (the official pipeline); ``"cached"`` runs the backbone once per person per frame and
+            re-aligns the neighbours' heatmaps to the key frame's crop (about 3× fewer backbone calls).
         lookahead: ``True`` refines frame t with t-1 and t+1 (one frame of latency); ``False`` is the
-            causal mode with t-1 and t-2.
+            causal mode with t-1 and t-2 (no added latency).
         max_batch: persons per backend call; more persons in a frame are split into several calls.
         device: torch device for the torch backend.
+        tracker: assigns track ids (default: :class:`~dcpose_trt.runtime.tracker.IoUTracker`); the
+            cached mode uses them to find a person's heatmaps in neighbouring frames.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str | Backend = "auto",
-                 preset: str | None = None, lookahead: bool = True, max_batch: int = 32,
-                 device: str = "cpu"):
+                 preset: str | None = None, mode: str = "exact", lookahead: bool = True, max_batch: int = 32,
+                 device: str = "cpu", tracker: IoUTracker | None = None):
+        if mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
         self.backend: Backend = (backend if not isinstance(backend, str)
                                  else make_backend(model, backend, preset, device))
+        if mode == "cached" and not (hasattr(self.backend, "backbone") and hasattr(self.backend, "head")):
+            raise InputError(f"mode='cached' needs a split model (backbone + head); the {self.backend.name} "
+                             "backend was given a full model: export with 'dcpose-trt export --split'")
         self.preset = get_preset(self.backend.preset_name)
+        self.mode = mode
         self.lookahead = lookahead
         self.max_batch = max(1, int(max_batch))
+        self.tracker = tracker or IoUTracker()
+        self.stats = {"backbone_crops": 0, "person_frames": 0}
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream (start a new video)."""
-        self._frames: list[np.ndarray] = []  # the last up-to-3 frames (BGR uint8)
-        self._boxes: list[np.ndarray] = []
-        self._next_index = 0  # index of the next frame to be returned
+        self._entries: list[_Entry] = []  # the last up-to-3 frames
         self._count = 0  # frames received
+        self._emitted = 0  # frames whose poses were returned
         self._shape: tuple[int, ...] | None = None
+        self.tracker.reset()
 
-    # -- one frame window ---------------------------------------------------------------------
-    def estimate(self, window: Sequence[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # -- one frame window (exact mode) -----------------------------------------------------------
+    def estimate(self, window: Sequence[np.ndarray], boxes: np.ndarray | Sequence | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Poses on the key frame of ``window`` = [current, previous, next] (BGR frames).
 
         Returns keypoints float32[N, 17, 3] (x, y, heatmap peak × box score) for the N valid boxes
@@ -135,60 +174,121 @@ class PoseEstimator:
         boxes = clean_boxes(boxes)
         if len(boxes) == 0:
             return np.zeros((0, 17, 3), np.float32), boxes
+        window = [as_bgr8(f) for f in window]
         h, w = self.preset.image_size
         out = []
         for s in range(0, len(boxes), self.max_batch):
             chunk = boxes[s : s + self.max_batch]
             frames, centers, scales = make_inputs(window, chunk, (h, w), self.preset.mean, self.preset.std)
-            margin = np.ones((len(chunk), 2), np.float32)
-            heatmaps = self.backend.infer(frames, margin)
+            heatmaps = self.backend.infer(frames, np.ones((len(chunk), 2), np.float32))
+            self.stats["backbone_crops"] += 3 * len(chunk)
             coords, maxvals = decode_heatmaps(heatmaps, centers, scales)
             out.append(np.concatenate([coords, (maxvals * chunk[:, 4:5])[..., None]], axis=-1))
+        self.stats["person_frames"] += len(boxes)
         return np.concatenate(out).astype(np.float32), boxes
 
-    def _result(self, index: int, window: Sequence[np.ndarray], boxes: np.ndarray) -> FramePoses:
-        kps, kept = self.estimate(window, boxes)
-        persons = [PersonPose(kps[i], kept[i], i) for i in range(len(kept))]
-        return FramePoses(index, persons)
+    # -- cached mode ------------------------------------------------------------------------------
+    def _run_backbone(self, e: _Entry) -> None:
+        """Backbone once per person of this frame, each in its own box's crop."""
+        h, w = self.preset.image_size
+        n = len(e.boxes)
+        hh, hw = self.preset.heatmap_size
+        e.heatmaps = np.zeros((n, 17, hh, hw), np.float32)
+        e.centers = np.zeros((n, 2), np.float32)
+        e.scales = np.zeros((n, 2), np.float32)
+        for s in range(0, n, self.max_batch):
+            chunk = e.boxes[s : s + self.max_batch]
+            x = np.empty((len(chunk), 3, h, w), np.float32)
+            for i, box in enumerate(chunk):
+                c, sc = box_to_center_scale(box, w / h)
+                trans = get_affine_transform(c, sc, 0.0, (w, h))
+                x[i] = to_input(crop_person(e.frame, trans, (h, w)), self.preset.mean, self.preset.std)
+                e.centers[s + i], e.scales[s + i] = c, sc
+            e.heatmaps[s : s + len(chunk)] = self.backend.backbone(x)  # type: ignore[attr-defined]
+            self.stats["backbone_crops"] += len(chunk)
+
+    def _aligned(self, key: _Entry, i: int, other: _Entry) -> np.ndarray:
+        """Person ``i`` of ``key`` as seen in ``other``'s heatmaps, warped into ``key``'s crop."""
+        assert key.heatmaps is not None and other.heatmaps is not None
+        match = np.nonzero(other.ids == key.ids[i])[0] if other is not key else []
+        if len(match) == 0:
+            return key.heatmaps[i]  # no neighbour for this person: the key frame stands in (as at a boundary)
+        j = int(match[0])
+        hh, hw = self.preset.heatmap_size
+        to_key = get_affine_transform(key.centers[i], key.scales[i], 0.0, (hw, hh))
+        from_other = get_affine_transform(other.centers[j], other.scales[j], 0.0, (hw, hh), inv=True)
+        # heatmap(other crop) -> image -> heatmap(key crop)
+        m = to_key[:, :2] @ from_other
+        m[:, 2] += to_key[:, 2]
+        hm = other.heatmaps[j].transpose(1, 2, 0)
+        warped = cv2.warpAffine(np.ascontiguousarray(hm), m, (hw, hh), flags=cv2.INTER_LINEAR)
+        return warped.reshape(hh, hw, -1).transpose(2, 0, 1)
+
+    def _cached_result(self, key: _Entry, prev: _Entry, nxt: _Entry) -> np.ndarray:
+        n = len(key.boxes)
+        if n == 0:
+            return np.zeros((0, 17, 3), np.float32)
+        assert key.heatmaps is not None
+        p = np.stack([self._aligned(key, i, prev) for i in range(n)])
+        q = np.stack([self._aligned(key, i, nxt) for i in range(n)])
+        out = []
+        for s in range(0, n, self.max_batch):
+            sl = slice(s, s + self.max_batch)
+            margin = np.ones((len(key.boxes[sl]), 2), np.float32)
+            hm = self.backend.head(key.heatmaps[sl], p[sl], q[sl], margin)  # type: ignore[attr-defined]
+            coords, maxvals = decode_heatmaps(hm, key.centers[sl], key.scales[sl])
+            out.append(np.concatenate([coords, (maxvals * key.boxes[sl, 4:5])[..., None]], axis=-1))
+        self.stats["person_frames"] += n
+        return np.concatenate(out).astype(np.float32)
 
     # -- streaming ------------------------------------------------------------------------------
+    def _result(self, key: _Entry, prev: _Entry, nxt: _Entry) -> FramePoses:
+        if self.mode == "cached":
+            kps = self._cached_result(key, prev, nxt)
+        else:
+            kps, _ = self.estimate([key.frame, prev.frame, nxt.frame], key.boxes)
+        persons = [PersonPose(kps[i], key.boxes[i], int(key.ids[i])) for i in range(len(key.boxes))]
+        self._emitted = key.index + 1
+        return FramePoses(key.index, persons)
+
     def process(self, frame: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None
                 ) -> list[FramePoses]:
-        """Feed the next frame and its person boxes (x, y, w, h[, score]); returns 0 or 1 results."""
+        """Feed the next frame and its person boxes (x, y, w, h[, score]); returns 0 or 1 results.
+
+        With look-ahead the result is for the previous frame; a change of frame size finishes the
+        current shot (its last frame is returned too) and starts a new one.
+        """
         frame = as_bgr8(frame)
         if self._shape is not None and frame.shape != self._shape:
-            # A resolution change starts a new shot: finish the old one and restart the window.
+            count = self._count
             done = self.flush()
-            self._shape = frame.shape
+            self._count = self._emitted = count
             return done + self.process(frame, boxes)
         self._shape = frame.shape
-        self._frames = (self._frames + [frame])[-3:]
-        self._boxes = (self._boxes + [clean_boxes(boxes)])[-3:]
+        b = clean_boxes(boxes)
+        e = _Entry(self._count, frame, b, self.tracker.update(b))
+        if self.mode == "cached":
+            self._run_backbone(e)
+        self._entries = (self._entries + [e])[-3:]
         self._count += 1
-        f = self._frames
+        es = self._entries
         if not self.lookahead:
-            cur = f[-1]
-            prev = f[-2] if len(f) >= 2 else cur
-            prev2 = f[-3] if len(f) >= 3 else prev
-            res = self._result(self._count - 1, [cur, prev, prev2], self._boxes[-1])
-            self._next_index = self._count
-            return [res]
-        if self._count < 2:
+            prev = es[-2] if len(es) >= 2 else e
+            prev2 = es[-3] if len(es) >= 3 else prev
+            return [self._result(e, prev, prev2)]
+        if len(es) < 2:
             return []
-        # Key frame = the second newest; its neighbours are the newest and (if any) the third newest.
-        cur, nxt = f[-2], f[-1]
-        prev = f[-3] if len(f) >= 3 else cur
-        res = self._result(self._count - 2, [cur, prev, nxt], self._boxes[-2])
-        self._next_index = self._count - 1
-        return [res]
+        key, nxt = es[-2], es[-1]
+        prev = es[-3] if len(es) >= 3 else key
+        return [self._result(key, prev, nxt)]
 
     def flush(self) -> list[FramePoses]:
-        """Return the poses of the last frame (its next frame stands in for itself) and reset."""
+        """Return the poses of the last frame (it stands in for its own next frame) and reset."""
         out = []
-        if self.lookahead and self._count > self._next_index and self._frames:
-            cur = self._frames[-1]
-            prev = self._frames[-2] if len(self._frames) >= 2 else cur
-            out.append(self._result(self._count - 1, [cur, prev, cur], self._boxes[-1]))
+        if self.lookahead and self._entries and self._emitted < self._count:
+            key = self._entries[-1]
+            prev = self._entries[-2] if len(self._entries) >= 2 else key
+            out.append(self._result(key, prev, key))
         self.reset()
         return out
 

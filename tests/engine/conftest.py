@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def _set_metadata(model, preset: str, deform: str = "gridsample") -> None:
@@ -96,9 +97,13 @@ def quantize_int8(src: Path, dst: Path, h: int, w: int) -> Path:
 # Fixtures. ONNX files and TensorRT-RTX plans are made once per session: the export is the slow part
 # (~30 s on 2 cores); each RTX build of the tiny model takes 2-10 s on a CPU.
 
-import pytest  # noqa: E402
-
 TINY = "tiny-128x96"
+
+
+@pytest.fixture(scope="session")
+def onnx_exporter():
+    """``export_fp32(path, preset)`` for tests that need another preset."""
+    return export_fp32
 
 
 @pytest.fixture(scope="session")

@@ -222,7 +222,7 @@ def test_launch_geometry_dcpose_8_persons():
     assert geo.block == (128, 1, 1)
     assert geo.scalars == (17, 96, 72, 17, 96, 72, 17, 17, 1, 1, 1, 9, 9, 9, 9)
     assert geo.constexprs == {"KH": 3, "KW": 3, "BLOCK_CO": 32, "BLOCK_P": 128, "HAS_MASK": True,
-                              "HAS_BIAS": True}  # fmt: skip
+                              "HAS_BIAS": True, "SINGLE_CH": True}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------

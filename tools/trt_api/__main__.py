@@ -25,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_check = sub.add_parser("check", help="mypy the given modules against each TensorRT API version")
     p_check.add_argument("--versions", type=_versions, default=list(DEFAULT_VERSIONS),
                          help=f"comma-separated (default {','.join(DEFAULT_VERSIONS)})")
+    p_check.add_argument("--all-errors", action="store_true",
+                         help="also report typing errors unrelated to TensorRT (normally filtered)")
     p_check.add_argument("paths", nargs="+", help="files or package directories to check")
     p_stubs = sub.add_parser("stubs", help="generate (or find cached) stubs and print their directories")
     p_stubs.add_argument("--versions", type=_versions, default=list(DEFAULT_VERSIONS))
@@ -43,11 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
 
-    results = check(args.paths, args.versions)
+    results = check(args.paths, args.versions, all_errors=args.all_errors)
     for r in results:
         label = f"{r.name} ({r.version})" if r.version else r.name
         status = "pass" if r.ok else ("ERROR" if r.failure else "FAIL")
-        print(f"TensorRT API {label}: {status}" + (f" - {len(r.errors)} error(s)" if r.errors else ""))
+        extra = f" - {len(r.errors)} error(s)" if r.errors else ""
+        if r.unrelated:
+            extra += f" ({len(r.unrelated)} typing error(s) unrelated to TensorRT not counted)"
+        print(f"TensorRT API {label}: {status}{extra}")
         for line in r.errors:
             print(f"  {line}")
         if r.failure:

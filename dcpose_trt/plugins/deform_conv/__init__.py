@@ -6,13 +6,15 @@ Public API:
   kernel of :mod:`.kernels` (CUDA tensors; CPU tensors only under ``TRITON_INTERPRET=1``).
 * :func:`launch_geometry` — grid, block and scalar arguments of one launch (shared by the Python
   wrapper, the AOT manifest and the TensorRT ``aot_impl``).
+* :func:`launch_kernel` — the same launch into a preallocated output (used by the TensorRT JIT ``impl``).
 * ``OP_TYPE`` / ``OP_DOMAIN`` — the ONNX node (``DeformConv`` in domain ``dcpose_trt``) that the
-  ``plugin`` export writes; ``PLUGIN_NAMESPACE::PLUGIN_NAME`` (``PLUGIN_ID``) is the TensorRT plugin
-  it resolves to (the ONNX parser maps op_type to the plugin name and ``plugin_namespace`` / domain to
-  the namespace), at ``PLUGIN_VERSION``.
-* :mod:`.plugin` — ``register_plugin()`` (imports ``tensorrt``), and the export hook
-  (``export_op()``, ``deform_conv2d_for_export()``, ``onnx_translation_table()``).
-* :mod:`.aot` — ``build_ptx()`` behind ``dcpose-trt plugin build``.
+  ``--deform plugin`` export writes (:mod:`dcpose_trt.export.deform_ops` reads these constants);
+  ``PLUGIN_NAMESPACE::PLUGIN_NAME`` (``PLUGIN_ID``) is the TensorRT plugin it resolves to (the ONNX
+  parser maps op_type to the plugin name and ``plugin_namespace`` / domain to the namespace), at
+  ``PLUGIN_VERSION``.
+* :mod:`.plugin` — ``register_plugin()`` (imports ``tensorrt``); the node contract ``INPUTS``,
+  ``ATTRIBUTE_TYPES``.
+* :mod:`.aot` — ``build_ptx()`` behind ``dcpose-trt plugin build``, ``compile_kernel()``.
 
 Heavy imports (triton, tensorrt, onnxscript) happen inside the functions that need them.
 """
@@ -137,6 +139,7 @@ def launch_geometry(
         "BLOCK_P": cfg["BLOCK_P"],
         "HAS_MASK": bool(has_mask),
         "HAS_BIAS": bool(has_bias),
+        "SINGLE_CH": c_in // offset_groups == 1,
     }
     return LaunchGeometry(grid, (cfg["num_warps"] * 32, 1, 1), scalars, constexprs, cfg["num_warps"])
 
@@ -207,20 +210,18 @@ def deform_conv2d(
     conv_groups = input.shape[1] // cin_g
     if c_out % conv_groups != 0:
         raise ValueError(f"output channels {c_out} must be divisible by groups={conv_groups}")
-    _check_kernel_inputs(
-        {"input": input, "offset": offset, "weight": weight, "bias": bias, "mask": mask}, c_out
-    )
+    _check_kernel_inputs({"input": input, "offset": offset, "weight": weight, "bias": bias, "mask": mask}, c_out)
     out = torch.empty((input.shape[0], c_out, ho, wo), dtype=input.dtype, device=input.device)
-    launch_kernel(input, offset, mask, weight, bias, out, stride, padding, dilation, groups_off)
+    launch_kernel(input, weight, offset, bias, mask, out, stride, padding, dilation, groups_off)
     return out
 
 
 def launch_kernel(
     input: Tensor,
-    offset: Tensor,
-    mask: Tensor | None,
     weight: Tensor,
+    offset: Tensor,
     bias: Tensor | None,
+    mask: Tensor | None,
     out: Tensor,
     stride: int | tuple[int, int],
     padding: int | tuple[int, int],
@@ -229,6 +230,8 @@ def launch_kernel(
     tactic: int | None = None,
 ) -> None:
     """Launch the kernel into a preallocated ``out`` (Tensor[B, Cout, Ho, Wo]); no shape checks.
+
+    Tensors in ONNX ``DeformConv`` input order (the kernel's pointer order).
 
     Used by :func:`deform_conv2d` (after validation) and by the TensorRT JIT ``impl`` (which writes into
     TensorRT's output buffer on TensorRT's stream). Inputs are made contiguous; ``tactic=None`` picks
@@ -259,5 +262,5 @@ def launch_kernel(
     m = mask.contiguous() if mask is not None else off
     bs = bias.contiguous() if bias is not None else w
     deform_conv2d_kernel[geo.grid[:2]](
-        input.contiguous(), off, m, w, bs, *geo.scalars, out, **geo.constexprs, num_warps=geo.num_warps
+        input.contiguous(), w, off, bs, m, *geo.scalars, out, **geo.constexprs, num_warps=geo.num_warps
     )

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 KERNEL_NAME = "deform_conv2d_kernel"
-INPUT_POINTERS = ("x_ptr", "offset_ptr", "mask_ptr", "weight_ptr", "bias_ptr")
+INPUT_POINTERS = ("x_ptr", "weight_ptr", "offset_ptr", "bias_ptr", "mask_ptr")  # ONNX DeformConv order
 OUTPUT_POINTERS = ("out_ptr",)
 TRAILING_PARAMS = ("global_scratch", "profile_scratch")  # appended by Triton; unused (size 0)
 
@@ -89,6 +89,7 @@ class DeformConfig:
     cout_per_group: int
     has_mask: bool = True
     has_bias: bool = True
+    single_channel_groups: bool = False  # one input channel per offset group (Cin == G)
 
     def constexprs(self, tactic: int) -> dict[str, int | bool]:
         return {
@@ -98,28 +99,32 @@ class DeformConfig:
             "BLOCK_P": TACTICS[tactic]["BLOCK_P"],
             "HAS_MASK": self.has_mask,
             "HAS_BIAS": self.has_bias,
+            "SINGLE_CH": self.single_channel_groups,
         }
 
 
 CONFIGS: dict[str, DeformConfig] = {
     # DCPose's PCN: ModulatedDeformConv(17, 17, 3x3, deformable_groups=17), mask and bias.
-    "dcpose": DeformConfig("dcpose", 3, 3, 17),
+    "dcpose": DeformConfig("dcpose", 3, 3, 17, single_channel_groups=True),
 }
 
 
 def parse_config(spec: str) -> DeformConfig:
-    """A named config (``dcpose``) or ``KHxKW:COUT[:nomask][:nobias]`` (e.g. ``3x3:64:nobias``)."""
+    """A named config (``dcpose``) or ``KHxKW:COUT[:nomask][:nobias][:cpg1]`` (e.g. ``3x3:64:nobias``;
+    ``cpg1``: one input channel per offset group)."""
     if spec in CONFIGS:
         return CONFIGS[spec]
-    m = re.fullmatch(r"(\d+)x(\d+):(\d+)((?::nomask|:nobias)*)", spec)
+    m = re.fullmatch(r"(\d+)x(\d+):(\d+)((?::nomask|:nobias|:cpg1)*)", spec)
     if not m:
         raise PluginError(
-            f"unknown DCN config {spec!r}: use one of {sorted(CONFIGS)} or KHxKW:COUT[:nomask][:nobias]"
+            f"unknown DCN config {spec!r}: use one of {sorted(CONFIGS)} or KHxKW:COUT[:nomask][:nobias][:cpg1]"
         )
     kh, kw, cout = int(m[1]), int(m[2]), int(m[3])
     if min(kh, kw, cout) < 1:
         raise PluginError(f"DCN config {spec!r}: kernel size and channels must be >= 1")
-    return DeformConfig(spec.replace(":", "-"), kh, kw, cout, "nomask" not in m[4], "nobias" not in m[4])
+    flags = m[4]
+    return DeformConfig(spec.replace(":", "-"), kh, kw, cout, "nomask" not in flags, "nobias" not in flags,
+                        "cpg1" in flags)  # fmt: skip
 
 
 def parse_archs(text: str | list[int] | tuple[int, ...]) -> list[int]:
@@ -231,16 +236,10 @@ def _triton_version() -> str:
     return require("triton", "triton", "compiling the deformable-conv plugin").__version__
 
 
-@functools.lru_cache(maxsize=1)
-def _jit_kernel():
-    """The kernel as a ``JITFunction``, also when ``TRITON_INTERPRET=1`` wrapped it for the interpreter."""
-    from triton.runtime.jit import JITFunction
-
-    from dcpose_trt.plugins.deform_conv.kernels import deform_conv2d_kernel
-
-    if isinstance(deform_conv2d_kernel, JITFunction):
-        return deform_conv2d_kernel
-    return JITFunction(deform_conv2d_kernel.fn)
+def _interpreting() -> bool:
+    """True when this process runs Triton kernels in the interpreter (``TRITON_INTERPRET=1``): its
+    ``@triton.jit`` objects, and Triton's own standard library, cannot be compiled here."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
 
 
 def _signature(dtype: str, constexprs: dict) -> dict[str, str]:
@@ -283,16 +282,15 @@ def _compile_uncached(job: CompileJob, key: str) -> CompiledKernel:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    from dcpose_trt.plugins.deform_conv.kernels import deform_conv2d_kernel
+
     constexprs = job.config.constexprs(job.tactic)
-    src = ASTSource(fn=_jit_kernel(), signature=_signature(job.dtype, constexprs), constexprs=constexprs)
-    with triton.knobs.runtime.scope():
-        # Compile real PTX even in a process that runs kernels in the interpreter (the tests).
-        triton.knobs.runtime.interpret = False
-        compiled = triton.compile(
-            src,
-            target=GPUTarget("cuda", job.arch, 32),
-            options={"num_warps": job.num_warps, "ptx_version": job.ptx_version},
-        )
+    src = ASTSource(fn=deform_conv2d_kernel, signature=_signature(job.dtype, constexprs), constexprs=constexprs)
+    compiled = triton.compile(
+        src,
+        target=GPUTarget("cuda", job.arch, 32),
+        options={"num_warps": job.num_warps, "ptx_version": job.ptx_version},
+    )
     ptx = compiled.asm["ptx"]
     # sm_XXa -> sm_XX: arch-specific PTX would not JIT onto any other GPU; ptxas below validates it.
     ptx = re.sub(r"^(\.target\s+sm_\d+)a\b", r"\1", ptx, flags=re.MULTILINE)
@@ -382,13 +380,23 @@ def compile_kernel(
     if use_cache and (hit := _cache_load(key)) is not None:
         hit.config = cfg.name
         return hit
+    if _interpreting():
+        with _pool(1) as pool:
+            return pool.submit(_compile_job, job, key, use_cache).result()
     return _compile_job(job, key, use_cache)
 
 
 def _worker_init() -> None:
-    # Worker processes compile only; never let an inherited TRITON_INTERPRET turn kernels into
-    # interpreter objects there.
+    # Worker processes compile only; an inherited TRITON_INTERPRET=1 would turn the kernel into an
+    # interpreter object there.
     os.environ["TRITON_INTERPRET"] = "0"
+
+
+def _pool(n_workers: int) -> cf.ProcessPoolExecutor:
+    # spawn: a fresh interpreter per worker (LLVM and forked threads do not mix), triton imported
+    # after _worker_init.
+    ctx = multiprocessing.get_context("spawn")
+    return cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init)
 
 
 def build_ptx(
@@ -427,9 +435,7 @@ def build_ptx(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    all_jobs = [
-        CompileJob(a, d, c, t) for a in arch_list for d in dtype_list for c in cfg_list for t in tactic_list
-    ]
+    all_jobs = [CompileJob(a, d, c, t) for a in arch_list for d in dtype_list for c in cfg_list for t in tactic_list]
     keys = {job: job.key(version) for job in all_jobs}
     results: dict[CompileJob, CompiledKernel] = {}
     todo: list[CompileJob] = []
@@ -448,15 +454,13 @@ def build_ptx(
                disable=not progress)  # fmt: skip
     try:
         n_workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
-        if n_workers == 1:
+        if n_workers == 1 and not _interpreting():
             for job in todo:
                 bar.set_postfix_str(f"sm_{job.arch} {job.dtype} t{job.tactic}")
                 results[job] = _compile_job(job, keys[job], use_cache)
                 bar.update()
         elif todo:
-            # spawn: a fresh interpreter per worker (LLVM and forked threads do not mix).
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init) as pool:
+            with _pool(n_workers) as pool:
                 futures = {pool.submit(_compile_job, job, keys[job], use_cache): job for job in todo}
                 for fut in cf.as_completed(futures):
                     results[futures[fut]] = fut.result()

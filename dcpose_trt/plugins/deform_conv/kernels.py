@@ -6,7 +6,8 @@ one tile) and ``BLOCK_P`` output pixels, and keeps the ``BLOCK_CO × BLOCK_P`` a
 registers while it loops over the ``Cin_g · K`` reduction: for each (offset group, tap) it loads Δy, Δx
 and the mask once, computes the bilinear corners and weights once, then for each input channel of that
 offset group gathers four corners and adds a rank-1 update ``weight[:, c, k] ⊗ sample`` to the tile.
-No im2col buffer, no GEMM call, no per-sample loop.
+No im2col buffer, no GEMM call, no per-sample loop. ``SINGLE_CH`` (one input channel per offset group,
+DCPose's case) drops the inner channel loop so each tap's loads can overlap the previous tap's math.
 
 Tensor layout (all contiguous NCHW, int32 element indexing inside one batch item, int64 batch bases):
 
@@ -18,8 +19,9 @@ Tensor layout (all contiguous NCHW, int32 element indexing inside one batch item
 * ``bias``   [Cout]
 * ``out``    [B, Cout, Ho, Wo]
 
-Argument order is the TensorRT ahead-of-time plugin convention: input pointers, then int32 scalars,
-then the output pointer, then ``tl.constexpr`` meta-parameters (baked into the PTX).
+Argument order is the TensorRT ahead-of-time plugin convention: input pointers (in the node's input
+order, which is ONNX ``DeformConv``'s: X, W, offset, B, mask), then int32 scalars, then the output
+pointer, then ``tl.constexpr`` meta-parameters (baked into the PTX).
 """
 
 from __future__ import annotations
@@ -29,13 +31,23 @@ import triton.language as tl
 
 
 @triton.jit
+def _bilinear_sample(xc, i00, m00, m01, m10, m11, w00, w01, w10, w11, W):
+    """Σ corner weight × pixel of one channel plane ``xc`` (fp32); masked corners read nothing."""
+    v = w00 * tl.load(xc + i00, mask=m00, other=0.0).to(tl.float32)
+    v += w01 * tl.load(xc + i00 + 1, mask=m01, other=0.0).to(tl.float32)
+    v += w10 * tl.load(xc + i00 + W, mask=m10, other=0.0).to(tl.float32)
+    v += w11 * tl.load(xc + i00 + W + 1, mask=m11, other=0.0).to(tl.float32)
+    return v
+
+
+@triton.jit
 def deform_conv2d_kernel(
-    # input pointers (TensorRT: plugin inputs, in order)
+    # input pointers (TensorRT: plugin inputs, in ONNX DeformConv order X, W, offset, B, mask)
     x_ptr,
-    offset_ptr,
-    mask_ptr,
     weight_ptr,
+    offset_ptr,
     bias_ptr,
+    mask_ptr,
     # int32 scalars (TensorRT: SymInt32 extra args)
     C_in,
     H,
@@ -61,6 +73,7 @@ def deform_conv2d_kernel(
     BLOCK_P: tl.constexpr,
     HAS_MASK: tl.constexpr,
     HAS_BIAS: tl.constexpr,
+    SINGLE_CH: tl.constexpr,  # C_PER_OG == 1
 ):
     K: tl.constexpr = KH * KW
     pid_p = tl.program_id(0)
@@ -153,18 +166,18 @@ def deform_conv2d_kernel(
                 w01 = w01 * m
                 w10 = w10 * m
                 w11 = w11 * m
-            i00 = y0 * W + x0
-            i01 = i00 + 1
-            i10 = i00 + W
-            i11 = i10 + 1
-            for c in range(c_start, c_end):
-                xc = x_b + c * hw_in
-                v = w00 * tl.load(xc + i00, mask=m00, other=0.0).to(tl.float32)
-                v += w01 * tl.load(xc + i01, mask=m01, other=0.0).to(tl.float32)
-                v += w10 * tl.load(xc + i10, mask=m10, other=0.0).to(tl.float32)
-                v += w11 * tl.load(xc + i11, mask=m11, other=0.0).to(tl.float32)
-                wk = tl.load(w_rows + (c - c_lo) * K + k, mask=co_valid, other=0.0).to(tl.float32)
+            i00 = y0 * W + x0  # top-left corner; the others are +1, +W, +W+1
+            if SINGLE_CH:
+                # One channel per offset group (DCPose: 17 channels, 17 groups): channel g, no inner loop,
+                # so the gathers of all KH*KW taps can be issued back to back (latency hiding).
+                v = _bilinear_sample(x_b + g * hw_in, i00, m00, m01, m10, m11, w00, w01, w10, w11, W)
+                wk = tl.load(w_rows + (g - c_lo) * K + k, mask=co_valid, other=0.0).to(tl.float32)
                 acc += wk[:, None] * v[None, :]
+            else:
+                for c in range(c_start, c_end):
+                    v = _bilinear_sample(x_b + c * hw_in, i00, m00, m01, m10, m11, w00, w01, w10, w11, W)
+                    wk = tl.load(w_rows + (c - c_lo) * K + k, mask=co_valid, other=0.0).to(tl.float32)
+                    acc += wk[:, None] * v[None, :]
 
     if HAS_BIAS:
         acc += tl.load(bias_ptr + co, mask=co_valid, other=0.0).to(tl.float32)[:, None]

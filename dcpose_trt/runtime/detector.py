@@ -1,0 +1,80 @@
+"""A YOLO person detector in ONNX (Ultralytics export layout), decoded here: letterbox, NMS, thresholds.
+
+The Ultralytics detect export has one output ``float32[1, 4 + C, A]``: per anchor (cx, cy, w, h) in
+the letterboxed input's pixels followed by C class scores; class 0 is "person". NMS and the score
+threshold are applied here (OpenCV's ``NMSBoxes``), then boxes are mapped back to the frame.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dcpose_trt._deps import require
+from dcpose_trt.errors import InputError
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Resize keeping aspect, pad to size×size with grey 114 (Ultralytics). Returns image, gain, (pad_x, pad_y)."""
+    h, w = image.shape[:2]
+    gain = min(size / h, size / w)
+    nw, nh = int(round(w * gain)), int(round(h * gain))
+    px, py = (size - nw) / 2, (size - nh) / 2
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    top, left = int(round(py - 0.1)), int(round(px - 0.1))
+    out = cv2.copyMakeBorder(resized, top, size - nh - top, left, size - nw - left, cv2.BORDER_CONSTANT,
+                             value=(114, 114, 114))
+    return out, gain, (float(left), float(top))
+
+
+def decode_yolo(output: np.ndarray, gain: float, pad: tuple[float, float], conf: float = 0.4,
+                iou: float = 0.45, person_class: int = 0) -> np.ndarray:
+    """Ultralytics output float[1, 4 + C, A] (or [1, A, 4 + C]) → person boxes float32[N, 5] (x, y, w, h, score)."""
+    out = np.asarray(output, np.float32)
+    if out.ndim == 3:
+        out = out[0]
+    if out.shape[0] > out.shape[1]:  # [A, 4 + C] layout (anchors always outnumber 4 + classes)
+        out = out.T
+    scores = out[4 + person_class]
+    keep = scores >= conf
+    if not keep.any():
+        return np.zeros((0, 5), np.float32)
+    cx, cy, w, h = out[:4, keep]
+    s = scores[keep]
+    x = (cx - w / 2 - pad[0]) / gain
+    y = (cy - h / 2 - pad[1]) / gain
+    boxes = np.stack([x, y, w / gain, h / gain], axis=1)
+    idx = cv2.dnn.NMSBoxes(boxes.tolist(), s.tolist(), conf, iou)
+    idx = np.asarray(idx, np.int64).reshape(-1)
+    return np.concatenate([boxes[idx], s[idx, None]], axis=1).astype(np.float32)
+
+
+class YoloDetector:
+    """Person boxes from a YOLO ONNX model through ONNX Runtime (CPU, or CUDA when available)."""
+
+    def __init__(self, path: str | os.PathLike, conf: float = 0.4, iou: float = 0.45):
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"detector not found: {path}")
+        if path.suffix.lower() != ".onnx":
+            raise InputError(f"the detector must be an ONNX file (Ultralytics export), got {path}")
+        ort = require("onnxruntime", "onnx", "the YOLO detector")
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own types for bad files
+            raise InputError(f"cannot load detector {path}: {str(exc).splitlines()[0][:200]}") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        size = inp.shape[-1]
+        self.size = int(size) if isinstance(size, int) else 640
+        self.conf, self.iou = conf, iou
+
+    def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
+        img, gain, pad = letterbox(frame, self.size)
+        x = img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        return decode_yolo(out, gain, pad, self.conf, self.iou)

@@ -1,0 +1,84 @@
+"""FP16 and INT8 ONNX: they run in ONNX Runtime, and Q/DQ sits only where the precision rules allow."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from dcpose_trt.errors import InputError
+from dcpose_trt.export import QuantizeConfig, check_qdq, get_metadata, int8_excluded_nodes, quantize_onnx
+from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+
+
+@pytest.fixture(scope="module")
+def int8(exports, sample_clip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
+    cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=16)
+    return quantize_onnx(exports("deformconv"), out, cfg)
+
+
+def _inputs():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((3, 9, 128, 96)).astype(np.float32), np.ones((3, 2), np.float32)
+
+
+def test_fp16_runs_and_keeps_fp32_where_required(exports, tmp_path):
+    out = quantize_onnx(exports("deformconv"), tmp_path / "m.fp16.onnx", QuantizeConfig("fp16"))
+    m = onnx.load(str(out))
+    assert get_metadata(m)["dcpose_trt.precision"] == "fp16"
+    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*m.graph.input, *m.graph.output])
+    inits = {t.name: t.data_type for t in m.graph.initializer}
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    # Backbone convs are FP16; the offset convs (sampling coordinates) stay FP32.
+    assert inits[next(n for n in convs if n.name.startswith("rough_pose_estimation_net.stage2")).input[1]] == \
+        onnx.TensorProto.FLOAT16
+    assert all(inits[n.input[1]] == onnx.TensorProto.FLOAT for n in convs if n.name.startswith("offsets_list."))
+    frames, margin = _inputs()
+    ref = OnnxRuntimeBackend(exports("deformconv")).infer(frames, margin)
+    got = OnnxRuntimeBackend(out).infer(frames, margin)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
+
+
+def test_int8_runs(exports, int8):
+    frames, margin = _inputs()
+    got = OnnxRuntimeBackend(int8).infer(frames, margin)
+    assert got.shape == (3, 17, 32, 24) and np.isfinite(got).all()
+
+
+def test_int8_qdq_placement(exports, int8):
+    src, q = onnx.load(str(exports("deformconv"))), onnx.load(str(int8))
+    excluded = int8_excluded_nodes(src)
+    for prefix in ("rough_pose_estimation_net.conv1/", "rough_pose_estimation_net.final_layer/",
+                   "offsets_list.0.0/", "masks_list.4.0/"):
+        assert any(n.startswith(prefix) for n in excluded)
+    assert check_qdq(q, excluded) == []
+    # Walk the graph: every DQ output goes to a quantized Conv or follows a quantized Conv's output Q.
+    producer = {o: n for n in q.graph.node for o in n.output}
+    for n in q.graph.node:
+        if n.op_type in ("DeformConv",) or n.name in excluded:
+            assert all(producer.get(i) is None or producer[i].op_type != "DequantizeLinear" for i in n.input), n.name
+    zps = [t for t in q.graph.initializer if t.name.endswith("_zero_point")]
+    assert zps and all(t.data_type == onnx.TensorProto.INT8 for t in zps)
+    n_q = sum(n.op_type == "QuantizeLinear" for n in q.graph.node)
+    assert n_q > 50
+
+
+def test_int8_refuses_without_real_data(exports, tmp_path):
+    with pytest.raises(InputError, match="real person crops"):
+        quantize_onnx(exports("deformconv"), tmp_path / "x.onnx", QuantizeConfig("int8"))
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_check_qdq_flags_asymmetric():
+    from onnx import TensorProto, helper, numpy_helper
+
+    zp = numpy_helper.from_array(np.array(3, np.uint8), "zp")
+    sc = numpy_helper.from_array(np.array(0.1, np.float32), "sc")
+    g = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "sc", "zp"], ["q"], name="q"),
+                           helper.make_node("DequantizeLinear", ["q", "sc", "zp"], ["y"], name="dq")],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [zp, sc])
+    problems = check_qdq(helper.make_model(g))
+    assert any("uint8" in p for p in problems) and any("zero point" in p for p in problems)
