@@ -100,6 +100,8 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
         from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path)
+    if path is None or suffix not in (".plan", ".engine"):
+        raise InputError(f"the {backend} backend needs a TensorRT plan (.plan); build one with 'dcpose-trt build'")
     from dcpose_trt.runtime.trt_backend import TensorRTBackend  # tensorrt / tensorrt-rtx
 
     return TensorRTBackend(path, backend=backend)
@@ -155,6 +157,18 @@ class PoseEstimator:
         self.stats = {"backbone_crops": 0, "person_frames": 0}
         self.reset()
 
+    def close(self) -> None:
+        """Release the backend's resources (CUDA buffers, streams, graphs) now."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> PoseEstimator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def reset(self) -> None:
         """Forget the stream (start a new video)."""
         self._entries: list[_Entry] = []  # the last up-to-3 frames
@@ -177,12 +191,16 @@ class PoseEstimator:
         window = [as_bgr8(f) for f in window]
         h, w = self.preset.image_size
         out = []
+        gpu_pose = getattr(self.backend, "pose", None)  # GPU backends crop and decode on the device
         for s in range(0, len(boxes), self.max_batch):
             chunk = boxes[s : s + self.max_batch]
-            frames, centers, scales = make_inputs(window, chunk, (h, w), self.preset.mean, self.preset.std)
-            heatmaps = self.backend.infer(frames, np.ones((len(chunk), 2), np.float32))
+            if gpu_pose is not None:
+                coords, maxvals = gpu_pose(window, chunk)
+            else:
+                frames, centers, scales = make_inputs(window, chunk, (h, w), self.preset.mean, self.preset.std)
+                heatmaps = self.backend.infer(frames, np.ones((len(chunk), 2), np.float32))
+                coords, maxvals = decode_heatmaps(heatmaps, centers, scales)
             self.stats["backbone_crops"] += 3 * len(chunk)
-            coords, maxvals = decode_heatmaps(heatmaps, centers, scales)
             out.append(np.concatenate([coords, (maxvals * chunk[:, 4:5])[..., None]], axis=-1))
         self.stats["person_frames"] += len(boxes)
         return np.concatenate(out).astype(np.float32), boxes

@@ -72,15 +72,26 @@ class TestTinyBuilds:
         _no_plugin_layers(meta)
 
 
-def test_cli_build(rtx, tiny_fp32_onnx, tmp_path, capsys):
+def test_cli_build(rtx, tmp_path, capsys):
+    onnx_path = _tiny_graph(tmp_path / "relu.onnx")
     out = tmp_path / "cli.plan"
-    rc = main(["build", "--onnx", str(tiny_fp32_onnx), "--out", str(out), "--backend", "tensorrt-rtx",
+    rc = main(["build", "--onnx", str(onnx_path), "--out", str(out), "--backend", "tensorrt-rtx",
                "--persons", "1,2,4", "--profile-per-bucket", "--no-progress"])
     assert rc == 0
     assert f"wrote {out}" in capsys.readouterr().out
     meta = json.loads(sidecar_path(out).read_text())
     assert [p["batch"] for p in meta["profiles"]] == [[1, 1, 1], [2, 2, 2], [3, 4, 4]]
+    assert meta["profiles"][2]["shapes"] == {"x": {"min": [3, 4], "opt": [4, 4], "max": [4, 4]}}
+    assert meta["dcn"]["form"] == "none" and meta["preset"] is None
     assert "--batch 3,4,4" in meta["command"]
+
+
+def test_cli_reports_errors_in_one_line(rtx, tmp_path, capsys):
+    onnx_path = _tiny_graph(tmp_path / "bad.onnx", "NoSuchOp", domain="acme")
+    rc = main(["build", "--onnx", str(onnx_path), "--out", str(tmp_path / "bad.plan"), "--backend",
+               "tensorrt-rtx", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "dcpose-trt build: error: " in err and "node 'the_node' (op NoSuchOp" in err
 
 
 def _tiny_graph(path: Path, op_type: str = "Relu", domain: str = "") -> Path:
@@ -151,3 +162,13 @@ def test_w48_fp32(rtx, onnx_exporter, tmp_path):
     assert meta["preset"] == "w48-384x288" and meta["precision"] == "fp32"
     assert [t["shape"] for t in meta["inputs"]] == [[-1, 9, 384, 288], [-1, 2]]
     _no_plugin_layers(meta)
+
+
+def test_rtx_ignores_timing_cache(rtx, tmp_path):
+    """TensorRT-RTX's timing-cache calls are no-ops (deprecated in 1.2): the flag is accepted, not used."""
+    onnx_path = _tiny_graph(tmp_path / "relu.onnx")
+    cache = tmp_path / "timing.cache"
+    plan = build_engine(onnx_path, tmp_path / "relu.plan",
+                        BuildConfig(backend="tensorrt-rtx", timing_cache=cache, progress=False))
+    assert read_sidecar(plan)["build"]["timing_cache"] is None
+    assert not cache.exists()

@@ -68,6 +68,8 @@ def test_ptx_for_each_arch(first_build):
         # ptxas assembled the rewritten PTX: it is valid for the arch.
         assert e["cubin"] and (out / e["cubin"]).read_bytes()[:4] == b"\x7fELF"
         assert e["ptxas"].startswith("ptxas")
+        # DCPose's kernel must not spill (a spill would mean local-memory traffic in the inner loop).
+        assert 0 < e["registers"] <= 255 and e["spill_bytes"] == 0
 
 
 def test_manifest_on_disk(first_build):

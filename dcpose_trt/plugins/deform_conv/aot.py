@@ -53,7 +53,7 @@ from dcpose_trt.plugins.deform_conv import (
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 KERNEL_NAME = "deform_conv2d_kernel"
 INPUT_POINTERS = ("x_ptr", "weight_ptr", "offset_ptr", "bias_ptr", "mask_ptr")  # ONNX DeformConv order
 OUTPUT_POINTERS = ("out_ptr",)
@@ -218,6 +218,8 @@ class CompiledKernel:
     global_scratch_size: int
     profile_scratch_size: int
     ptxas: str | None
+    registers: int | None  # per thread, from ptxas -v (occupancy check without a GPU)
+    spill_bytes: int | None
     key: str
     ptx: str = field(repr=False)
     cubin: bytes | None = field(default=None, repr=False)
@@ -262,19 +264,23 @@ def _ptxas_for(arch: int) -> tuple[str | None, str | None]:
         return None, None
 
 
-def _assemble(ptx: str, arch: int) -> tuple[bytes | None, str | None]:
+def _assemble(ptx: str, arch: int) -> tuple[bytes | None, str | None, dict]:
+    """(cubin, "ptxas <version>", {"registers", "spill_bytes"}) from ptxas -v, or (None, None, {})."""
     path, version = _ptxas_for(arch)
     if path is None:
-        return None, None
+        return None, None, {}
     with tempfile.TemporaryDirectory(prefix="dcpose_trt_ptxas_") as tmp:
         src, dst = Path(tmp) / "k.ptx", Path(tmp) / "k.cubin"
         src.write_text(ptx)
         proc = subprocess.run(
-            [path, f"--gpu-name=sm_{arch}", "-O3", str(src), "-o", str(dst)], capture_output=True, text=True
+            [path, "-v", f"--gpu-name=sm_{arch}", "-O3", str(src), "-o", str(dst)], capture_output=True, text=True
         )
         if proc.returncode != 0:
             raise PluginError(f"ptxas rejected the PTX for sm_{arch}: {proc.stderr.strip()[:500]}")
-        return dst.read_bytes(), f"ptxas {version}"
+        regs = re.search(r"Used (\d+) registers", proc.stderr)
+        spills = re.search(r"(\d+) bytes spill stores", proc.stderr)
+        stats = {"registers": int(regs[1]) if regs else None, "spill_bytes": int(spills[1]) if spills else None}
+        return dst.read_bytes(), f"ptxas {version}", stats
 
 
 def _compile_uncached(job: CompileJob, key: str) -> CompiledKernel:
@@ -301,7 +307,7 @@ def _compile_uncached(job: CompileJob, key: str) -> CompiledKernel:
     if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
         # A launcher (TensorRT) that passes no scratch buffer would make such a kernel fault.
         raise PluginError(f"the kernel needs Triton scratch memory on sm_{job.arch}; it cannot run as a plugin")
-    cubin, ptxas = _assemble(ptx, job.arch)
+    cubin, ptxas, stats = _assemble(ptx, job.arch)
     version = re.search(r"^\.version\s+(\S+)", ptx, re.MULTILINE)
     target = re.search(r"^\.target\s+(\S+)", ptx, re.MULTILINE)
     return CompiledKernel(
@@ -319,6 +325,8 @@ def _compile_uncached(job: CompileJob, key: str) -> CompiledKernel:
         global_scratch_size=int(getattr(md, "global_scratch_size", 0)),
         profile_scratch_size=int(getattr(md, "profile_scratch_size", 0)),
         ptxas=ptxas,
+        registers=stats.get("registers"),
+        spill_bytes=stats.get("spill_bytes"),
         key=key,
         ptx=ptx,
         cubin=cubin,

@@ -106,8 +106,10 @@ def deform_conv2d_kernel(
     x_b = x_ptr + b * C_in * hw_in
     off_b = offset_ptr + b * (2 * n_og * K) * hw_out
     mask_b = mask_ptr + b * (n_og * K) * hw_out
-    # Row of each output channel in the (Cout, CIN_G * K) weight matrix.
-    w_rows = weight_ptr + co * (CIN_G * K)
+    # Row of each output channel in the (Cout, CIN_G * K) weight matrix, as int32 element offsets (half
+    # the registers of a pointer vector). Padding rows (co >= COUT_G) re-read the last real row instead
+    # of carrying a predicate per row; their accumulators are never stored.
+    w_rows = (gi * COUT_G + tl.minimum(offs_co, COUT_G - 1)) * (CIN_G * K)
 
     acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
 
@@ -171,12 +173,12 @@ def deform_conv2d_kernel(
                 # One channel per offset group (DCPose: 17 channels, 17 groups): channel g, no inner loop,
                 # so the gathers of all KH*KW taps can be issued back to back (latency hiding).
                 v = _bilinear_sample(x_b + g * hw_in, i00, m00, m01, m10, m11, w00, w01, w10, w11, W)
-                wk = tl.load(w_rows + (g - c_lo) * K + k, mask=co_valid, other=0.0).to(tl.float32)
+                wk = tl.load(weight_ptr + (w_rows + ((g - c_lo) * K + k))).to(tl.float32)
                 acc += wk[:, None] * v[None, :]
             else:
                 for c in range(c_start, c_end):
                     v = _bilinear_sample(x_b + c * hw_in, i00, m00, m01, m10, m11, w00, w01, w10, w11, W)
-                    wk = tl.load(w_rows + (c - c_lo) * K + k, mask=co_valid, other=0.0).to(tl.float32)
+                    wk = tl.load(weight_ptr + (w_rows + ((c - c_lo) * K + k))).to(tl.float32)
                     acc += wk[:, None] * v[None, :]
 
     if HAS_BIAS:

@@ -1,0 +1,322 @@
+"""``dcpose-trt doctor``: what this machine has, what it can build and run, and what to install for the rest.
+
+:func:`diagnose` probes every optional package by importing it (lazily, one at a time, through
+``importlib.import_module`` so a broken install is caught and reported, never raised), reads the CUDA
+driver and GPU, and derives which deformable-conv forms (``plugin`` / ``deformconv`` / ``gridsample``)
+and precisions each backend can BUILD and RUN here. It never raises because of a missing or broken
+optional package: such a package is reported as absent with a one-line reason and the pip extra to install.
+
+    from dcpose_trt.doctor import diagnose
+    print(diagnose().to_table())
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# module -> (label, pip extra that installs it). Order = table order.
+PACKAGES: dict[str, tuple[str, str]] = {
+    "torch": ("PyTorch", ""),
+    "onnx": ("ONNX", "onnx"),
+    "onnxruntime": ("ONNX Runtime", "onnx"),
+    "tensorrt": ("TensorRT", "trt"),
+    "tensorrt_rtx": ("TensorRT-RTX", "rtx"),
+    "tensorrt_lean": ("TensorRT lean runtime", "lean"),
+    "cuda.bindings": ("cuda-python", "cuda"),
+    "triton": ("Triton", "triton"),
+}
+
+# Minimum versions the architecture relies on (architecture.md, "three paths").
+TRT_PLUGIN_MIN = (10, 9)  # our ahead-of-time DeformConv plugin (IPluginV3 QDP with aot_impl)
+TRT_DEFORMCONV_MIN = (10, 1)  # ONNX DeformConv through TensorRT's built-in plugin
+TRT_GRIDSAMPLE_MIN = (8, 5)  # GridSample layer
+ORT_DEFORMCONV_MIN = (1, 25)  # CPU kernel for ONNX DeformConv (opset 19)
+PRECISIONS = ("fp32", "fp16", "int8")
+FORMS = ("plugin", "deformconv", "gridsample")
+
+
+@dataclass
+class Package:
+    """One optional package: ``version`` is None when it is absent or its import fails (``reason`` says why)."""
+
+    module: str
+    label: str
+    version: str | None
+    reason: str = ""
+    extra: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.version is not None
+
+    @property
+    def install(self) -> str:
+        """The pip command that installs it ('' for core dependencies)."""
+        return f"pip install 'dcpose-trt[{self.extra}]'" if self.extra else ""
+
+
+@dataclass
+class Capability:
+    """What one backend can do here: forms × precisions it can build (export/engine) and run."""
+
+    backend: str
+    build: dict[str, list[str]]  # DCN form -> precisions
+    run: dict[str, list[str]]
+    note: str = ""
+
+
+@dataclass
+class Gpu:
+    """The first CUDA device (None fields: unknown). ``driver`` is the CUDA driver API version, e.g. ``"13.0"``."""
+
+    name: str | None = None
+    compute_capability: str | None = None
+    driver: str | None = None
+    count: int = 0
+    source: str = ""
+
+
+@dataclass
+class Report:
+    """Everything :func:`diagnose` found. ``to_json()`` is the ``--json`` schema."""
+
+    python: str
+    platform: str
+    packages: list[Package]
+    gpu: Gpu
+    capabilities: list[Capability]
+    hints: list[str]
+
+    def package(self, module: str) -> Package:
+        return next(p for p in self.packages if p.module == module)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "platform": self.platform,
+            "packages": {p.module: {"label": p.label, "version": p.version, "ok": p.ok, "reason": p.reason,
+                                    "install": p.install, **({"details": p.details} if p.details else {})}
+                         for p in self.packages},
+            "gpu": asdict(self.gpu),
+            "capabilities": [asdict(c) for c in self.capabilities],
+            "hints": self.hints,
+        }
+
+    def to_table(self) -> str:
+        rows = [("Python", self.python, self.platform)]
+        for p in self.packages:
+            extra = ", ".join(f"{k}={v}" for k, v in p.details.items())
+            rows.append((p.label, p.version or "absent", extra if p.ok else f"{p.reason}  -> {p.install}".strip()))
+        g = self.gpu
+        rows.append(("GPU", g.name or "none", f"cc {g.compute_capability}, driver CUDA {g.driver} ({g.source})"
+                     if g.name else f"driver CUDA {g.driver}" if g.driver else "no CUDA driver"))
+        w = max(len(r[0]) for r in rows)
+        v = max(len(r[1]) for r in rows)
+        out = ["Environment", "-" * 11] + [f"{a:<{w}}  {b:<{v}}  {c}".rstrip() for a, b, c in rows]
+        out += ["", "Backends (DCN form: precisions)", "-" * 31]
+        for c in self.capabilities:
+            out.append(f"{c.backend}:")
+            if c.build or not c.run:
+                out.append(f"  build: {_fmt_caps(c.build)}")
+            if c.run or not c.build:
+                out.append(f"  run:   {_fmt_caps(c.run)}")
+            if c.note:
+                out.append(f"  note:  {c.note}")
+        if self.hints:
+            out += ["", "To get the rest", "-" * 15] + [f"- {h}" for h in self.hints]
+        return "\n".join(out)
+
+
+def _fmt_caps(caps: dict[str, list[str]]) -> str:
+    return "; ".join(f"{form} {'/'.join(p)}" for form, p in caps.items() if p) or "nothing"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _version_tuple(v: str | None) -> tuple[int, ...]:
+    out: list[int] = []
+    for part in (v or "").split("+")[0].split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+def _probe(module: str) -> Package:
+    label, extra = PACKAGES[module]
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - any failure (ImportError, OSError from a native lib, ...) = absent
+        return Package(module, label, None, _one_line(exc), extra)
+    version = getattr(mod, "__version__", None)
+    if version is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version(module.split(".")[0].replace("_", "-"))
+        except Exception:  # noqa: BLE001 - metadata lookups on odd installs
+            version = "unknown"
+    pkg = Package(module, label, str(version), "", extra)
+    try:
+        if module == "torch":
+            pkg.details = {"cuda_build": mod.version.cuda or "cpu-only",
+                           "cuda_available": bool(mod.cuda.is_available())}
+        elif module == "onnxruntime":
+            pkg.details = {"providers": list(mod.get_available_providers())}
+    except Exception as exc:  # noqa: BLE001 - a half-working install still has a version
+        pkg.details = {"error": _one_line(exc)}
+    return pkg
+
+
+def _gpu(packages: dict[str, Package]) -> Gpu:
+    """GPU and driver via cuda-python when installed (what the runtime uses), else torch.cuda."""
+    gpu = Gpu()
+    if packages["cuda.bindings"].ok:
+        try:
+            cudart = importlib.import_module("cuda.bindings.runtime")
+            err, drv = cudart.cudaDriverGetVersion()
+            if int(err) == 0 and drv:
+                gpu.driver = f"{drv // 1000}.{drv % 1000 // 10}"
+            err, count = cudart.cudaGetDeviceCount()
+            if int(err) == 0 and count:
+                err, prop = cudart.cudaGetDeviceProperties(0)
+                if int(err) == 0:
+                    gpu.name = prop.name.decode(errors="replace").rstrip("\x00")
+                    gpu.compute_capability = f"{prop.major}.{prop.minor}"
+                    gpu.count, gpu.source = int(count), "cuda-python"
+                    return gpu
+        except Exception:  # noqa: BLE001 - fall back to torch below
+            pass
+    if packages["torch"].ok:
+        try:
+            torch = importlib.import_module("torch")
+            if torch.cuda.is_available():
+                major, minor = torch.cuda.get_device_capability(0)
+                gpu.name, gpu.compute_capability = torch.cuda.get_device_name(0), f"{major}.{minor}"
+                gpu.count, gpu.source = torch.cuda.device_count(), "torch"
+                if gpu.driver is None and torch.version.cuda:
+                    gpu.driver = f">= {torch.version.cuda} (torch build)"
+        except Exception:  # noqa: BLE001 - a broken torch CUDA setup = no GPU
+            pass
+    return gpu
+
+
+def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], list[str]]:
+    has_gpu = gpu.name is not None
+    all_p = list(PRECISIONS)
+    caps: list[Capability] = []
+    hints: list[str] = []
+    onnx_ok = pk["onnx"].ok
+    # Exporting needs onnx (+ onnxscript, pulled by the same extra); INT8 needs ORT for calibration.
+    export: dict[str, list[str]] = {}
+    if onnx_ok:
+        precisions = all_p if pk["onnxruntime"].ok else ["fp32", "fp16"]
+        export = {f: list(precisions) for f in FORMS}
+        export["plugin"] = ["fp32", "fp16"]  # INT8 calibration runs the graph in ORT, which lacks the plugin node
+    caps.append(Capability("export (ONNX)", export, {}, "" if onnx_ok else "needs onnx"))
+
+    torch_run = {"deformconv": ["fp32"] + (["fp16"] if has_gpu and pk["torch"].details.get("cuda_available") else [])}
+    caps.append(Capability("torch", {}, torch_run if pk["torch"].ok else {},
+                           "eager reference; its DCN is torchvision's deform_conv2d"))
+
+    ort = pk["onnxruntime"]
+    ort_run: dict[str, list[str]] = {}
+    note = ""
+    if ort.ok:
+        forms = ["gridsample"]
+        if _version_tuple(ort.version) >= ORT_DEFORMCONV_MIN:
+            forms.insert(0, "deformconv")
+        ort_run = {f: list(all_p) for f in forms}
+        provs = ort.details.get("providers", [])
+        note = f"providers: {', '.join(provs)}; the plugin form's custom node has no ORT kernel"
+        if has_gpu and "CUDAExecutionProvider" not in provs:
+            hints.append("a GPU is present but ONNX Runtime is CPU-only: pip install onnxruntime-gpu")
+    else:
+        hints.append(f"ONNX Runtime (CPU backend, INT8 calibration): {ort.install}")
+    caps.append(Capability("onnxruntime", {}, ort_run, note))
+
+    cuda_ok = pk["cuda.bindings"].ok
+    trt = pk["tensorrt"]
+    if trt.ok:
+        v = _version_tuple(trt.version)
+        forms = [f for f, need in (("plugin", TRT_PLUGIN_MIN), ("deformconv", TRT_DEFORMCONV_MIN),
+                                   ("gridsample", TRT_GRIDSAMPLE_MIN)) if v >= need]
+        if "plugin" in forms and not pk["triton"].ok:
+            forms.remove("plugin")  # the plugin's kernel is compiled from Triton at build time
+            hints.append(f"the DeformConv plugin needs Triton to compile its kernel: {pk['triton'].install}")
+        # The full TensorRT builder times kernels on the device: no GPU, no build.
+        build = {f: list(all_p) for f in forms} if has_gpu else {}
+        run = {f: list(all_p) for f in forms} if has_gpu and cuda_ok else {}
+        why = [] if has_gpu else ["no CUDA GPU: TensorRT builds and runs need one"]
+        if v < TRT_PLUGIN_MIN:
+            why.append(f"plugin form needs TensorRT >= {'.'.join(map(str, TRT_PLUGIN_MIN))}")
+        caps.append(Capability("tensorrt", build, run, "; ".join(why)))
+    else:
+        caps.append(Capability("tensorrt", {}, {}, trt.reason))
+        hints.append(f"TensorRT (GPU engines, DCN plugin): {trt.install}")
+    rtx = pk["tensorrt_rtx"]
+    if rtx.ok:
+        # TensorRT-RTX compiles ahead of time for given compute capabilities, so it builds on a CPU; it has
+        # no built-in DeformConv plugin, so the gridsample form is the one it takes.
+        build = {"gridsample": list(all_p)}
+        run = {"gridsample": list(all_p)} if has_gpu and cuda_ok else {}
+        caps.append(Capability("tensorrt-rtx", build, run, "" if has_gpu else
+                               "builds on this CPU (pass --compute-capability); running needs a CUDA GPU"))
+    else:
+        caps.append(Capability("tensorrt-rtx", {}, {}, rtx.reason))
+        hints.append(f"TensorRT-RTX (engine builds without a GPU, RTX GPUs): {rtx.install}")
+    lean = pk["tensorrt_lean"]
+    if lean.ok:
+        run = {f: list(all_p) for f in ("deformconv", "gridsample")} if has_gpu and cuda_ok else {}
+        caps.append(Capability("tensorrt-lean", {}, run, "runs version-compatible plans built by full TensorRT"))
+    else:
+        caps.append(Capability("tensorrt-lean", {}, {}, lean.reason))
+        hints.append(f"TensorRT lean runtime (run version-compatible plans): {lean.install}")
+    if not cuda_ok:
+        hints.append(f"cuda-python (the GPU runtime's CUDA calls): {pk['cuda.bindings'].install}")
+    if not pk["triton"].ok:
+        hints.append(f"Triton (DeformConv plugin kernel, GPU crop/decode): {pk['triton'].install}")
+    if not onnx_ok:
+        hints.append(f"ONNX export: {pk['onnx'].install}")
+    if not has_gpu:
+        hints.append("no CUDA GPU here: TensorRT runs and the plugin form need an NVIDIA GPU with a driver")
+    return caps, list(dict.fromkeys(hints))
+
+
+def diagnose() -> Report:
+    """Probe this machine. Never raises because of a missing or broken optional package."""
+    packages = [_probe(m) for m in PACKAGES]
+    by_module = {p.module: p for p in packages}
+    gpu = _gpu(by_module)
+    caps, hints = _capabilities(by_module, gpu)
+    return Report(platform.python_version(), platform.platform(), packages, gpu, caps, hints)
+
+
+def _run(args: argparse.Namespace) -> int:
+    report = diagnose()
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(report.to_table())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="what this machine can build and run, and what to install",
+                       description="Reports Python, torch, ONNX Runtime, TensorRT / TensorRT-RTX / lean, CUDA driver "
+                       "and GPU, Triton and cuda-python; which DCN forms and precisions each backend can build "
+                       "and run here; and the pip extras for the rest.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_run)

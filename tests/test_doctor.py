@@ -1,0 +1,55 @@
+"""``dcpose-trt doctor``: runs, JSON schema, and a missing or broken package becomes an install hint, not a crash."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+from dcpose_trt.cli import main
+from dcpose_trt.doctor import PACKAGES, diagnose
+
+
+def test_diagnose_schema():
+    doc = diagnose().to_json()
+    assert {"python", "platform", "packages", "gpu", "capabilities", "hints"} <= doc.keys()
+    assert set(doc["packages"]) == set(PACKAGES)
+    for p in doc["packages"].values():
+        assert {"label", "version", "ok", "reason", "install"} <= p.keys()
+        assert p["ok"] == (p["version"] is not None)
+    assert {"name", "compute_capability", "driver", "count"} <= doc["gpu"].keys()
+    backends = {c["backend"] for c in doc["capabilities"]}
+    assert {"torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "tensorrt-lean"} <= backends
+    ort = next(c for c in doc["capabilities"] if c["backend"] == "onnxruntime")
+    if doc["packages"]["onnxruntime"]["ok"]:
+        assert ort["run"]["gridsample"] == ["fp32", "fp16", "int8"]
+
+
+def test_missing_tensorrt_gives_install_hint(monkeypatch):
+    real = importlib.import_module
+
+    def fake(name, package=None):
+        if name == "tensorrt" or name.startswith("tensorrt."):
+            raise ImportError("No module named 'tensorrt' (simulated)")
+        if name == "triton":
+            raise OSError("libcuda.so: cannot open shared object file (simulated broken install)")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    report = diagnose()
+    trt = report.package("tensorrt")
+    assert not trt.ok and "simulated" in trt.reason and trt.install == "pip install 'dcpose-trt[trt]'"
+    assert not report.package("triton").ok and report.package("triton").reason.startswith("OSError")
+    assert any("dcpose-trt[trt]" in h for h in report.hints)
+    assert any("dcpose-trt[triton]" in h for h in report.hints)
+    cap = next(c for c in report.capabilities if c.backend == "tensorrt")
+    assert not cap.build and not cap.run
+    assert "absent" in report.to_table()
+
+
+def test_cli_json_and_table(capsys):
+    assert main(["doctor", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "packages" in doc
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime:" in out and "ONNX Runtime" in out
