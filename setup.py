@@ -16,7 +16,6 @@ DEV = [
     "ruff>=0.6",
     "mypy>=1.10",
     "pybind11-stubgen>=3.0",
-    "onnxconverter-common>=1.14",
 ]
 
 setup(

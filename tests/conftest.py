@@ -37,3 +37,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """``tiny-128x96`` with weights moved away from the official near-zero init (heatmaps ~1e-11), so that
+    outputs depend on every input and wiring mistakes show up. Shared: tests must not modify it."""
+    from dcpose_trt.model import build_dcpose
+
+    gen = torch.Generator().manual_seed(0)
+    model = build_dcpose("tiny-128x96")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -548,3 +549,14 @@ def read_boxes_file(
             raise DataError(f"{path}: entry {i} has none of image_name, image_id, file_name, frame")
         out.setdefault(key, []).append((x, y, w, h, score))
     return out
+
+
+@lru_cache(maxsize=512)
+def read_frame(path: str) -> np.ndarray:
+    """A frame as uint8 BGR (cv2), cached: a frame window reads each image up to three times."""
+    import cv2
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"cannot read image {path}")
+    return img

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="person boxes: GT or detections/<split>.json (default: %(default)s)")
     q.add_argument("--detections", help="detection JSON to use instead of detections/<split>.json")
     q.add_argument("--min-score", type=float, default=0.2, help="detection score threshold (default 0.2)")
+    q.add_argument("--mode", choices=("exact", "cached"), default="exact",
+                   help="cached: backbone once per person-frame (needs a --split export or a checkpoint)")
+    q.add_argument("--causal", action="store_true", help="no look-ahead: refine frame t with t-1 and t-2")
     q.add_argument("--out", required=True, help="output folder for the per-video JSONs")
     q.set_defaults(func=_run_predict)
 
@@ -48,9 +51,11 @@ def _run_predict(args: argparse.Namespace) -> int:
     from dcpose_trt.eval.predict import predict_dataset
     from dcpose_trt.runtime import PoseEstimator
 
-    est = PoseEstimator(args.model, backend=args.backend)
+    est = PoseEstimator(args.model, backend=args.backend, mode=args.mode, lookahead=not args.causal)
     s = predict_dataset(est, args.data, args.split, args.boxes, args.out, args.detections, args.min_score)
-    print(f"{s.frames} frames, {s.persons} persons in {s.seconds:.1f} s -> {args.out}")
+    calls = est.stats["backbone_crops"] / max(est.stats["person_frames"], 1)
+    print(f"{s.frames} frames, {s.persons} persons in {s.seconds:.1f} s ({calls:.2f} backbone calls per "
+          f"person-frame) -> {args.out}")
     return 0
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from dcpose_trt.data.posetrack import load_split, read_boxes_file
-from dcpose_trt.errors import DataError, InputError
+from dcpose_trt.data.posetrack import load_split, read_boxes_file, read_frame
+from dcpose_trt.errors import InputError
 from dcpose_trt.eval.results import Pose, write_results
 from dcpose_trt.runtime.estimator import PoseEstimator
 
@@ -27,12 +25,11 @@ class PredictSummary:
     seconds: float
 
 
-@lru_cache(maxsize=8)
-def _imread(path: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"cannot read frame {path}")
-    return img
+def _pose(keypoints: np.ndarray, box: np.ndarray) -> Pose:
+    # The writer multiplies by the box score itself: hand it the raw heatmap peak.
+    raw = np.array(keypoints, np.float32, copy=True)
+    raw[:, 2] /= max(float(box[4]), 1e-12)
+    return Pose(raw, float(box[4]))
 
 
 def predict_dataset(estimator: PoseEstimator, root: str | Path, split: str = "val", boxes: str = "gt",
@@ -54,18 +51,36 @@ def predict_dataset(estimator: PoseEstimator, root: str | Path, split: str = "va
         data.attach_detections(read_boxes_file(det_path))
     elif boxes != "gt":
         raise InputError(f"--boxes must be 'gt' or 'detections', got {boxes!r}")
-    jobs = [(v, f) for v in data.videos.values() for f in v.frames if f.labeled or not labeled_only]
     poses: dict[str, dict[int, list[Pose]]] = {}
-    t0, n_persons = time.perf_counter(), 0
-    for video, frame in tqdm(jobs, desc=f"predict {split}", unit="frame", disable=not progress):
-        prev, nxt = video.neighbours(frame.index)
-        window = [_imread(str(video.frame_path(i))) for i in (frame.index, prev, nxt)]
-        b = data.boxes(video.name, frame.index, boxes, min_score)
-        kps, kept = estimator.estimate(window, b)
-        # The writer multiplies by the box score itself: hand it the raw heatmap peak.
-        raw = kps.copy()
-        raw[:, :, 2] = kps[:, :, 2] / np.maximum(kept[:, 4:5], 1e-12)
-        poses.setdefault(video.name, {})[frame.index] = [Pose(raw[i], float(kept[i, 4])) for i in range(len(kept))]
-        n_persons += len(kept)
+    t0, n_persons, n_frames = time.perf_counter(), 0, 0
+    # Cached and causal modes depend on the stream (tracks, earlier frames): run whole videos through
+    # the estimator. The exact look-ahead mode needs only each frame's window, so only labelled frames run.
+    stream = estimator.mode == "cached" or not estimator.lookahead
+    videos = sorted(data.videos.values(), key=lambda v: v.name)
+    total = sum(v.nframes if stream else sum(1 for f in v.frames if f.labeled or not labeled_only) for v in videos)
+    bar = tqdm(total=total, desc=f"predict {split}", unit="frame", disable=not progress)
+    for video in videos:
+        out = poses.setdefault(video.name, {})
+        if stream:
+            estimator.reset()
+            for idx in video.frame_indices():
+                for r in estimator.process(read_frame(str(video.frame_path(idx))), data.boxes(video.name, idx, boxes,
+                                                                                            min_score)):
+                    out[video.first_index + r.index] = [_pose(p.keypoints, p.box) for p in r.persons]
+                bar.update(1)
+            for r in estimator.flush():
+                out[video.first_index + r.index] = [_pose(p.keypoints, p.box) for p in r.persons]
+        else:
+            for frame in video.frames:
+                if not (frame.labeled or not labeled_only):
+                    continue
+                prev, nxt = video.neighbours(frame.index)
+                window = [read_frame(str(video.frame_path(i))) for i in (frame.index, prev, nxt)]
+                kps, kept = estimator.estimate(window, data.boxes(video.name, frame.index, boxes, min_score))
+                out[frame.index] = [_pose(kps[i], kept[i]) for i in range(len(kept))]
+                bar.update(1)
+        n_frames += len(out)
+        n_persons += sum(len(v) for v in out.values())
+    bar.close()
     files = write_results(out, data.videos.values(), poses)
-    return PredictSummary(files, len(jobs), n_persons, time.perf_counter() - t0)
+    return PredictSummary(files, n_frames, n_persons, time.perf_counter() - t0)

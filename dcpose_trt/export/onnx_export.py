@@ -42,6 +42,7 @@ from dcpose_trt.export.deform_ops import DEFORM_FORMS, plugin_identity, translat
 from dcpose_trt.model import DEFAULT_PRESET, build_dcpose, load_checkpoint, read_checkpoint_meta, use_deform_conv
 from dcpose_trt.model.dcpose import DCPose
 from dcpose_trt.model.deform import deform_conv2d_gridsample
+from dcpose_trt.model.presets import BUNDLED_MODEL, BUNDLED_PRESET
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ META_MEAN = "dcpose_trt.mean"
 META_STD = "dcpose_trt.std"
 
 PARTS = ("full", "backbone", "head")
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "dcpose_tiny.pth"
-BUNDLED_PRESET = "tiny-128x96"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 TensorRT 11 takes precision from the ONNX itself (strongly typed networks), so this is an
 ONNX-to-ONNX step that ONNX Runtime can check on a CPU:
 
-- **FP16** (onnxconverter-common ``convert_float_to_float16``): weights and activations FP16; network
+- **FP16** (ONNX Runtime's ``float16.convert_float_to_float16``): weights and activations FP16; network
   I/O, the margin normalisation and the deformable sampling path (DCN node, GridSample grid arithmetic
   and the offset convs that produce the sampling coordinates) stay FP32, with Casts at the borders.
 - **INT8** (``onnxruntime.quantization.quantize_static``, QDQ format): symmetric INT8 Q/DQ (zero point 0)

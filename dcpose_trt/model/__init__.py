@@ -5,7 +5,7 @@ from __future__ import annotations
 from dcpose_trt.model.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from dcpose_trt.model.dcpose import DCPose, use_deform_conv
 from dcpose_trt.model.deform import deform_conv2d_gridsample, deform_conv2d_torchvision
-from dcpose_trt.model.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from dcpose_trt.model.presets import DEFAULT_PRESET, PRESETS, Preset, bundled_model_path, get_preset
 
 
 def build_dcpose(preset: str = DEFAULT_PRESET) -> DCPose:
@@ -27,6 +27,7 @@ __all__ = [
     "PRESETS",
     "Preset",
     "build_dcpose",
+    "bundled_model_path",
     "deform_conv2d_gridsample",
     "deform_conv2d_torchvision",
     "get_preset",

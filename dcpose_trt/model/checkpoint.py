@@ -186,3 +186,26 @@ def save_checkpoint(
     }
     obj.update(extra or {})
     atomic_torch_save(obj, path)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m dcpose_trt.model.checkpoint --half SRC DST``: a float16 copy of a checkpoint (weights only)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=_main.__doc__)
+    ap.add_argument("--half", action="store_true", help="store floating-point tensors as float16")
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    args = ap.parse_args(argv)
+    obj = _read(args.src)
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer")} if isinstance(obj, Mapping) else {}
+    sd = unwrap_state_dict(obj, args.src)
+    if args.half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    atomic_torch_save({**meta, "state_dict": sd, "optimizer": {}}, args.dst)
+    print(f"{args.dst}: {Path(args.dst).stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dcpose_trt.errors import InputError
 from dcpose_trt.model.hrnet import HRNetConfig, StageConfig
@@ -65,6 +66,15 @@ PRESETS: dict[str, Preset] = {
 }
 
 DEFAULT_PRESET = "w48-384x288"
+
+#: The tiny DCPose trained on synthetic videos that ships with the package (see assets/README.md).
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "dcpose_tiny.pth"
+BUNDLED_PRESET = "tiny-128x96"
+
+
+def bundled_model_path() -> Path | None:
+    """The bundled checkpoint, or None when this install does not have it."""
+    return BUNDLED_MODEL if BUNDLED_MODEL.is_file() else None
 
 
 def get_preset(name: str) -> Preset:

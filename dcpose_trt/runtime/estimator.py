@@ -26,12 +26,10 @@ from dcpose_trt.data.transforms import (
     to_input,
 )
 from dcpose_trt.errors import InputError
-from dcpose_trt.model.presets import get_preset
+from dcpose_trt.model.presets import bundled_model_path, get_preset
 from dcpose_trt.runtime.backends import Backend, TorchBackend
 from dcpose_trt.runtime.tracker import IoUTracker
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-BUNDLED_MODEL = ASSETS / "dcpose_tiny.pth"
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx")
 MODES = ("exact", "cached")
 
@@ -61,11 +59,6 @@ class FramePoses:
 
     def to_json(self) -> dict:
         return {"frame": self.index, "persons": [p.to_json() for p in self.persons]}
-
-
-def bundled_model_path() -> Path | None:
-    """The bundled tiny DCPose trained on synthetic videos, if this install has it."""
-    return BUNDLED_MODEL if BUNDLED_MODEL.is_file() else None
 
 
 def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset: str | None = None,

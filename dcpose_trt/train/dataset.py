@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dcpose_trt.data.posetrack import read_frame
 from dcpose_trt.data.transforms import affine_points, box_to_center_scale, crop_person, get_affine_transform, to_input
 from dcpose_trt.errors import DataError
 from dcpose_trt.model.presets import Preset
@@ -58,14 +57,6 @@ def training_samples(root: str | Path, split: str = "train") -> list[Sample]:
     return samples
 
 
-@lru_cache(maxsize=512)
-def _read(path: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"cannot read image {path}")
-    return img
-
-
 class PoseTrackTrainSet(Dataset):
     """Torch dataset of DCPose training tuples.
 
@@ -90,7 +81,7 @@ class PoseTrackTrainSet(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         h, w = self.preset.image_size
         aspect = w / h
-        images = [_read(p) for p in s.paths]
+        images = [read_frame(p) for p in s.paths]
         img_w = images[0].shape[1]
         joints = s.joints[:, :2].astype(np.float32).copy()
         vis = (s.joints[:, 2] > 0).astype(np.float32)

@@ -15,13 +15,8 @@ from dcpose_trt.runtime import PoseEstimator, TorchBackend
 
 
 @pytest.fixture(scope="module")
-def estimator():
-    torch.manual_seed(0)
-    model = build_dcpose("tiny-128x96")
-    with torch.no_grad():  # away from the near-zero official init so outputs depend on every input
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return PoseEstimator(backend=TorchBackend(model))
+def estimator(tiny_model):
+    return PoseEstimator(backend=TorchBackend(tiny_model))
 
 
 def test_real_posetrack_frames_with_detector_boxes(estimator, shared_data):

@@ -7,13 +7,11 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from dcpose_trt.cli import main
 from dcpose_trt.data.posetrack import load_split
 from dcpose_trt.data.synth import SynthConfig, generate
 from dcpose_trt.errors import InputError
-from dcpose_trt.model import build_dcpose
 from dcpose_trt.runtime import PoseEstimator, TorchBackend
 from dcpose_trt.runtime.detector import decode_yolo, letterbox
 from dcpose_trt.runtime.tracker import IoUTracker, iou_matrix
@@ -30,13 +28,8 @@ def synth_video(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = build_dcpose("tiny-128x96")
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 def test_iou_matrix():
