@@ -60,16 +60,16 @@ def predict_dataset(estimator: PoseEstimator, root: str | Path, split: str = "va
     total = sum(v.nframes if stream else sum(1 for f in v.frames if f.labeled or not labeled_only) for v in videos)
     bar = tqdm(total=total, desc=f"predict {split}", unit="frame", disable=not progress)
     for video in videos:
-        out = poses.setdefault(video.name, {})
+        found = poses.setdefault(video.name, {})
         if stream:
             estimator.reset()
             for idx in video.frame_indices():
                 for r in estimator.process(read_frame(str(video.frame_path(idx))), data.boxes(video.name, idx, boxes,
                                                                                             min_score)):
-                    out[video.first_index + r.index] = [_pose(p.keypoints, p.box) for p in r.persons]
+                    found[video.first_index + r.index] = [_pose(p.keypoints, p.box) for p in r.persons]
                 bar.update(1)
             for r in estimator.flush():
-                out[video.first_index + r.index] = [_pose(p.keypoints, p.box) for p in r.persons]
+                found[video.first_index + r.index] = [_pose(p.keypoints, p.box) for p in r.persons]
         else:
             for frame in video.frames:
                 if not (frame.labeled or not labeled_only):
@@ -77,10 +77,10 @@ def predict_dataset(estimator: PoseEstimator, root: str | Path, split: str = "va
                 prev, nxt = video.neighbours(frame.index)
                 window = [read_frame(str(video.frame_path(i))) for i in (frame.index, prev, nxt)]
                 kps, kept = estimator.estimate(window, data.boxes(video.name, frame.index, boxes, min_score))
-                out[frame.index] = [_pose(kps[i], kept[i]) for i in range(len(kept))]
+                found[frame.index] = [_pose(kps[i], kept[i]) for i in range(len(kept))]
                 bar.update(1)
-        n_frames += len(out)
-        n_persons += sum(len(v) for v in out.values())
+        n_frames += len(found)
+        n_persons += sum(len(v) for v in found.values())
     bar.close()
     files = write_results(out, data.videos.values(), poses)
     return PredictSummary(files, n_frames, n_persons, time.perf_counter() - t0)

@@ -1,0 +1,128 @@
+"""Accuracy report of the bundled models on the synthetic val set: the README's tables, reproducibly.
+
+    python -m benchmarks.bundled_report --data outputs/synth --out benchmarks/results/bundled
+
+Measures (all on ``--data``'s val split, GT person boxes, PyTorch on the CPU unless said otherwise):
+- PoseTrack AP of the bundled DCPose vs the bundled single-frame HRNet baseline;
+- DCPose causal mode (frames t, t-1, t-2: no look-ahead) and cached-backbone mode (one backbone call per
+  person-frame), with backbone calls per person-frame and wall time;
+- FP16 and INT8 ONNX (ONNX Runtime) against the FP32 ONNX: keypoint fidelity and AP.
+Writes ``report.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+COLS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean")
+ASSETS = Path(__file__).resolve().parents[1] / "dcpose_trt" / "assets"
+
+
+def _ap_row(est, data: Path, out: Path, boxes: str) -> dict:
+    from dcpose_trt.eval.posetrack_ap import evaluate_dirs
+    from dcpose_trt.eval.predict import predict_dataset
+
+    s = predict_dataset(est, data, "val", boxes, out, progress=False)
+    table = evaluate_dirs(data / "annotations" / "val", out).table
+    calls = est.stats["backbone_crops"] / max(est.stats["person_frames"], 1)
+    return {**{k: round(float(table[k]), 2) for k in COLS}, "seconds": round(s.seconds, 1),
+            "person_frames": s.persons, "backbone_calls_per_person_frame": round(calls, 2)}
+
+
+def exports(work: Path) -> tuple[Path, Path]:
+    """The bundled model as FP32 ONNX (standard DeformConv) and as a backbone/head split."""
+    from dcpose_trt.export import ExportConfig, export_onnx
+
+    full = export_onnx(None, work / "tiny.fp32.onnx", ExportConfig(deform="deformconv"))
+    split = export_onnx(None, work / "tiny.split", ExportConfig(deform="deformconv", split=True))
+    return full, split
+
+
+def accuracy(data: Path, work: Path, boxes: str) -> dict:
+    from dcpose_trt.runtime import PoseEstimator
+
+    dcpose, baseline = ASSETS / "dcpose_tiny.pth", ASSETS / "hrnet_tiny_single_frame.pth"
+    full, split = exports(work)
+    runs = {
+        "DCPose (bundled), PyTorch": (dcpose, "torch", {}),
+        "single-frame HRNet baseline (bundled), PyTorch": (baseline, "torch", {}),
+        "DCPose, ONNX Runtime, exact": (full, "onnxruntime", {}),
+        "DCPose, ONNX Runtime, cached backbone": (split, "onnxruntime", {"mode": "cached"}),
+        "DCPose, ONNX Runtime, causal (t, t-1, t-2)": (full, "onnxruntime", {"lookahead": False}),
+    }
+    rows = {}
+    for name, (model, backend, kw) in runs.items():
+        est = PoseEstimator(str(model), backend=backend, **kw)
+        rows[name] = _ap_row(est, data, work / f"pred_{boxes}_{len(rows)}", boxes)
+        print(name, rows[name], flush=True)
+    return rows
+
+
+def precision(data: Path, work: Path, max_frames: int | None) -> dict:
+    from dcpose_trt.eval.fidelity import fidelity
+    from dcpose_trt.export import QuantizeConfig, quantize_onnx
+
+    fp32, _ = exports(work)
+    out = {}
+    for prec in ("fp16", "int8"):
+        cfg = QuantizeConfig(precision=prec, calib=data if prec == "int8" else None, calib_split="train")
+        cand = quantize_onnx(fp32, work / f"tiny.{prec}.onnx", cfg)
+        rep = fidelity(fp32, cand, data, "val", max_frames=max_frames)
+        out[prec] = rep.to_json()
+        print(prec, rep.overall, rep.ap_reference and rep.ap_reference.get("Mean"),
+              rep.ap_candidate and rep.ap_candidate.get("Mean"), flush=True)
+    return out
+
+
+def to_markdown(doc: dict) -> str:
+    lines = [f"Synthetic val set `{doc['data']}` ({doc['machine']}, {doc['date']}).", ""]
+    for boxes, rows in doc["accuracy"].items():
+        lines += [f"PoseTrack AP, {boxes} boxes:", "",
+                  "| model | " + " | ".join(COLS) + " | backbone calls / person-frame | time (s) |",
+                  "|---|" + "---:|" * (len(COLS) + 2)]
+        for name, r in rows.items():
+            lines.append(f"| {name} | " + " | ".join(f"{r[c]:.1f}" for c in COLS)
+                         + f" | {r['backbone_calls_per_person_frame']:.2f} | {r['seconds']:.0f} |")
+        lines.append("")
+    if doc.get("precision"):
+        lines += ["| ONNX Runtime | joints within 1 heatmap cell of FP32 | mean displacement (px) | Mean AP "
+                  "| AP change |",
+                  "|---|---:|---:|---:|---:|"]
+        for prec, rep in doc["precision"].items():
+            ref, cand = (rep.get("ap_reference") or {}).get("Mean"), (rep.get("ap_candidate") or {}).get("Mean")
+            delta = f"{cand - ref:+.2f}" if ref is not None and cand is not None else "n/a"
+            lines.append(f"| {prec.upper()} vs FP32 | {100 * rep['overall']['within_cell']:.2f}% | "
+                         f"{rep['overall']['px']:.3f} | {cand if cand is None else round(cand, 2)} | {delta} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, type=Path, help="synthetic dataset root (dcpose-trt synth output)")
+    ap.add_argument("--out", default=Path("benchmarks/results/bundled"), type=Path)
+    ap.add_argument("--boxes", default="gt", help="comma list of gt,detections (default: gt)")
+    ap.add_argument("--skip-precision", action="store_true")
+    ap.add_argument("--max-frames", type=int, help="limit the fidelity runs to this many frames")
+    args = ap.parse_args(argv)
+    work = args.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    doc = {"data": str(args.data), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+           "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, no GPU",
+           "accuracy": {b: accuracy(args.data, work, b) for b in args.boxes.split(",")}}
+    if not args.skip_precision:
+        doc["precision"] = precision(args.data, work, args.max_frames)
+    doc["seconds"] = round(time.perf_counter() - t0)
+    (args.out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (args.out / "report.md").write_text(to_markdown(doc))
+    print(to_markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
