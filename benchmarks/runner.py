@@ -304,11 +304,13 @@ class Artifacts:
         if key not in self._done:
             try:
                 self._done[key] = self._make(deform, precision, split)
-            except DcposeTrtError as exc:
+            except Exception as exc:  # noqa: BLE001 - remembered so a failed artifact is not rebuilt per row
                 self._done[key] = exc
         got = self._done[key]
-        if isinstance(got, Exception):
+        if isinstance(got, DcposeTrtError):
             raise Skip(f"{'split ' if split else ''}{deform} {precision} ONNX: {got}")
+        if isinstance(got, Exception):
+            raise got  # a bug in export/quantize: run_benchmark records it as an error row
         return got
 
     def _make(self, deform: str, precision: str, split: bool) -> Path:
@@ -577,6 +579,14 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
             for n in cfg.persons:
                 result.rows.append(_row(cfg, backend_name, precision, mode, n, status="skipped", reason=str(exc),
                                         baseline=is_base))
+            bar.update(len(cfg.persons))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bug in one combination's preparation must not lose the others
+            log.error("%s %s %s: preparing the backend failed:\n%s", backend_name, precision, mode,
+                      traceback.format_exc())
+            for n in cfg.persons:
+                result.rows.append(_row(cfg, backend_name, precision, mode, n, status="error",
+                                        reason=f"{type(exc).__name__}: {exc}", baseline=is_base))
             bar.update(len(cfg.persons))
             continue
         on_gpu = backend_name.startswith("tensorrt") or (backend_name == "torch" and device == "cuda")
