@@ -193,7 +193,8 @@ class PoseEstimator:
                 frames, centers, scales = make_inputs(window, chunk, (h, w), self.preset.mean, self.preset.std)
                 heatmaps = self.backend.infer(frames, np.ones((len(chunk), 2), np.float32))
                 coords, maxvals = decode_heatmaps(heatmaps, centers, scales)
-            self.stats["backbone_crops"] += 3 * len(chunk)
+            # The single-frame baseline runs the backbone on the current crop only.
+            self.stats["backbone_crops"] += (1 if getattr(self.backend, "single_frame", False) else 3) * len(chunk)
             out.append(np.concatenate([coords, (maxvals * chunk[:, 4:5])[..., None]], axis=-1))
         self.stats["person_frames"] += len(boxes)
         return np.concatenate(out).astype(np.float32), boxes
