@@ -9,6 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+# Triton reads TRITON_INTERPRET when a @triton.jit function is *defined*: set it here, before any test
+# module (or the package code it imports) defines a kernel, so that every kernel of the run, and every
+# @triton.jit helper it calls, runs in the CPU interpreter on machines without a GPU.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DCPOSE_TRT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
