@@ -43,7 +43,7 @@ def exports(work: Path) -> tuple[Path, Path]:
     return full, split
 
 
-def accuracy(data: Path, work: Path, boxes: str) -> dict:
+def accuracy(data: Path, work: Path, boxes: str, only: str = "") -> dict:
     from dcpose_trt.runtime import PoseEstimator
 
     dcpose, baseline = ASSETS / "dcpose_tiny.pth", ASSETS / "hrnet_tiny_single_frame.pth"
@@ -57,6 +57,8 @@ def accuracy(data: Path, work: Path, boxes: str) -> dict:
     }
     rows = {}
     for name, (model, backend, kw) in runs.items():
+        if only and only not in name:
+            continue
         est = PoseEstimator(str(model), backend=backend, **kw)
         rows[name] = _ap_row(est, data, work / f"pred_{boxes}_{len(rows)}", boxes)
         print(name, rows[name], flush=True)
@@ -108,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boxes", default="gt", help="comma list of gt,detections (default: gt)")
     ap.add_argument("--skip-precision", action="store_true")
     ap.add_argument("--max-frames", type=int, help="limit the fidelity runs to this many frames")
+    ap.add_argument("--only", default="", help="run only the accuracy rows whose name contains this text")
     args = ap.parse_args(argv)
     work = args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     doc = {"data": str(args.data), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
            "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, no GPU",
-           "accuracy": {b: accuracy(args.data, work, b) for b in args.boxes.split(",")}}
+           "accuracy": {b: accuracy(args.data, work, b, args.only) for b in args.boxes.split(",")}}
     if not args.skip_precision:
         doc["precision"] = precision(args.data, work, args.max_frames)
     doc["seconds"] = round(time.perf_counter() - t0)
