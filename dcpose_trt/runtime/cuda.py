@@ -94,7 +94,7 @@ def set_device(index: int = 0) -> None:
     check_cuda(cudart().cudaSetDevice(index), "cudaSetDevice")
 
 
-class _Resource:
+class Resource:
     """Base of the closeable wrappers: ``close()`` is idempotent, ``with`` closes, ``__del__`` is a fallback."""
 
     _closed = True
@@ -119,7 +119,7 @@ class _Resource:
                 self.close()
 
 
-class Stream(_Resource):
+class Stream(Resource):
     """A non-blocking CUDA stream (no implicit sync with the legacy default stream).
 
     Attributes:
@@ -146,7 +146,7 @@ class Stream(_Resource):
         check_cuda(cudart().cudaStreamDestroy(self.handle), "cudaStreamDestroy")
 
 
-class DeviceBuffer(_Resource):
+class DeviceBuffer(Resource):
     """``nbytes`` of device memory (``cudaMalloc``), e.g. an engine's activation memory."""
 
     def __init__(self, nbytes: int) -> None:
@@ -161,7 +161,7 @@ class DeviceBuffer(_Resource):
         check_cuda(cudart().cudaFree(self.ptr), "cudaFree")
 
 
-class HostDeviceBuffer(_Resource):
+class HostDeviceBuffer(Resource):
     """A pinned host array and the device memory it is copied to/from, allocated once.
 
     Discrete GPUs: ``cudaMallocHost`` + ``cudaMalloc``, copied with async memcpys on a stream. Integrated
@@ -246,7 +246,7 @@ class HostDeviceBuffer(_Resource):
             check_cuda(result, what)
 
 
-class CudaGraph(_Resource):
+class CudaGraph(Resource):
     """A captured, instantiated CUDA graph; :meth:`launch` replays it on a stream.
 
     Graphs bake in kernel arguments (tensor addresses, shapes): capture one per fixed set of buffers and

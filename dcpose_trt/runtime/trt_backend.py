@@ -32,7 +32,16 @@ import numpy as np
 
 from dcpose_trt._deps import available, require
 from dcpose_trt.errors import CudaError, InputError, PlanMismatchError
-from dcpose_trt.runtime.cuda import CudaGraph, DeviceBuffer, HostDeviceBuffer, Stream, cudart, device_info, set_device
+from dcpose_trt.runtime.cuda import (
+    CudaGraph,
+    DeviceBuffer,
+    HostDeviceBuffer,
+    Resource,
+    Stream,
+    cudart,
+    device_info,
+    set_device,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -119,7 +128,7 @@ class Bucket:
     extra: dict[str, HostDeviceBuffer] = field(default_factory=dict)
 
 
-class BucketExecutor:
+class BucketExecutor(Resource):
     """One stream, per-bucket pinned/device buffers and CUDA graphs, for a model with a batch dimension.
 
     Subclasses say how to bind a bucket (:meth:`_setup_bucket`: shapes, addresses; returns the output
@@ -301,16 +310,6 @@ class BucketExecutor:
 
     def _close_engine(self) -> None:
         """Drop engine objects that live on the device memory about to be freed (subclasses)."""
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # %% TensorRT ----------------------------------------------------------------------------------------
