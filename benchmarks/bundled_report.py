@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 COLS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean")
 ASSETS = Path(__file__).resolve().parents[1] / "dcpose_trt" / "assets"
 
@@ -81,6 +83,44 @@ def precision(data: Path, work: Path, max_frames: int | None) -> dict:
     return out
 
 
+def real_clip(clip: Path, work: Path, repeats: int = 5) -> dict:
+    """Exact vs cached backbone on a real clip (its ``boxes.json``): speed, backbone calls, displacement.
+
+    The clip is run ``repeats`` times per mode (the median wall time is reported); the cached mode's
+    keypoints are compared with the exact mode's, person by person (same boxes, same order).
+    """
+    from dcpose_trt.runtime import PoseEstimator
+    from dcpose_trt.runtime.io import BoxesFromFile, FrameSource
+
+    _, split = exports(work)
+    full = work / "tiny.fp32.onnx"
+    src = FrameSource(clip)
+    frames = list(src)
+    boxes_of = BoxesFromFile(clip / "boxes.json", src.names)
+    boxes = [boxes_of(i, f) for i, f in enumerate(frames)]
+    rows, poses = {}, {}
+    for mode, model in (("exact", full), ("cached", split)):
+        est = PoseEstimator(str(model), backend="onnxruntime", mode=mode)
+        est.run(frames, boxes)  # warm-up (session start, first-call allocations)
+        times = []
+        for _ in range(repeats):
+            est.stats.update(backbone_crops=0, person_frames=0)
+            t0 = time.perf_counter()
+            out = est.run(frames, boxes)
+            times.append(time.perf_counter() - t0)
+        poses[mode] = np.stack([p.keypoints for f in out for p in f.persons])
+        pf = max(est.stats["person_frames"], 1)
+        rows[mode] = {"seconds_median": round(float(np.median(times)), 3), "frames": len(frames),
+                      "person_frames": est.stats["person_frames"],
+                      "ms_per_frame": round(1e3 * float(np.median(times)) / len(frames), 1),
+                      "backbone_calls_per_person_frame": round(est.stats["backbone_crops"] / pf, 2)}
+    d = np.linalg.norm(poses["cached"][..., :2] - poses["exact"][..., :2], axis=-1)
+    rows["cached"].update(mean_displacement_px=round(float(d.mean()), 2), median_displacement_px=round(
+        float(np.median(d)), 2), speedup_vs_exact=round(rows["exact"]["seconds_median"]
+                                                        / rows["cached"]["seconds_median"], 2))
+    return {"clip": str(clip), "repeats": repeats, **rows}
+
+
 def to_markdown(doc: dict) -> str:
     lines = [f"Synthetic val set `{doc['data']}` ({doc['machine']}, {doc['date']}).", ""]
     for boxes, rows in doc["accuracy"].items():
@@ -100,6 +140,18 @@ def to_markdown(doc: dict) -> str:
             delta = f"{cand - ref:+.2f}" if ref is not None and cand is not None else "n/a"
             lines.append(f"| {prec.upper()} vs FP32 | {100 * rep['overall']['within_cell']:.2f}% | "
                          f"{rep['overall']['px']:.3f} | {cand if cand is None else round(cand, 2)} | {delta} |")
+        lines.append("")
+    if doc.get("real_clip"):
+        rc = doc["real_clip"]
+        lines += [f"Real clip `{rc['clip']}` (its boxes.json), ONNX Runtime, median of {rc['repeats']} runs:", "",
+                  "| mode | ms / frame | backbone calls / person-frame | speed-up vs exact "
+                  "| displacement vs exact (mean / median px) |", "|---|---:|---:|---:|---:|"]
+        for mode in ("exact", "cached"):
+            r = rc[mode]
+            disp = (f"{r['mean_displacement_px']:.2f} / {r['median_displacement_px']:.2f}"
+                    if "mean_displacement_px" in r else "-")
+            lines.append(f"| {mode} | {r['ms_per_frame']:.1f} | {r['backbone_calls_per_person_frame']:.2f} | "
+                         f"{r.get('speedup_vs_exact', 1.0):.2f} | {disp} |")
     return "\n".join(lines) + "\n"
 
 
@@ -108,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, type=Path, help="synthetic dataset root (dcpose-trt synth output)")
     ap.add_argument("--out", default=Path("benchmarks/results/bundled"), type=Path)
     ap.add_argument("--boxes", default="gt", help="comma list of gt,detections (default: gt)")
-    ap.add_argument("--skip-precision", action="store_true")
+    ap.add_argument("--skip-precision", action="store_true", help="no FP16/INT8 fidelity rows")
+    ap.add_argument("--skip-accuracy", action="store_true", help="only the FP16/INT8 fidelity rows")
     ap.add_argument("--max-frames", type=int, help="limit the fidelity runs to this many frames")
+    ap.add_argument("--clip", type=Path, help="real clip folder with boxes.json for the exact-vs-cached report")
     ap.add_argument("--only", default="", help="run only the accuracy rows whose name contains this text")
     args = ap.parse_args(argv)
     work = args.out / "work"
@@ -117,9 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     doc = {"data": str(args.data), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
            "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, no GPU",
-           "accuracy": {b: accuracy(args.data, work, b, args.only) for b in args.boxes.split(",")}}
+           "accuracy": {} if args.skip_accuracy else
+           {b: accuracy(args.data, work, b, args.only) for b in args.boxes.split(",")}}
     if not args.skip_precision:
         doc["precision"] = precision(args.data, work, args.max_frames)
+    if args.clip is not None:
+        doc["real_clip"] = real_clip(args.clip, work)
     doc["seconds"] = round(time.perf_counter() - t0)
     (args.out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "report.md").write_text(to_markdown(doc))

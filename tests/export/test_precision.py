@@ -53,6 +53,11 @@ def test_int8_qdq_placement(exports, int8):
     for prefix in ("rough_pose_estimation_net.conv1/", "rough_pose_estimation_net.final_layer/",
                    "offsets_list.0.0/", "masks_list.4.0/"):
         assert any(n.startswith(prefix) for n in excluded)
+    # Only the backbone is INT8: every head conv stays FP32, every other backbone conv is quantized.
+    convs = [n.name for n in src.graph.node if n.op_type == "Conv"]
+    head = [c for c in convs if not c.startswith("rough_pose_estimation_net.")]
+    assert head and set(head) <= set(excluded)
+    assert len([c for c in convs if c not in excluded]) == len(convs) - len(head) - 2
     assert check_qdq(q, excluded) == []
     # Walk the graph: every DQ output goes to a quantized Conv or follows a quantized Conv's output Q.
     producer = {o: n for n in q.graph.node for o in n.output}
