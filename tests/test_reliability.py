@@ -82,4 +82,6 @@ def test_long_run_memory_is_flat(tmp_path):
             rss_500 = rss()
     est.flush()
     rss_end = rss()
+    print(f"\nlong run: RSS {rss_500 / 2**20:.1f} MiB after 500 frames, {rss_end / 2**20:.1f} MiB after 10,000 "
+          f"({100 * (rss_end / rss_500 - 1):+.2f}%)")
     assert rss_end <= rss_500 * 1.05, (rss_500, rss_end)
