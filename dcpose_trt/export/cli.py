@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("quantize", help="FP16 or INT8 (Q/DQ) copy of an exported ONNX",
                        description="Lower an FP32 export to FP16, or to INT8 calibrated on real person crops.")
-    q.add_argument("--onnx", type=Path, required=True, help="FP32 ONNX from 'dcpose-trt export'")
+    q.add_argument("--onnx", type=Path, required=True,
+                   help="FP32 ONNX from 'dcpose-trt export', or a --split export folder")
     q.add_argument("--precision", choices=("fp16", "int8"), required=True)
     q.add_argument("--calib", type=Path, help="INT8: video file, frames folder, or PoseTrack-layout dataset")
     q.add_argument("--calib-boxes", type=Path, help="INT8: person boxes for a video/frames folder (boxes.json "
@@ -83,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-samples", type=int, default=256, help="person crops to calibrate on (default: 256)")
     q.add_argument("--calib-split", default="val", help="split of a PoseTrack-layout dataset (default: val)")
     q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax")
-    q.add_argument("--out", type=Path, required=True, help="output .onnx")
+    q.add_argument("--out", type=Path, required=True, help="output .onnx (for a split folder: a folder)")
     q.set_defaults(func=_quantize)
 
     f = sub.add_parser("fidelity", help="keypoint displacement and AP of a candidate backend vs a reference",

@@ -393,6 +393,8 @@ class _CropReader:
             return None
         f = self.crops[self.pos : self.pos + self.batch]
         self.pos += self.batch
+        if self.names == ["image"]:  # a split backbone: the three frames' crops are three backbone inputs
+            return {"image": np.ascontiguousarray(f.reshape(-1, 3, *f.shape[2:]))}
         return {"frames": f, "margin": np.ones((len(f), 2), np.float32)}
 
     def rewind(self) -> None:
@@ -405,9 +407,9 @@ def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[st
     q = require("onnxruntime.quantization", "onnx", "INT8 quantization")
     model = onnx.load(str(model_path))
     names = [i.name for i in model.graph.input]
-    if names != ["frames", "margin"]:
-        raise QuantizeError(f"INT8 calibration needs a whole DCPose model (inputs frames, margin); {model_path} "
-                            f"has {names}. Quantize the full export, not a split part")
+    if names not in (["frames", "margin"], ["image"]):
+        raise QuantizeError(f"INT8 calibration needs a whole DCPose model (inputs frames, margin) or a split "
+                            f"backbone (input image); {model_path} has {names}")
     if any(n.domain == "dcpose_trt" for n in model.graph.node):
         raise InputError("INT8 calibration runs the model in ONNX Runtime, which cannot run the plugin node; "
                          "quantize the --deform deformconv or gridsample export")
@@ -506,12 +508,14 @@ def quantize_onnx(onnx_in: str | os.PathLike, out: str | os.PathLike, cfg: Quant
 
     Args:
         onnx_in: FP32 ONNX from :func:`~dcpose_trt.export.export_onnx` (``deformconv`` or ``gridsample``
-            for INT8, since calibration runs the model; any form for FP16).
+            for INT8, since calibration runs the model; any form for FP16), or one part of a ``--split``
+            export (INT8: the backbone is calibrated on single-frame crops, the head is kept FP32).
         out: the output ``.onnx``.
         cfg: precision and calibration settings.
 
     Returns:
         ``out``. Inputs and outputs keep their names and FP32 types, so every backend runs it as before.
+        For a split-export folder, ``out`` is a folder that receives both converted parts.
 
     Raises:
         InputError: bad paths or settings. QuantizeError: calibration or conversion failed.
@@ -519,6 +523,16 @@ def quantize_onnx(onnx_in: str | os.PathLike, out: str | os.PathLike, cfg: Quant
     onnx = require("onnx", "onnx", "precision conversion")
     cfg.validate()
     src, out = Path(onnx_in), Path(out)
+    if src.is_dir():
+        parts = [src / "backbone.onnx", src / "head.onnx"]
+        if not all(p.is_file() for p in parts):
+            raise InputError(f"{src} is a folder without backbone.onnx and head.onnx (a --split export)")
+        if out.suffix == ".onnx":
+            raise InputError(f"{src} is a split export: --out is a folder for its two parts, not {out}")
+        out.mkdir(parents=True, exist_ok=True)
+        for part in parts:  # each part is written atomically
+            quantize_onnx(part, out / part.name, cfg)
+        return out
     if not src.is_file():
         raise InputError(f"ONNX file not found: {src}")
     try:
@@ -531,9 +545,14 @@ def quantize_onnx(onnx_in: str | os.PathLike, out: str | os.PathLike, cfg: Quant
     if meta.get(META_PRECISION, "fp32") != "fp32":
         raise InputError(f"{src} is already {meta[META_PRECISION]}; convert the FP32 export")
     t0 = time.perf_counter()
+    problems: list[str] = []
     if cfg.precision == "fp16":
         result = to_fp16(model)
-        problems: list[str] = []
+    elif meta.get(META_PART) == "head":
+        # Under INT8 the whole temporal head stays FP32 (INT8_EXCLUDED_SCOPES): the split head's INT8 copy
+        # is the FP32 graph, marked int8 so that it pairs with the INT8 backbone.
+        log.info("INT8: the temporal head stays FP32 (see INT8_EXCLUDED_SCOPES); copying it unchanged")
+        result = model
     else:
         with tempfile.TemporaryDirectory(prefix="dcpose_int8_") as tmp:
             result = to_int8(src, Path(tmp) / "int8.onnx", cfg, meta)

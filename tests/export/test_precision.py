@@ -87,3 +87,21 @@ def test_check_qdq_flags_asymmetric():
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [zp, sc])
     problems = check_qdq(helper.make_model(g))
     assert any("uint8" in p for p in problems) and any("zero point" in p for p in problems)
+
+
+def test_int8_split_quantizes_backbone_and_keeps_head(exports, sample_clip, tmp_path):
+    """A split export: the backbone is calibrated on single-frame crops, the head stays FP32 (the rules)."""
+    cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=8)
+    with pytest.raises(InputError, match="folder for its two parts"):
+        quantize_onnx(exports("split"), tmp_path / "x.onnx", cfg)
+    out = quantize_onnx(exports("split"), tmp_path / "int8", cfg)
+    bb, head = onnx.load(str(out / "backbone.onnx")), onnx.load(str(out / "head.onnx"))
+    assert get_metadata(bb)["dcpose_trt.precision"] == get_metadata(head)["dcpose_trt.precision"] == "int8"
+    assert sum(n.op_type == "QuantizeLinear" for n in bb.graph.node) > 50
+    assert check_qdq(bb, int8_excluded_nodes(onnx.load(str(exports("split") / "backbone.onnx")))) == []
+    assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in head.graph.node)
+    # The pair runs as a cached-mode backend, close to FP32.
+    x = np.random.default_rng(1).random((2, 3, 128, 96), np.float32)
+    ref, got = OnnxRuntimeBackend(exports("split")).backbone(x), OnnxRuntimeBackend(out).backbone(x)
+    assert got.shape == ref.shape and np.isfinite(got).all()
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
