@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from dcpose_trt._atomic import atomic_write_text
 from dcpose_trt.errors import DcposeTrtError, InputError
 
 log = logging.getLogger(__name__)
@@ -668,9 +669,7 @@ def write_outputs(result: BenchResult) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def plot_latency(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:

@@ -25,6 +25,7 @@ def _step(msg: str) -> None:
 
 def run_demo(out: Path, clip: Path = CLIP, synth_frames: int = 40) -> dict:
     """Run the demo into ``out``; returns the summary written to ``out/summary.json``."""
+    from dcpose_trt._atomic import atomic_write_text
     from dcpose_trt._deps import available
     from dcpose_trt.data.synth import SynthConfig, generate
     from dcpose_trt.export import ExportConfig, export_onnx
@@ -51,7 +52,7 @@ def run_demo(out: Path, clip: Path = CLIP, synth_frames: int = 40) -> dict:
     boxes = [{"frame": int(Path(str(k)).stem), "bbox": list(b[:4]), "score": b[4]}
              for k, rows in dets.items() if Path(str(k)).parent.name == video_dir.name for b in rows]
     boxes_file = out / "synth_boxes.json"
-    boxes_file.write_text(json.dumps(boxes))
+    atomic_write_text(boxes_file, json.dumps(boxes))
     videos["synthetic"] = (video_dir, boxes_file)
 
     _step("export the bundled model to ONNX (full graph and backbone/head split)")
@@ -92,7 +93,7 @@ def run_demo(out: Path, clip: Path = CLIP, synth_frames: int = 40) -> dict:
             s = run_video(cfg, est)
             summary["runs"][f"{name}/{mode}"] = s.to_json()
             summary["outputs"][f"{name}/{mode}"] = {"overlay": cfg.out, "poses": cfg.json_out}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -328,7 +328,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
     log.info("built %s in %.1f s", out_plan, seconds)
 
     if timing_cache_path is not None:
-        from dcpose_trt.engine.plan import atomic_write_bytes
+        from dcpose_trt._atomic import atomic_write_bytes
 
         atomic_write_bytes(timing_cache_path, _host_bytes(config.get_timing_cache().serialize()))
 

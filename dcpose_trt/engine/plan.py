@@ -28,15 +28,14 @@ Sidecar schema (``"schema": "dcpose_trt.plan/1"``)::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine
 from dcpose_trt.engine.onnx_info import OnnxInfo, file_sha256, onnx_sha256
 from dcpose_trt.errors import PlanMismatchError
@@ -49,29 +48,6 @@ def sidecar_path(plan: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(plan)}.json")
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -> Path:
-    """Write ``data`` to a temp file next to ``path``, fsync, then rename over it.
-
-    A crash, an exception or Ctrl-C leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600; give the file the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 @dataclass

@@ -22,7 +22,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from dcpose_trt import __version__
+from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt._deps import require
 from dcpose_trt.errors import ExportError, InputError
 from dcpose_trt.export.deform_ops import DEFORM_FORMS, plugin_identity, translation_table
@@ -393,19 +393,7 @@ def _check(proto: Any, model: DCPose, part: str, cfg: ExportConfig) -> CheckResu
 
 def atomic_save_onnx(proto: Any, path: str | os.PathLike) -> Path:
     """Serialise an ``onnx.ModelProto`` to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # also Ctrl-C: never leave the temporary behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, proto.SerializeToString())
 
 
 def export_graph(model: DCPose, part: str, cfg: ExportConfig) -> tuple[Any, CheckResult | None]:

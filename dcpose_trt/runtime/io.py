@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dcpose_trt._atomic import atomic_write_text, publish
 from dcpose_trt.errors import InputError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -154,19 +155,10 @@ class AtomicVideoWriter:
         if self._writer is not None:
             self._writer.release()
         if ok and self._writer is not None:
-            os.replace(self.tmp, self.path)
+            publish(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: str | os.PathLike, doc: object) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(doc))

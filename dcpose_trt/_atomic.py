@@ -1,0 +1,59 @@
+"""Atomic file output: every artifact is written to a temporary name next to it, then renamed.
+
+A crash, an exception or Ctrl-C leaves either the old file or the new one, never half of one, and no
+temporary behind. Published files get the permissions a plain ``open()`` would give them (``mkstemp``
+creates 0600, which would make exported models and videos unreadable to other users).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)  # the only way to read the umask is to set it; restore it at once
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Give ``tmp`` default permissions and rename it over ``path``."""
+    os.chmod(tmp, _default_mode())
+    os.replace(tmp, path)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on a clean exit it replaces ``path``, else it is removed.
+
+    ``suffix`` matters to writers that pick a format by extension (OpenCV's video writer).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically (fsync'd before the rename)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
