@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcpose_trt._atomic import atomic_write_text
+
 COLS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean")
 ASSETS = Path(__file__).resolve().parents[1] / "dcpose_trt" / "assets"
 
@@ -178,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.clip is not None:
         doc["real_clip"] = real_clip(args.clip, work)
     doc["seconds"] = round(time.perf_counter() - t0)
-    (args.out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / "report.md").write_text(to_markdown(doc))
+    atomic_write_text(args.out / "report.json", json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(args.out / "report.md", to_markdown(doc))
     print(to_markdown(doc))
     return 0
 

@@ -48,8 +48,6 @@ def sidecar_path(plan: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(plan)}.json")
 
 
-
-
 @dataclass
 class PlanArtifact:
     """Everything the sidecar records about one build (see the module docstring for the JSON)."""
