@@ -47,11 +47,10 @@ def exports(work: Path) -> tuple[Path, Path]:
     return full, split
 
 
-def accuracy(data: Path, work: Path, boxes: str, only: str = "") -> dict:
+def accuracy(data: Path, work: Path, boxes: str, full: Path, split: Path, only: str = "") -> dict:
     from dcpose_trt.runtime import PoseEstimator
 
     dcpose, baseline = ASSETS / "dcpose_tiny.pth", ASSETS / "hrnet_tiny_single_frame.pth"
-    full, split = exports(work)
     runs = {
         "DCPose (bundled), PyTorch": (dcpose, "torch", {}),
         "single-frame HRNet baseline (bundled), PyTorch": (baseline, "torch", {}),
@@ -69,11 +68,10 @@ def accuracy(data: Path, work: Path, boxes: str, only: str = "") -> dict:
     return rows
 
 
-def precision(data: Path, work: Path, max_frames: int | None) -> dict:
+def precision(data: Path, work: Path, fp32: Path, max_frames: int | None) -> dict:
     from dcpose_trt.eval.fidelity import fidelity
     from dcpose_trt.export import QuantizeConfig, quantize_onnx
 
-    fp32, _ = exports(work)
     out = {}
     for prec in ("fp16", "int8"):
         cfg = QuantizeConfig(precision=prec, calib=data if prec == "int8" else None, calib_split="train")
@@ -85,7 +83,7 @@ def precision(data: Path, work: Path, max_frames: int | None) -> dict:
     return out
 
 
-def real_clip(clip: Path, work: Path, repeats: int = 5) -> dict:
+def real_clip(clip: Path, full: Path, split: Path, repeats: int = 5) -> dict:
     """Exact vs cached backbone on a real clip (its ``boxes.json``): speed, backbone calls, displacement.
 
     The clip is run ``repeats`` times per mode (the median wall time is reported); the cached mode's
@@ -94,8 +92,6 @@ def real_clip(clip: Path, work: Path, repeats: int = 5) -> dict:
     from dcpose_trt.runtime import PoseEstimator
     from dcpose_trt.runtime.io import BoxesFromFile, FrameSource
 
-    _, split = exports(work)
-    full = work / "tiny.fp32.onnx"
     src = FrameSource(clip)
     frames = list(src)
     boxes_of = BoxesFromFile(clip / "boxes.json", src.names)
@@ -171,14 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     work = args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    full, split = exports(work)  # once, for every section
     doc = {"data": str(args.data), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
            "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, no GPU",
            "accuracy": {} if args.skip_accuracy else
-           {b: accuracy(args.data, work, b, args.only) for b in args.boxes.split(",")}}
+           {b: accuracy(args.data, work, b, full, split, args.only) for b in args.boxes.split(",")}}
     if not args.skip_precision:
-        doc["precision"] = precision(args.data, work, args.max_frames)
+        doc["precision"] = precision(args.data, work, full, args.max_frames)
     if args.clip is not None:
-        doc["real_clip"] = real_clip(args.clip, work)
+        doc["real_clip"] = real_clip(args.clip, full, split)
     doc["seconds"] = round(time.perf_counter() - t0)
     atomic_write_text(args.out / "report.json", json.dumps(doc, indent=2) + "\n")
     atomic_write_text(args.out / "report.md", to_markdown(doc))

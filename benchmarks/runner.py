@@ -654,8 +654,8 @@ def _speedups(rows: list[dict[str, Any]]) -> None:
 def write_outputs(result: BenchResult) -> None:
     """results.json, results.csv, machine.json, latency.png and README.md in ``result.out``."""
     out = result.out
-    _atomic_write(out / "results.json", json.dumps(result.to_json(), indent=2) + "\n")
-    _atomic_write(out / "machine.json", json.dumps(result.machine, indent=2) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(result.to_json(), indent=2) + "\n")
+    atomic_write_text(out / "machine.json", json.dumps(result.machine, indent=2) + "\n")
     tmp = out / "results.csv.tmp"
     with tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
@@ -665,11 +665,7 @@ def write_outputs(result: BenchResult) -> None:
     os.replace(tmp, out / "results.csv")
     plot_latency(result.rows, out / "latency.png", title=f"DCPose {result.config['preset']} on "
                  f"{machine_slug(result.machine)}")
-    _atomic_write(out / "README.md", to_markdown(result))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
+    atomic_write_text(out / "README.md", to_markdown(result))
 
 
 def plot_latency(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
@@ -792,5 +788,5 @@ def update_results_index(results: Path = RESULTS) -> Path:
                   f"![latency]({folder.name}/latency.png)", ""]
     lines += ["## All runs", ""] + [f"- [{f.name}]({f.name}/README.md)" for f, _ in runs]
     path = results / "README.md"
-    _atomic_write(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -27,9 +27,8 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on a clean exit it replaces ``path``, else it is removed.
+def temp_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
+    """Create an empty, uniquely named temporary file next to ``path`` (same file system) and return it.
 
     ``suffix`` matters to writers that pick a format by extension (OpenCV's video writer).
     """
@@ -37,7 +36,13 @@ def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
-    tmp = Path(name)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on a clean exit it replaces ``path``, else it is removed."""
+    tmp = temp_path(path, suffix)
     try:
         yield tmp
         publish(tmp, path)

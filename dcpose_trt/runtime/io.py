@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from dcpose_trt._atomic import atomic_write_text, publish
+from dcpose_trt._atomic import atomic_write_text, publish, temp_path
 from dcpose_trt.errors import InputError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -135,11 +134,7 @@ class AtomicVideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_path(self.path, self.path.suffix or ".mp4")
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
 
