@@ -62,14 +62,20 @@ class FramePoses:
 
 
 def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset: str | None = None,
-                 device: str = "cpu") -> Backend:
+                 device: str = "cpu", progress: bool = True) -> Backend:
     """Open ``model`` (checkpoint ``.pth``, ``.onnx`` or TensorRT ``.plan``) with the requested backend.
 
-    ``auto`` picks the backend from the file: TensorRT for a plan, ONNX Runtime for ONNX, torch for a
-    checkpoint. Without ``model``, the bundled tiny checkpoint is used.
+    ``auto`` picks the backend from the file: for a plan the one its sidecar names (TensorRT or
+    TensorRT-RTX), ONNX Runtime for ONNX, torch for a checkpoint. Without ``model``, the bundled tiny
+    checkpoint is used. A checkpoint given to a backend that runs exported files (``onnxruntime``,
+    ``tensorrt``, ``tensorrt-rtx``, and any registered with :func:`~dcpose_trt.runtime.model_cache.register_exporter`)
+    is exported on demand into the model cache (see :mod:`dcpose_trt.runtime.model_cache`) and reused.
     """
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    from dcpose_trt.runtime import model_cache
+
+    known = (*BACKENDS, *model_cache.registered_backends())
+    if backend not in known:
+        raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(dict.fromkeys(known))}")
     if model is None:
         model = bundled_model_path()
         if model is None and preset is None:
@@ -80,24 +86,32 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
     suffix = path.suffix.lower() if path is not None else ".pth"
     if path is not None and path.is_dir():
         suffix = ".onnx"  # a split export directory (backbone.onnx + head.onnx)
+    is_plan = suffix in (".plan", ".engine")
     if backend == "auto":
-        backend = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}.get(suffix, "torch")
+        # A plan's sidecar names its builder; TensorRTBackend reads it (backend="auto").
+        backend = "auto-plan" if is_plan else {".onnx": "onnxruntime"}.get(suffix, "torch")
+    is_checkpoint = suffix in (".pth", ".pt", ".tar")
     if backend == "torch":
-        if suffix not in (".pth", ".pt", ".tar"):
+        if not is_checkpoint:
             raise InputError(f"the torch backend needs a checkpoint (.pth), got {path}")
         return TorchBackend.from_checkpoint(path, preset, device)
+    if is_checkpoint and backend in model_cache.registered_backends():
+        # The bundled (or given) checkpoint, exported (and built) once for this backend and cached.
+        return model_cache.open_cached(path, backend, preset=preset, progress=progress)
     if backend == "onnxruntime":
         if suffix != ".onnx":
-            raise InputError(f"the onnxruntime backend needs an ONNX file; export one with "
-                             f"'dcpose-trt export --model {path} --out model.onnx'")
+            hint = ("a TensorRT plan runs with --backend tensorrt/tensorrt-rtx (or auto); for ONNX Runtime give "
+                    "the ONNX it was built from, or a checkpoint (.pth)" if is_plan else
+                    f"export one with 'dcpose-trt export --model {path} --out model.onnx'")
+            raise InputError(f"the onnxruntime backend needs an ONNX file, got {path}; {hint}")
         from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path)
-    if path is None or suffix not in (".plan", ".engine"):
+    if path is None or not is_plan:
         raise InputError(f"the {backend} backend needs a TensorRT plan (.plan); build one with 'dcpose-trt build'")
     from dcpose_trt.runtime.trt_backend import TensorRTBackend  # tensorrt / tensorrt-rtx
 
-    return TensorRTBackend(path, backend=backend)
+    return TensorRTBackend(path, backend="auto" if backend == "auto-plan" else backend)
 
 
 class _Entry:
