@@ -62,3 +62,36 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output", folder: bool = False) -> Path:
+    """Fail early, before any work, when ``path`` cannot be written; returns it as a Path.
+
+    ``path`` must not be a folder (a file, for ``folder=False``) or a file (``folder=True``); its parent
+    may be missing (the writers create it) but the closest existing ancestor must be a folder this
+    process can create files in. Probed by creating (and removing) a temporary file, which also holds
+    for root, read-only mounts and ACLs, where ``os.access`` is not reliable.
+
+    Raises:
+        InputError: one line saying what is wrong with the path.
+    """
+    from dcpose_trt.errors import InputError
+
+    p = Path(path)
+    if not folder and p.is_dir():
+        raise InputError(f"{what} {p} is a folder; give a file name")
+    if folder and p.exists() and not p.is_dir():
+        raise InputError(f"{what} {p} exists and is not a folder")
+    anc = p if folder else p.parent
+    anc = anc.absolute()
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputError(f"cannot write {what} {p}: {anc} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dcpose-trt-probe.", dir=anc)
+    except OSError as exc:
+        raise InputError(f"cannot write {what} {p}: folder {anc} is not writable ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return p

@@ -7,17 +7,21 @@ import argparse
 
 def _run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
 
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,
                     lookahead=not args.causal, boxes=args.boxes, detector=args.detector, out=args.out,
-                    json_out=args.json, max_frames=args.max_frames)
+                    json_out=args.json, max_frames=args.max_frames, strict=args.strict)
     summary = run_video(cfg)
     print(json.dumps(summary.to_json()))
     for what, path in (("overlay", args.out), ("poses", args.json)):
         if path:
             print(f"{what}: {path}")
+    if summary.interrupted:
+        print(f"dcpose-trt run: interrupted; kept the {summary.frames} frames done", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -39,4 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="overlay video to write (.mp4)")
     p.add_argument("--json", help="poses JSON to write")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (instead of warning) when the boxes file does not fit the video's frames")
     p.set_defaults(func=_run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import numpy as np
 
 from dcpose_trt._atomic import atomic_write_text, publish, temp_path
 from dcpose_trt.errors import InputError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -29,12 +32,15 @@ class FrameSource:
     """Iterates BGR uint8 frames from a video file, a folder of images, or a camera index.
 
     ``names`` holds each frame's file name for a folder (used to match boxes files), else ``None``.
+    An unreadable image in a folder is skipped with a warning (``skipped`` counts them); :meth:`indexed`
+    gives each frame with its position in the folder, so boxes stay matched after a skip.
     """
 
     def __init__(self, source: str | os.PathLike | int):
         self.source = source
         self.fps = 30.0
         self.files: list[Path] | None = None
+        self.skipped = 0
         text = str(source)
         if isinstance(source, int) or text.isdigit():
             self.kind = "camera"
@@ -69,22 +75,32 @@ class FrameSource:
         return [p.name for p in self.files] if self.files is not None else None
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        for _, frame in self.indexed():
+            yield frame
+
+    def indexed(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(position, frame)``: the position counts skipped (unreadable) images of a folder too."""
         if self.files is not None:
-            for p in self.files:
+            for i, p in enumerate(self.files):
                 img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
                 if img is None:
-                    raise InputError(f"cannot read image {p}")
-                yield img
+                    # One bad file must not cost the frames around it (a copy cut short, a stray file).
+                    self.skipped += 1
+                    log.warning("skipping %s: not a readable image", p)
+                    continue
+                yield i, img
             return
         cap = cv2.VideoCapture(self.index if self.kind == "camera" else str(self.source))
         if not cap.isOpened():
             raise InputError(f"cannot open {'camera ' + str(self.index) if self.kind == 'camera' else self.source}")
         try:
+            i = 0
             while True:
                 ok, frame = cap.read()
                 if not ok:
                     break
-                yield frame
+                yield i, frame
+                i += 1
         finally:
             cap.release()
 
@@ -103,11 +119,55 @@ class BoxesFromFile:
                 by_tail[Path(k).name] = v
         self.by_name = by_tail
 
-    def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
+    def _rows(self, index: int) -> list | None:
         rows = self.table.get(index)
         if rows is None and self.names is not None and index < len(self.names):
             rows = self.by_name.get(self.names[index])
-        return np.asarray(rows or [], np.float32).reshape(-1, 5)
+        return rows
+
+    def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
+        return np.asarray(self._rows(index) or [], np.float32).reshape(-1, 5)
+
+    def mismatch(self, frames: int) -> str | None:
+        """Why this file does not fit a stream of ``frames`` frames (None when it does).
+
+        Catches an empty file, a file of another sequence (no key is a frame number or file name of
+        this one) and shifted frame numbers (entries for frames the stream does not have).
+        """
+        if not self.table:
+            return "it holds no person boxes"
+        matched = sum(self._rows(i) is not None for i in range(frames))
+        if matched == 0:
+            keys = ", ".join(map(str, list(self.table)[:3]))
+            return (f"none of its {len(self.table)} frame keys (e.g. {keys}) is a frame number (0-{frames - 1}) "
+                    "or file name of this video")
+        names = set(self.names or ())
+        stray = [k for k in self.table
+                 if not ((isinstance(k, int) and 0 <= k < frames) or (isinstance(k, str) and Path(k).name in names))]
+        if stray:
+            return (f"{len(stray)} of its {len(self.table)} frame keys match no frame of this video "
+                    f"(e.g. {stray[0]}; frame numbers start at 0)")
+        return None
+
+
+def clip_boxes(boxes: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
+    """Clip boxes ``float32[N, 5]`` (x, y, w, h, score) to a frame of ``shape`` (H, W, ...).
+
+    Returns the boxes that overlap the frame, clipped, plus the counts of clipped and dropped boxes.
+    A box outside the frame (or of absurd size) would otherwise give keypoints far off the image.
+    """
+    b = np.asarray(boxes, np.float32).reshape(-1, 5)
+    if len(b) == 0:
+        return b, 0, 0
+    h, w = float(shape[0]), float(shape[1])
+    x0 = np.clip(b[:, 0], 0, w)
+    y0 = np.clip(b[:, 1], 0, h)
+    x1 = np.clip(b[:, 0] + b[:, 2], 0, w)
+    y1 = np.clip(b[:, 1] + b[:, 3], 0, h)
+    out = np.stack([x0, y0, x1 - x0, y1 - y0, b[:, 4]], axis=1).astype(np.float32)
+    keep = (out[:, 2] > 0) & (out[:, 3] > 0)
+    changed = keep & np.any(np.abs(out[:, :4] - b[:, :4]) > 0, axis=1)
+    return out[keep], int(changed.sum()), int((~keep).sum())
 
 
 def draw_poses(frame: np.ndarray, persons, min_score: float = 0.05) -> np.ndarray:
@@ -137,14 +197,26 @@ class AtomicVideoWriter:
         self.tmp = temp_path(self.path, self.path.suffix or ".mp4")
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None  # (W, H) of the first frame: the video's size
+        self.frames = 0
+        self.resized = 0  # frames of another size, resized to the first one's
 
     def write(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
         if self._writer is None:
-            h, w = frame.shape[:2]
+            self._size = (w, h)
             self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise InputError(f"cannot write video {self.path}")
+        if (w, h) != self._size:
+            # OpenCV silently drops frames of another size: resize them so the video keeps every frame.
+            if self.resized == 0:
+                log.warning("frame %d is %dx%d, the video is %dx%d: resizing frames of another size",
+                            self.frames, w, h, *self._size)  # type: ignore[misc]
+            self.resized += 1
+            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(frame)
+        self.frames += 1
 
     def close(self, ok: bool = True) -> None:
         if self._writer is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,14 @@ import numpy as np
 from dcpose_trt.data.transforms import as_bgr8
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.estimator import FramePoses, PoseEstimator
-from dcpose_trt.runtime.io import AtomicVideoWriter, BoxesFromFile, FrameSource, draw_poses, write_json_atomic
+from dcpose_trt.runtime.io import (
+    AtomicVideoWriter,
+    BoxesFromFile,
+    FrameSource,
+    clip_boxes,
+    draw_poses,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,38 +37,80 @@ class RunConfig:
     out: str | None = None
     json_out: str | None = None
     max_frames: int | None = None
+    strict: bool = False  # a boxes file that does not fit the video is an error, not a warning
 
 
 @dataclass
 class RunSummary:
+    """What a run did. ``latency_ms`` percentiles leave out the warm-up (``warmup_ms``): the frames up
+    to the first inference, which pay for lazy initialisation (torch's first call, ORT's allocator)."""
+
     frames: int
     persons: int
     seconds: float
     latency_ms: dict[str, float]
     backend: str
+    warmup_ms: float | None = None
+    interrupted: bool = False
+    counts: dict[str, int] = field(default_factory=dict)  # skipped/resized frames, clipped/dropped boxes
 
     def to_json(self) -> dict:
-        return {"frames": self.frames, "persons": self.persons, "seconds": round(self.seconds, 3),
-                "fps": round(self.frames / max(self.seconds, 1e-9), 2), "backend": self.backend,
-                "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()}}
+        doc = {"frames": self.frames, "persons": self.persons, "seconds": round(self.seconds, 3),
+               "fps": round(self.frames / max(self.seconds, 1e-9), 2), "backend": self.backend,
+               "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()}}
+        if self.warmup_ms is not None:
+            doc["warmup_ms"] = round(self.warmup_ms, 2)
+        doc.update({k: v for k, v in self.counts.items() if v})
+        if self.interrupted:
+            doc["interrupted"] = True
+        return doc
+
+
+def check_outputs(cfg: RunConfig) -> None:
+    """Output paths are checked before any work (InputError: one line)."""
+    from dcpose_trt._atomic import check_writable
+
+    for what, path in (("--out", cfg.out), ("--json", cfg.json_out)):
+        if path:
+            check_writable(path, what)
+
+
+def _latency(lat: list[float], warmup: int) -> tuple[dict[str, float], float | None]:
+    """Percentiles over the frames after the warm-up (all frames when nothing else is left)."""
+    rest = lat[warmup:] or lat
+    arr = np.asarray(rest) if rest else np.zeros(1)
+    stats = {"p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
+             "p99": float(np.percentile(arr, 99)), "mean": float(arr.mean())}
+    return stats, (float(sum(lat[:warmup])) if warmup and lat[warmup:] else None)
 
 
 def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: bool = True) -> RunSummary:
     """Pose-estimate a whole video; writes the overlay video and/or the JSON when asked.
 
     JSON: ``{"frames": [{"frame": i, "persons": [{"track_id", "box": [x, y, w, h, score],
-    "keypoints": [[x, y, score] × 17]}]}], "summary": {...}}``.
+    "keypoints": [[x, y, score] × 17]}]}], "summary": {...}}``. ``frame`` is the frame's position in
+    the video (or folder). Ctrl-C stops the run and still writes the frames done so far (the summary
+    says ``"interrupted": true``).
     """
     from tqdm import tqdm
 
     if (cfg.boxes is None) == (cfg.detector is None):
         raise InputError("give exactly one source of person boxes: --boxes FILE or --detector YOLO.onnx")
+    check_outputs(cfg)
     source = FrameSource(cfg.video)
     boxes_fn: Callable[[int, np.ndarray], np.ndarray]
     if cfg.boxes is not None:
         if not Path(cfg.boxes).is_file():
             raise InputError(f"boxes file not found: {cfg.boxes}")
-        boxes_fn = BoxesFromFile(cfg.boxes, source.names())
+        boxes_file = BoxesFromFile(cfg.boxes, source.names())
+        # A camera's length is unknown: only an empty file can be told apart then.
+        why = boxes_file.mismatch(len(source)) if len(source) else (
+            "it holds no person boxes" if not boxes_file.table else None)
+        if why:
+            if cfg.strict:
+                raise InputError(f"boxes file {cfg.boxes} does not fit {cfg.video}: {why}")
+            log.warning("boxes file %s does not fit %s: %s", cfg.boxes, cfg.video, why)
+        boxes_fn = boxes_file
     else:
         from dcpose_trt.runtime.detector import YoloDetector
 
@@ -69,13 +118,18 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     est = estimator or PoseEstimator(cfg.model, backend=cfg.backend, mode=cfg.mode, lookahead=cfg.lookahead)
     writer = AtomicVideoWriter(cfg.out, source.fps) if cfg.out else None
     frames_kept: dict[int, np.ndarray] = {}
+    position: dict[int, int] = {}  # the estimator's frame count -> position in the source
     results: list[FramePoses] = []
     lat: list[float] = []
+    warmup = 0  # frames up to and including the first one that ran the model
+    counts = {"skipped_frames": 0, "resized_frames": 0, "boxes_clipped": 0, "boxes_dropped": 0,
+              "frames_with_boxes": 0}
     t_start = time.perf_counter()
-    ok = False
+    ok = interrupted = False
 
     def emit(done: list[FramePoses]) -> None:
         for r in done:
+            r.index = position.pop(r.index, r.index)
             results.append(r)
             if writer is not None:
                 writer.write(draw_poses(frames_kept.pop(r.index), r.persons))
@@ -86,31 +140,61 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     if cfg.max_frames and total:
         total = min(total, cfg.max_frames)
     bar = tqdm(total=total, desc="run", unit="frame", disable=not progress)
+    n = 0
     try:
-        for i, frame in enumerate(source):
-            if cfg.max_frames is not None and i >= cfg.max_frames:
-                break
-            t0 = time.perf_counter()
-            b = boxes_fn(i, frame)
-            frames_kept[i] = as_bgr8(frame)
-            emit(est.process(frame, b))
-            lat.append((time.perf_counter() - t0) * 1e3)
-            bar.update(1)
-            bar.set_postfix(fps=f"{len(lat) / (time.perf_counter() - t_start):.1f}")
+        try:
+            for i, frame in source.indexed():
+                if cfg.max_frames is not None and n >= cfg.max_frames:
+                    break
+                t0 = time.perf_counter()
+                b, clipped, dropped = clip_boxes(boxes_fn(i, frame), frame.shape)
+                counts["boxes_clipped"] += clipped
+                counts["boxes_dropped"] += dropped
+                counts["frames_with_boxes"] += bool(len(b))
+                frames_kept[i] = as_bgr8(frame)
+                position[n] = i
+                n += 1
+                done = est.process(frame, b)
+                emit(done)
+                lat.append((time.perf_counter() - t0) * 1e3)
+                if not warmup and done:
+                    warmup = len(lat)
+                bar.update(1)
+                bar.set_postfix(fps=f"{len(lat) / (time.perf_counter() - t_start):.1f}")
+        except KeyboardInterrupt:
+            # Ctrl-C (the only way to end a camera run): keep what was done, finish the look-ahead frame.
+            interrupted = True
+            log.warning("interrupted after %d frames; writing the results so far", n)
         emit(est.flush())
         if not results:
+            if interrupted:
+                raise KeyboardInterrupt
+            if cfg.max_frames is not None and cfg.max_frames <= 0:
+                raise InputError(f"--max-frames must be at least 1, got {cfg.max_frames}")
             raise InputError(f"no frames could be read from {cfg.video}")
         ok = True
     finally:
         bar.close()
         if writer is not None:
+            counts["resized_frames"] = writer.resized
             writer.close(ok)
+    counts["skipped_frames"] = source.skipped
+    if counts["skipped_frames"]:
+        log.warning("skipped %d unreadable frame(s) of %s", counts["skipped_frames"], cfg.video)
+    if counts["resized_frames"]:
+        log.warning("%d frame(s) of another size were resized to the first frame's size in %s",
+                    counts["resized_frames"], cfg.out)
+    if counts["boxes_clipped"] or counts["boxes_dropped"]:
+        log.warning("%d box(es) clipped to the frame, %d outside it dropped", counts["boxes_clipped"],
+                    counts["boxes_dropped"])
+    if cfg.boxes is not None and counts["frames_with_boxes"] == 0 and not interrupted:
+        # (--strict already failed up front for a file that fits no frame of a stream of known length.)
+        log.warning("the boxes file %s gave no box inside any frame of %s: no poses", cfg.boxes, cfg.video)
+    counts.pop("frames_with_boxes")
     seconds = time.perf_counter() - t_start
-    arr = np.asarray(lat) if lat else np.zeros(1)
-    summary = RunSummary(len(results), sum(len(r.persons) for r in results), seconds,
-                         {"p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
-                          "p99": float(np.percentile(arr, 99)), "mean": float(arr.mean())},
-                         est.backend.name)
+    stats, warmup_ms = _latency(lat, warmup)
+    summary = RunSummary(len(results), sum(len(r.persons) for r in results), seconds, stats, est.backend.name,
+                         warmup_ms, interrupted, counts)
     if cfg.json_out:
         write_json_atomic(cfg.json_out, {"frames": [r.to_json() for r in results], "summary": summary.to_json()})
     return summary
