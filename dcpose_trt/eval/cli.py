@@ -48,9 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_writable
     from dcpose_trt.eval.predict import predict_dataset
     from dcpose_trt.runtime import PoseEstimator
 
+    check_writable(args.out, "--out", folder=True)  # before the model loads and the dataset runs
     est = PoseEstimator(args.model, backend=args.backend, mode=args.mode, lookahead=not args.causal)
     s = predict_dataset(est, args.data, args.split, args.boxes, args.out, args.detections, args.min_score)
     calls = est.stats["backbone_crops"] / max(est.stats["person_frames"], 1)

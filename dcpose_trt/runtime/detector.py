@@ -67,11 +67,25 @@ class YoloDetector:
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own types for bad files
             raise InputError(f"cannot load detector {path}: {str(exc).splitlines()[0][:200]}") from None
-        inp = self.session.get_inputs()[0]
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        inp = inputs[0]
         self.input_name = inp.name
         size = inp.shape[-1]
         self.size = int(size) if isinstance(size, int) else 640
         self.conf, self.iou = conf, iou
+        # An Ultralytics detector: one image input [1, 3, S, S], first output [1, 4 + C, A] (or [1, A, 4 + C]).
+        # Checked by running it once on a blank image, so any other ONNX is one clear line, not a traceback.
+        not_yolo = f"{path} is not a YOLO person detector (Ultralytics ONNX export)"
+        if len(inputs) != 1 or len(inp.shape) != 4 or inp.shape[1] not in (3, "3"):
+            shapes = ", ".join(f"{i.name} {i.shape}" for i in inputs)
+            raise InputError(f"{not_yolo}: expected one image input [1, 3, S, S], got {shapes}")
+        try:
+            out = self.session.run(None, {self.input_name: np.zeros((1, 3, self.size, self.size), np.float32)})[0]
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own types
+            raise InputError(f"{not_yolo}: running it failed: {str(exc).splitlines()[0][:200]}") from None
+        out = np.asarray(out)
+        if out.ndim != 3 or min(out.shape[1:]) < 5 or outputs[0].type != "tensor(float)":
+            raise InputError(f"{not_yolo}: expected an output [1, 4 + classes, anchors], got {list(out.shape)}")
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         img, gain, pad = letterbox(frame, self.size)
