@@ -133,7 +133,9 @@ class PoseEstimator:
         model: checkpoint (``.pth``), ONNX (a full model; for ``mode="cached"`` a ``--split`` export
             directory), TensorRT plan, or ``None`` for the bundled tiny model.
         backend: ``"auto" | "torch" | "onnxruntime" | "tensorrt" | "tensorrt-rtx"``, or a
-            :class:`~dcpose_trt.runtime.backends.Backend` instance.
+            :class:`~dcpose_trt.runtime.backends.Backend` instance. ``auto`` opens a plan with the
+            builder its sidecar names; a checkpoint given to a backend that runs exported files is
+            exported (and built) once into the model cache (:mod:`dcpose_trt.runtime.model_cache`).
         preset: preset name for a checkpoint without one recorded (default: read from the file).
         mode: ``"exact"`` crops frames t-1, t, t+1 with frame t's box and runs the backbone on all three
             (the official pipeline); ``"cached"`` runs the backbone once per person per frame and

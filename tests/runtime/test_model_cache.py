@@ -102,25 +102,29 @@ def test_rtx_plan_opens_with_auto(cache, export_calls, capsys):
     TensorRT-RTX; without a GPU the reason shown is the missing GPU, not a wrong backend."""
     pytest.importorskip("tensorrt_rtx")
     gpu = torch.cuda.is_available()
-    try:
-        make_backend(None, "tensorrt-rtx", progress=False).close()
-        assert gpu
-    except DcposeTrtError as exc:
-        assert not gpu and "no CUDA GPU" in str(exc), exc
+
+    def refusal(open_it) -> str | None:
+        """None when it opens (a GPU is present), else the one-line reason."""
+        try:
+            open_it().close()
+        except DcposeTrtError as exc:
+            return str(exc)
+        return None
+
+    def assert_opens_or_needs_gpu(reason: str | None) -> None:
+        if gpu:
+            assert reason is None, reason
+        else:
+            assert reason is not None and "no CUDA GPU" in reason and "open it with" not in reason, reason
+
+    assert_opens_or_needs_gpu(refusal(lambda: make_backend(None, "tensorrt-rtx", progress=False)))
     assert len(export_calls) == 1
     plan = next((cache / "models").glob("*/model.plan"))
     assert json.loads(plan.with_name("model.plan.json").read_text())["backend"]["name"] == "tensorrt-rtx"
-
-    for backend in ("auto", "tensorrt-rtx"):
-        try:
-            PoseEstimator(plan, backend=backend).close()
-            assert gpu
-        except DcposeTrtError as exc:
-            assert not gpu and "no CUDA GPU" in str(exc) and "open it with" not in str(exc), exc
-    try:  # the second on-demand request reuses the plan
-        make_backend(None, "tensorrt-rtx", progress=False).close()
-    except DcposeTrtError:
-        assert not gpu
+    assert_opens_or_needs_gpu(refusal(lambda: PoseEstimator(plan)))  # backend="auto"
+    assert_opens_or_needs_gpu(refusal(lambda: PoseEstimator(plan, backend="tensorrt-rtx")))
+    # The second on-demand request reuses the plan.
+    assert_opens_or_needs_gpu(refusal(lambda: make_backend(None, "tensorrt-rtx", progress=False)))
     assert len(export_calls) == 1
 
     clip = REPO.parent / "shared" / "data" / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
