@@ -163,3 +163,22 @@ def test_without_ray_workers_names_the_extra(dataset, tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'dcpose-trt[ray]'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_whole_files_only(cluster, dataset, ckpt, reference, tmp_path):
+    out = tmp_path / "dist"
+    jobs = posetrack_jobs(dataset, "val", out)
+    submitted: list[str] = []
+
+    def ctrl_c_on_third(job, info):  # SIGINT to the driver, as a terminal's Ctrl-C sends it
+        submitted.append(job.name)
+        if len(submitted) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    report = run_distributed(jobs, EstimatorConfig(str(ckpt)), ClusterConfig(workers=2, threads=1),
+                             progress=False, on_submit=ctrl_c_on_third)
+    assert report.interrupted and len(report.done) < VIDEOS
+    written = _outputs(out) if out.exists() else {}
+    assert set(written) == {f"{n}.json" for n in report.done}  # no temporaries, nothing half-written
+    assert all(reference[k] == v for k, v in written.items())
