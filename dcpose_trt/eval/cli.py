@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CPU threads per estimator (default: 1 per worker with --workers, else all cores)")
     q.add_argument("--max-retries", type=int, default=2,
                    help="with --workers: re-runs of a video whose worker died (default: %(default)s)")
+    q.add_argument("--gpus-per-worker", type=float, default=1.0,
+                   help="with --workers and a TensorRT plan: GPU share per worker, e.g. 0.25 = 4 workers per GPU "
+                   "(default: %(default)s)")
     q.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip videos whose output is complete (default: on)")
     q.set_defaults(func=_run_predict)
@@ -90,7 +93,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     else:
         from dcpose_trt.scale.distributed import ClusterConfig, run_distributed
 
-        cluster = ClusterConfig(args.workers, args.ray_address, args.threads or 1, args.max_retries)
+        cluster = ClusterConfig(args.workers, args.ray_address, args.threads or 1, args.max_retries,
+                                args.gpus_per_worker)
         report = run_distributed(jobs, est, cluster, args.resume, progress)
     for line in report.lines():
         print(line)

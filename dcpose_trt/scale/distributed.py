@@ -51,12 +51,15 @@ class ClusterConfig:
         address: ``local``, ``auto`` or ``HOST:PORT`` (see :data:`ADDRESS_HELP`).
         threads: CPU threads per actor (CPU backends; Ray reserves that many CPUs per actor).
         max_retries: times a video is re-queued after its worker died, before it is reported failed.
+        gpus_per_worker: GPU share per actor for TensorRT (1: one GPU each; 0.25: four actors share a GPU,
+            each decoding frames on its own CPU, for when decoding rather than the engine is the limit).
     """
 
     workers: int = 2
     address: str = "local"
     threads: int = 1
     max_retries: int = 2
+    gpus_per_worker: float = 1.0
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -65,6 +68,10 @@ class ClusterConfig:
             raise InputError(f"--threads must be >= 1, got {self.threads}")
         if self.max_retries < 0:
             raise InputError(f"--max-retries must be >= 0, got {self.max_retries}")
+        g = self.gpus_per_worker
+        if g <= 0 or (g > 1 and g != int(g)):  # Ray: fractions below 1, whole numbers above
+            raise InputError(f"--gpus-per-worker must be a fraction in (0, 1] or a whole number, "
+                             f"got {self.gpus_per_worker}")
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
         log(f"Ray dashboard: {report.dashboard}")
     options: dict[str, Any] = {"num_cpus": cluster.threads, "max_restarts": 0}
     if est.uses_gpu:
-        options["num_gpus"] = 1
+        options["num_gpus"] = cluster.gpus_per_worker
     actor_cls = ray.remote(PoseWorker).options(**options)
     worker_est = EstimatorConfig(est.model, est.backend, est.mode, est.lookahead, cluster.threads)
 

@@ -1,8 +1,8 @@
 """`dcpose-trt predict --workers N` on a local Ray cluster (2 CPUs): same bytes as one process, retries
 after a killed worker, resume, a corrupt video failing alone.
 
-Each distributed run starts fresh actors (a process that imports torch and loads the model): about 10 s
-on an idle 2-core machine, 25-40 s under load. The issue's four checks run in `make test`; the bounded
+Each distributed run starts fresh actors (a process that imports torch and loads the model): 24-44 s
+per test on the 2-core VM at load average ~12. The issue's four checks run in `make test`; the bounded
 retries, video files and Ctrl-C runs are marked slow.
 """
 
