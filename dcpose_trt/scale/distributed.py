@@ -51,6 +51,7 @@ class ClusterConfig:
         address: ``local``, ``auto`` or ``HOST:PORT`` (see :data:`ADDRESS_HELP`).
         threads: CPU threads per actor (CPU backends; Ray reserves that many CPUs per actor).
         max_retries: times a video is re-queued after its worker died, before it is reported failed.
+        start_timeout_s: how long workers may take to be placed and load the model.
         gpus_per_worker: GPU share per actor for TensorRT (1: one GPU each; 0.25: four actors share a GPU,
             each decoding frames on its own CPU, for when decoding rather than the engine is the limit).
     """
@@ -60,6 +61,7 @@ class ClusterConfig:
     threads: int = 1
     max_retries: int = 2
     gpus_per_worker: float = 1.0
+    start_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -139,6 +141,20 @@ def _is_worker_death(ray: Any, exc: BaseException) -> bool:
     return isinstance(exc, kinds)
 
 
+def _start_reason(exc: BaseException) -> str:
+    """Why an actor's constructor failed: our error's message when Ray carries it, else Ray's text."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return reason_of(cause)
+    text = " ".join(str(exc).split())
+    for cls in ("InputError", "PlanMismatchError", "DcposeTrtError", "CheckpointError", "MissingDependencyError",
+                "DataError", "CudaError"):
+        marker = f"dcpose_trt.errors.{cls}: "
+        if marker in text:  # the constructor's traceback is in the message: keep our one line
+            return text.split(marker, 1)[1][:300]
+    return _first_line(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300] or type(exc).__name__
@@ -172,16 +188,35 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
     worker_est = EstimatorConfig(est.model, est.backend, est.mode, est.lookahead, cluster.threads)
 
     def start(n: int) -> list[tuple[Any, WorkerInfo]]:
-        """Start ``n`` actors and wait until each holds its estimator; a start error stops the run."""
+        """Start ``n`` actors and wait (up to ``start_timeout_s``) until each holds its estimator.
+
+        An actor whose constructor fails (plan does not fit this GPU, model missing) stops the run with
+        the reason; actors the cluster cannot place in time (not enough GPUs/CPUs) are given up, and
+        the run goes on with the others (an error if none started).
+        """
         actors = [actor_cls.remote(worker_est) for _ in range(n)]
+        refs = [a.ready.remote() for a in actors]
+        done, _ = ray.wait(refs, num_returns=n, timeout=cluster.start_timeout_s)
+        out = []
         try:
-            infos = ray.get([a.ready.remote() for a in actors])
-        except ray.exceptions.RayTaskError as exc:
+            for a, ref in zip(actors, refs, strict=True):
+                if ref in done:
+                    out.append((a, ray.get(ref)))
+        except ray.exceptions.RayError as exc:
             for a in actors:
                 ray.kill(a)
-            cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
-            raise DcposeTrtError(f"a worker could not start: {reason_of(cause)}") from None
-        return list(zip(actors, infos, strict=True))
+            raise DcposeTrtError(f"a worker could not start: {_start_reason(exc)}") from None
+        for a, ref in zip(actors, refs, strict=True):
+            if ref not in done:
+                ray.kill(a)
+        if not out:
+            need = {k: v for k, v in options.items() if k.startswith("num_")}
+            free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+            raise DcposeTrtError(f"no worker started within {cluster.start_timeout_s:.0f} s; each needs {need}, "
+                                 f"the cluster has {free} free")
+        if len(out) < n:
+            log(f"only {len(out)} of {n} workers started within {cluster.start_timeout_s:.0f} s; going on with them")
+        return out
 
     slots: dict[int, tuple[Any, WorkerInfo]] = {}
     queue: collections.deque[tuple[Job, int]] = collections.deque((j, 0) for j in todo)

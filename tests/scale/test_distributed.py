@@ -164,6 +164,18 @@ def test_video_files_with_boxes_files(cluster, dataset, ckpt, tmp_path):
     assert np.isfinite(np.asarray(doc["frames"][0]["persons"][0]["keypoints"])).all()
 
 
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_stops_the_run_with_the_reason(cluster, dataset, tmp_path, capsys):
+    code = main(["predict", "--model", str(tmp_path / "missing.pth"), "--backend", "torch", "--data", str(dataset),
+                 "--out", str(tmp_path / "o"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "a worker could not start: model file not found" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(Exception, match=r"no worker started within 3 s; each needs \{'num_cpus': 8\}"):
+        run_distributed(posetrack_jobs(dataset, "val", tmp_path / "o"), EstimatorConfig(),
+                        ClusterConfig(workers=1, threads=8, start_timeout_s=3), progress=False)
+
+
 def test_without_ray_workers_names_the_extra(dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
     code = main(["predict", "--data", str(dataset), "--out", str(tmp_path / "o"), "--workers", "2"])
