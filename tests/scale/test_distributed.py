@@ -3,7 +3,7 @@ after a killed worker, resume, a corrupt video failing alone.
 
 Each distributed run starts fresh actors (a process that imports torch and loads the model): 24-44 s
 per test on the 2-core VM at load average ~12. The issue's four checks run in `make test`; the bounded
-retries, video files and Ctrl-C runs are marked slow.
+retries, video files, Ctrl-C and start-failure runs are marked slow.
 """
 
 from __future__ import annotations
