@@ -10,6 +10,7 @@ RTX = ["tensorrt-rtx>=1.0"] + CUDA
 LEAN = ["tensorrt-lean-cu13>=10.0"] + CUDA
 BENCH = ["matplotlib>=3.7"]
 EVAL = ["pycocotools>=2.0.7"]
+RAY = ["ray>=2.40"]  # many videos on a cluster: `dcpose-trt predict --workers N`
 DEV = [
     "pytest>=8",
     "hypothesis>=6.100",
@@ -44,6 +45,7 @@ setup(
         "lean": LEAN,
         "bench": BENCH,
         "eval": EVAL,
+        "ray": RAY,
         "dev": DEV,
         "all": ONNX + TRITON + CUDA + BENCH + EVAL,
     },
