@@ -37,6 +37,11 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
 NUM_JOINTS = 17
+#: The PoseTrack18 skeleton (``categories[0].skeleton``): 1-based joint pairs, as in the files.
+SKELETON: tuple[tuple[int, int], ...] = (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
+    (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+)  # fmt: skip
 
 #: PoseTrack's 15 evaluation joints (ids 0..14, poseval ``Joint``) as indices into the 17 COCO joints.
 PT15_TO_COCO17: tuple[int, ...] = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9, 1, 0, 2)
@@ -497,6 +502,40 @@ def load_split(root: Path | str, split: str = "val", annotations: Path | str | N
         v = load_video(fp, root)
         videos[v.name] = v
     return PoseTrackIndex(root, split, videos)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing (the inverse of load_video / read_boxes_file)
+
+
+def video_document(images: list[dict], annotations: list[dict]) -> dict:
+    """The PoseTrack18 per-video document: ``categories`` (person, 17 joints), ``images``, ``annotations``.
+
+    ``images``/``annotations`` are the schema's entries as they are (see :func:`load_video` for the
+    fields read back); they are not copied or validated here.
+    """
+    person = {
+        "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "keypoints": list(KEYPOINT_NAMES),
+        "skeleton": [list(s) for s in SKELETON],
+    }
+    return {"categories": [person], "images": images, "annotations": annotations}
+
+
+def write_video_annotations(path: Path | str, images: list[dict], annotations: list[dict]) -> Path:
+    """Write one video's PoseTrack18 annotation file (compact JSON) atomically; returns ``path``."""
+    from dcpose_trt._atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(video_document(images, annotations)))
+
+
+def write_boxes_file(path: Path | str, entries: list[dict]) -> Path:
+    """Write a detection file (a JSON list of COCO detection dicts, see :func:`read_boxes_file`) atomically."""
+    from dcpose_trt._atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(entries))
 
 
 # ----------------------------------------------------------------------------------------------
