@@ -263,7 +263,8 @@ def _tail(name: str) -> str:
     return "/".join(parts[-2:])
 
 
-def _load_json(path: Path) -> Any:
+def load_json(path: Path) -> Any:
+    """A JSON document; unreadable or invalid files raise :class:`DataError` naming the file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -293,7 +294,7 @@ def _box(v: Any, what: str, path: Path) -> Box:
     return tuple(_num(c, what, path) for c in v)  # type: ignore[return-value]
 
 
-def _first(v: Any) -> Any:
+def unwrap_scalar(v: Any) -> Any:
     """PoseTrack17 wraps scalars in one-element lists (``"x": [12.5]``)."""
     return v[0] if isinstance(v, list) and len(v) == 1 else v
 
@@ -325,7 +326,7 @@ def load_video(path: Path | str, root: Path | str | None = None) -> Video:
     """
     path = Path(path)
     root = Path(root) if root is not None else path.resolve().parent.parent.parent
-    doc = _load_json(path)
+    doc = load_json(path)
     if isinstance(doc, dict) and "annolist" in doc:
         return _load_pt17(doc, path, root)
     if isinstance(doc, dict) and "images" in doc:
@@ -418,7 +419,7 @@ def _load_pt17(doc: dict, path: Path, root: Path) -> Video:
     digits = None
     for i, entry in enumerate(annolist):
         try:
-            name = _first(entry["image"])["name"]
+            name = unwrap_scalar(entry["image"])["name"]
         except (KeyError, TypeError, IndexError):
             raise DataError(f"{path}: annolist[{i}] has no image name") from None
         idx, nd = frame_number(name)
@@ -429,8 +430,8 @@ def _load_pt17(doc: dict, path: Path, root: Path) -> Video:
             raise DataError(f"{path}: annolist[{i}].ignore_regions must be a list")
         for r in raw_regions:
             pts = r.get("point", []) if isinstance(r, dict) else []
-            xs = [_first(p.get("x")) for p in pts]
-            ys = [_first(p.get("y")) for p in pts]
+            xs = [unwrap_scalar(p.get("x")) for p in pts]
+            ys = [unwrap_scalar(p.get("y")) for p in pts]
             regions += _polygons([xs], [ys], path)
         rects = entry.get("annorect") or []
         if not isinstance(rects, list):
@@ -439,7 +440,7 @@ def _load_pt17(doc: dict, path: Path, root: Path) -> Video:
         labeled = entry.get("is_labeled")
         frames.append(Frame(
             file_name=str(name), path=root / str(name), index=idx, image_id=None, nframes=len(annolist),
-            labeled=bool(_first(labeled)) if labeled is not None else bool(persons),
+            labeled=bool(unwrap_scalar(labeled)) if labeled is not None else bool(persons),
             ignore_regions=regions, persons=persons,
         ))  # fmt: skip
     return _video_from(path, root, frames, digits or 8)
@@ -453,8 +454,8 @@ def _pt17_person(rect: dict, path: Path, i: int) -> Person:
     points = ap[0].get("point", []) if isinstance(ap, list) and ap and isinstance(ap[0], dict) else []
     for p in points or []:
         try:
-            pid = int(_first(p["id"]))
-            x, y = _num(_first(p["x"]), "point x", path), _num(_first(p["y"]), "point y", path)
+            pid = int(unwrap_scalar(p["id"]))
+            x, y = _num(unwrap_scalar(p["x"]), "point x", path), _num(unwrap_scalar(p["y"]), "point y", path)
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{path}: annolist[{i}] has a point without id/x/y") from None
         if not 0 <= pid < len(PT15_TO_COCO17):
@@ -462,7 +463,7 @@ def _pt17_person(rect: dict, path: Path, i: int) -> Person:
         kp[PT15_TO_COCO17[pid]] = (x, y, 1.0)
     head = None
     if all(k in rect for k in ("x1", "y1", "x2", "y2")):
-        x1, y1, x2, y2 = (_num(_first(rect[k]), f"annorect {k}", path) for k in ("x1", "y1", "x2", "y2"))
+        x1, y1, x2, y2 = (_num(unwrap_scalar(rect[k]), f"annorect {k}", path) for k in ("x1", "y1", "x2", "y2"))
         head = (x1, y1, x2 - x1, y2 - y1)
     ann = ~((kp[:, 0] == 0) & (kp[:, 1] == 0) & (kp[:, 2] == 0))
     bbox = None
@@ -472,7 +473,7 @@ def _pt17_person(rect: dict, path: Path, i: int) -> Person:
         ex, ey = (xs.max() - xs.min()) * 0.65, (ys.max() - ys.min()) * 0.65
         bbox = (float(cx - ex), float(cy - ey), float(2 * ex), float(2 * ey))
     tid = rect.get("track_id")
-    return Person(kp, bbox, head, _int(_first(tid), "track_id", path) if tid is not None else -1)
+    return Person(kp, bbox, head, _int(unwrap_scalar(tid), "track_id", path) if tid is not None else -1)
 
 
 def _video_from(path: Path, root: Path, frames: list[Frame], digits: int) -> Video:
@@ -558,7 +559,7 @@ def read_boxes_file(
         ``frame`` and a ``file_name`` (``boxes.json``), the key is the frame number.
     """
     path = Path(path)
-    doc = _load_json(path)
+    doc = load_json(path)
     if isinstance(doc, dict):
         doc = doc.get("annotations", doc.get("detections"))
     if not isinstance(doc, list):
