@@ -34,4 +34,3 @@ def test_edge_app_bad_input(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "examples" / "edge_app.py"), "--video",
                            str(tmp_path / "missing.mp4"), "--boxes", "b.json"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-
