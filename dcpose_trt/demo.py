@@ -11,23 +11,69 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO.parent / "shared" / "data" / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
+#: Where the shared test data lives when neither ``--data`` nor ``--clip`` is given (the same variable
+#: the tests and the benchmark read).
+DATA_ENV = "DCPOSE_TRT_SHARED_DATA"
+#: The real 5-frame PoseTrack clip, relative to the shared data folder.
+CLIP_IN_DATA = Path("posetrack18_sample") / "videos" / "000001_mpiinew_test"
+
+
+def default_data_root() -> Path:
+    """``$DCPOSE_TRT_SHARED_DATA``, else ``shared/data`` beside this checkout (the development layout)."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def resolve_clip(clip: str | None, data: str | None) -> Path | None:
+    """The real clip to run on: ``clip``, else the one in ``data`` (or the default data folder).
+
+    A clip or data folder the user named (argument or ``$DCPOSE_TRT_SHARED_DATA``) must be there; only
+    the implicit checkout-relative default may be absent, in which case the demo runs on the synthetic
+    video alone (returns None).
+
+    Raises:
+        InputError: a named clip without ``boxes.json``, or a named data folder without the clip.
+    """
+    from dcpose_trt.errors import InputError
+
+    if clip is not None:
+        path = Path(clip)
+        if not (path / "boxes.json").is_file():
+            raise InputError(f"--clip {path}: not a folder of frames with a boxes.json")
+        return path
+    named = data if data is not None else os.environ.get(DATA_ENV)
+    path = (Path(named) if named is not None else default_data_root()) / CLIP_IN_DATA
+    if (path / "boxes.json").is_file():
+        return path
+    if named is not None:
+        source = "--data" if data is not None else f"${DATA_ENV}"
+        raise InputError(f"{source} {named}: no real clip at {path} (expected frames and a boxes.json); "
+                         f"point it at the shared data folder, or pass --clip")
+    print(f"(the real clip {path} is not here; running on the synthetic video only; "
+          f"pass --data DIR or set {DATA_ENV} to use it)")
+    return None
 
 
 def _step(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
 
 
-def run_demo(out: Path, clip: Path = CLIP, synth_frames: int = 40) -> dict:
-    """Run the demo into ``out``; returns the summary written to ``out/summary.json``."""
+def run_demo(out: Path, clip: Path | None, synth_frames: int = 40) -> dict:
+    """Run the demo into ``out``; returns the summary written to ``out/summary.json``.
+
+    ``clip``: a folder of frames with ``boxes.json`` (see :func:`resolve_clip`), or None for the
+    synthetic video alone.
+    """
     from dcpose_trt._atomic import atomic_write_text
     from dcpose_trt._deps import available
     from dcpose_trt.data.synth import SynthConfig, generate
+    from dcpose_trt.errors import DcposeTrtError
     from dcpose_trt.export import ExportConfig, export_onnx
     from dcpose_trt.runtime import PoseEstimator
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
@@ -35,10 +81,8 @@ def run_demo(out: Path, clip: Path = CLIP, synth_frames: int = 40) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"outputs": {}, "runs": {}}
     videos = {}
-    if (clip / "boxes.json").is_file():
+    if clip is not None:
         videos["real_clip"] = (clip, clip / "boxes.json")
-    else:
-        print(f"(the real clip {clip} is not here; running on the synthetic video only)")
 
     _step("synthetic video")
     synth_root = out / "synth"
@@ -77,7 +121,7 @@ def run_demo(out: Path, clip: Path = CLIP, synth_frames: int = 40) -> dict:
                 model, backend = str(plan), which
             else:
                 print(f"plan built; it does not run here: {fit.message}")
-        except Exception as exc:  # noqa: BLE001 - the demo goes on with ONNX Runtime
+        except DcposeTrtError as exc:  # no usable TensorRT here: the demo goes on with ONNX Runtime
             print(f"engine build skipped: {str(exc).splitlines()[0]}")
     summary["backend"] = backend
 
@@ -100,14 +144,16 @@ def run_demo(out: Path, clip: Path = CLIP, synth_frames: int = 40) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "outputs" / "demo"), help="output folder (default: %(default)s)")
-    parser.add_argument("--clip", default=str(CLIP), help="folder of frames with boxes.json (default: the real clip)")
+    parser.add_argument("--data", help=f"the shared data folder holding the real clip (default: ${DATA_ENV}, "
+                        "else shared/data beside this checkout; without it the demo runs on synthetic video)")
+    parser.add_argument("--clip", help="a folder of frames with boxes.json to run on instead of the real clip")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from dcpose_trt.errors import DcposeTrtError
 
     t0 = time.perf_counter()
     try:
-        summary = run_demo(Path(args.out), Path(args.clip))
+        summary = run_demo(Path(args.out), resolve_clip(args.clip, args.data))
     except DcposeTrtError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2

@@ -46,7 +46,7 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model():
+def tiny_model_perturbed():
     """``tiny-128x96`` with weights moved away from the official near-zero init (heatmaps ~1e-11), so that
     outputs depend on every input and wiring mistakes show up. Shared: tests must not modify it."""
     from dcpose_trt.model import build_dcpose

@@ -37,6 +37,11 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
 NUM_JOINTS = 17
+#: The PoseTrack18 skeleton (``categories[0].skeleton``): 1-based joint pairs, as in the files.
+SKELETON: tuple[tuple[int, int], ...] = (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
+    (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+)  # fmt: skip
 
 #: PoseTrack's 15 evaluation joints (ids 0..14, poseval ``Joint``) as indices into the 17 COCO joints.
 PT15_TO_COCO17: tuple[int, ...] = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9, 1, 0, 2)
@@ -258,7 +263,8 @@ def _tail(name: str) -> str:
     return "/".join(parts[-2:])
 
 
-def _load_json(path: Path) -> Any:
+def load_json(path: Path) -> Any:
+    """A JSON document; unreadable or invalid files raise :class:`DataError` naming the file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -288,7 +294,7 @@ def _box(v: Any, what: str, path: Path) -> Box:
     return tuple(_num(c, what, path) for c in v)  # type: ignore[return-value]
 
 
-def _first(v: Any) -> Any:
+def unwrap_scalar(v: Any) -> Any:
     """PoseTrack17 wraps scalars in one-element lists (``"x": [12.5]``)."""
     return v[0] if isinstance(v, list) and len(v) == 1 else v
 
@@ -320,7 +326,7 @@ def load_video(path: Path | str, root: Path | str | None = None) -> Video:
     """
     path = Path(path)
     root = Path(root) if root is not None else path.resolve().parent.parent.parent
-    doc = _load_json(path)
+    doc = load_json(path)
     if isinstance(doc, dict) and "annolist" in doc:
         return _load_pt17(doc, path, root)
     if isinstance(doc, dict) and "images" in doc:
@@ -413,7 +419,7 @@ def _load_pt17(doc: dict, path: Path, root: Path) -> Video:
     digits = None
     for i, entry in enumerate(annolist):
         try:
-            name = _first(entry["image"])["name"]
+            name = unwrap_scalar(entry["image"])["name"]
         except (KeyError, TypeError, IndexError):
             raise DataError(f"{path}: annolist[{i}] has no image name") from None
         idx, nd = frame_number(name)
@@ -424,8 +430,8 @@ def _load_pt17(doc: dict, path: Path, root: Path) -> Video:
             raise DataError(f"{path}: annolist[{i}].ignore_regions must be a list")
         for r in raw_regions:
             pts = r.get("point", []) if isinstance(r, dict) else []
-            xs = [_first(p.get("x")) for p in pts]
-            ys = [_first(p.get("y")) for p in pts]
+            xs = [unwrap_scalar(p.get("x")) for p in pts]
+            ys = [unwrap_scalar(p.get("y")) for p in pts]
             regions += _polygons([xs], [ys], path)
         rects = entry.get("annorect") or []
         if not isinstance(rects, list):
@@ -434,7 +440,7 @@ def _load_pt17(doc: dict, path: Path, root: Path) -> Video:
         labeled = entry.get("is_labeled")
         frames.append(Frame(
             file_name=str(name), path=root / str(name), index=idx, image_id=None, nframes=len(annolist),
-            labeled=bool(_first(labeled)) if labeled is not None else bool(persons),
+            labeled=bool(unwrap_scalar(labeled)) if labeled is not None else bool(persons),
             ignore_regions=regions, persons=persons,
         ))  # fmt: skip
     return _video_from(path, root, frames, digits or 8)
@@ -448,8 +454,8 @@ def _pt17_person(rect: dict, path: Path, i: int) -> Person:
     points = ap[0].get("point", []) if isinstance(ap, list) and ap and isinstance(ap[0], dict) else []
     for p in points or []:
         try:
-            pid = int(_first(p["id"]))
-            x, y = _num(_first(p["x"]), "point x", path), _num(_first(p["y"]), "point y", path)
+            pid = int(unwrap_scalar(p["id"]))
+            x, y = _num(unwrap_scalar(p["x"]), "point x", path), _num(unwrap_scalar(p["y"]), "point y", path)
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{path}: annolist[{i}] has a point without id/x/y") from None
         if not 0 <= pid < len(PT15_TO_COCO17):
@@ -457,7 +463,7 @@ def _pt17_person(rect: dict, path: Path, i: int) -> Person:
         kp[PT15_TO_COCO17[pid]] = (x, y, 1.0)
     head = None
     if all(k in rect for k in ("x1", "y1", "x2", "y2")):
-        x1, y1, x2, y2 = (_num(_first(rect[k]), f"annorect {k}", path) for k in ("x1", "y1", "x2", "y2"))
+        x1, y1, x2, y2 = (_num(unwrap_scalar(rect[k]), f"annorect {k}", path) for k in ("x1", "y1", "x2", "y2"))
         head = (x1, y1, x2 - x1, y2 - y1)
     ann = ~((kp[:, 0] == 0) & (kp[:, 1] == 0) & (kp[:, 2] == 0))
     bbox = None
@@ -467,7 +473,7 @@ def _pt17_person(rect: dict, path: Path, i: int) -> Person:
         ex, ey = (xs.max() - xs.min()) * 0.65, (ys.max() - ys.min()) * 0.65
         bbox = (float(cx - ex), float(cy - ey), float(2 * ex), float(2 * ey))
     tid = rect.get("track_id")
-    return Person(kp, bbox, head, _int(_first(tid), "track_id", path) if tid is not None else -1)
+    return Person(kp, bbox, head, _int(unwrap_scalar(tid), "track_id", path) if tid is not None else -1)
 
 
 def _video_from(path: Path, root: Path, frames: list[Frame], digits: int) -> Video:
@@ -500,6 +506,40 @@ def load_split(root: Path | str, split: str = "val", annotations: Path | str | N
 
 
 # ----------------------------------------------------------------------------------------------
+# Writing (the inverse of load_video / read_boxes_file)
+
+
+def video_document(images: list[dict], annotations: list[dict]) -> dict:
+    """The PoseTrack18 per-video document: ``categories`` (person, 17 joints), ``images``, ``annotations``.
+
+    ``images``/``annotations`` are the schema's entries as they are (see :func:`load_video` for the
+    fields read back); they are not copied or validated here.
+    """
+    person = {
+        "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "keypoints": list(KEYPOINT_NAMES),
+        "skeleton": [list(s) for s in SKELETON],
+    }
+    return {"categories": [person], "images": images, "annotations": annotations}
+
+
+def write_video_annotations(path: Path | str, images: list[dict], annotations: list[dict]) -> Path:
+    """Write one video's PoseTrack18 annotation file (compact JSON) atomically; returns ``path``."""
+    from dcpose_trt._atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(video_document(images, annotations)))
+
+
+def write_boxes_file(path: Path | str, entries: list[dict]) -> Path:
+    """Write a detection file (a JSON list of COCO detection dicts, see :func:`read_boxes_file`) atomically."""
+    from dcpose_trt._atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(entries))
+
+
+# ----------------------------------------------------------------------------------------------
 # Box files
 
 
@@ -519,7 +559,7 @@ def read_boxes_file(
         ``frame`` and a ``file_name`` (``boxes.json``), the key is the frame number.
     """
     path = Path(path)
-    doc = _load_json(path)
+    doc = load_json(path)
     if isinstance(doc, dict):
         doc = doc.get("annotations", doc.get("detections"))
     if not isinstance(doc, list):

@@ -18,16 +18,20 @@ Layout written under ``out`` (the same as PoseTrack18, plus a detections folder)
 
 Everything is a pure function of ``seed``: each video has its own generator seeded by
 ``(seed, video index)``, so output does not depend on the number of worker processes.
+
+Rendering and writing are separate: :func:`render_video` yields :class:`SynthFrame` s (image,
+annotation and detection dicts) in memory; :func:`write_video` / :func:`generate` write them (JPEG
+frames here, the PoseTrack documents and detection files with the writers beside their readers in
+:mod:`dcpose_trt.data.posetrack`), every file atomically.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,52 +39,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dcpose_trt._atomic import atomic_write_bytes
+from dcpose_trt.data.posetrack import write_boxes_file, write_video_annotations
 from dcpose_trt.errors import InputError
 
 log = logging.getLogger(__name__)
-
-#: The 17 keypoint names of PoseTrack18 in COCO order (``categories[0].keypoints``).
-KEYPOINT_NAMES = (
-    "nose",
-    "head_bottom",
-    "head_top",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-#: 1-based joint pairs, as in the PoseTrack18 files.
-SKELETON = (
-    [16, 14],
-    [14, 12],
-    [17, 15],
-    [15, 13],
-    [12, 13],
-    [6, 12],
-    [7, 13],
-    [6, 7],
-    [6, 8],
-    [7, 9],
-    [8, 10],
-    [9, 11],
-    [2, 3],
-    [1, 2],
-    [1, 3],
-    [2, 4],
-    [3, 5],
-    [4, 6],
-    [5, 7],
-)
 
 _JPEG_QUALITY = 90
 _TILE = 64  # texture tile side, pixels
@@ -718,9 +681,31 @@ def _round(v: float) -> float:
     return round(float(v), 2)
 
 
-def make_video(index: int, cfg: SynthConfig) -> list[dict]:
-    """Render video ``index`` of ``cfg`` to disk; returns its detection entries (COCO detection dicts)."""
-    cv2.setNumThreads(1)  # workers are processes already; cv2's own threads would oversubscribe
+@dataclass(frozen=True)
+class SynthFrame:
+    """One rendered frame of a synthetic video, in memory.
+
+    Attributes:
+        index: frame number t (0-based).
+        image: ``uint8[H, W, 3]`` BGR.
+        image_entry: its PoseTrack18 ``images[]`` entry (``file_name`` is the layout's relative path).
+        annotations: its PoseTrack18 ``annotations[]`` entries, one per annotated person in view.
+        detections: COCO detection dicts: jittered boxes, misses, false positives, as a detector gives.
+    """
+
+    index: int
+    image: np.ndarray
+    image_entry: dict
+    annotations: list[dict]
+    detections: list[dict]
+
+
+def render_video(index: int, cfg: SynthConfig) -> Iterator[SynthFrame]:
+    """Render video ``index`` of ``cfg`` frame by frame; pure: nothing is written.
+
+    The frames are a pure function of ``(cfg.seed, index)`` and the other fields of ``cfg``
+    (``cfg.out`` and ``cfg.workers`` play no part); consume the generator in order.
+    """
     split = split_of(index, cfg)
     diff = Difficulty.for_split(split, cfg.hard_val)
     rng = np.random.default_rng([cfg.seed, index])
@@ -728,8 +713,6 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
     T = cfg.frames
     name = video_name(index, split)
     vid_id = index + 1
-    img_dir = cfg.out / "images" / split / name
-    img_dir.mkdir(parents=True, exist_ok=True)
 
     # World canvas larger than the view so the camera can pan and zoom out.
     BW, BH = int(W * 1.8), int(H * 1.8)
@@ -773,8 +756,9 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
     noise_off = rng.integers(0, 33, (T, 2))
     det_rng = np.random.default_rng([cfg.seed, index, 1])
 
-    images, annotations, detections = [], [], []
     for t in range(T):
+        annotations: list[dict] = []
+        detections: list[dict] = []
         cam_c = cam0 + pan_v * (t - T / 2) + pan_a * np.sin(pan_w * t + pan_p)
         zoom = zoom0 * (1 + zoom_a * math.sin(zoom_w * t + zoom_p))
         # Camera: world -> image is p_img = zoom * (p_world - cam_c) + centre.
@@ -801,10 +785,6 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
             frame = cv2.GaussianBlur(frame, (0, 0), 1.2 + 2.0 * blur_par[t, 2])
         win = noise[noise_off[t, 0] : noise_off[t, 0] + H, noise_off[t, 1] : noise_off[t, 1] + W]
         frame = np.clip(frame.astype(np.int16) + win, 0, 255).astype(np.uint8)
-        ok, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-        if not ok:  # pragma: no cover - cv2 always encodes a valid uint8 image
-            raise RuntimeError("cv2.imencode failed")
-        (img_dir / f"{t:06d}.jpg").write_bytes(jpg.tobytes())
 
         image_id = frame_image_id(vid_id, t)
         file_name = f"images/{split}/{name}/{t:06d}.jpg"
@@ -857,38 +837,47 @@ def make_video(index: int, cfg: SynthConfig) -> list[dict]:
             bw_, bh_ = det_rng.uniform(0.1, 0.4) * W, det_rng.uniform(0.2, 0.7) * H
             box = (det_rng.uniform(0, W - bw_), det_rng.uniform(0, H - bh_), bw_, bh_)
             detections.append(_det(det_rng, image_id, file_name, T, t, box, 0.3, W, H, jitter=0.0))
-        images.append(
-            {
-                "has_no_densepose": True,
-                "is_labeled": n_ann > 0,
-                "file_name": file_name,
-                "nframes": T,
-                "frame_id": image_id,
-                "vid_id": f"{vid_id:06d}",
-                "ignore_regions_y": ign_y,
-                "ignore_regions_x": ign_x,
-                "id": image_id,
-                "width": W,
-                "height": H,
-            }
-        )
+        image_entry = {
+            "has_no_densepose": True,
+            "is_labeled": n_ann > 0,
+            "file_name": file_name,
+            "nframes": T,
+            "frame_id": image_id,
+            "vid_id": f"{vid_id:06d}",
+            "ignore_regions_y": ign_y,
+            "ignore_regions_x": ign_x,
+            "id": image_id,
+            "width": W,
+            "height": H,
+        }
+        yield SynthFrame(t, frame, image_entry, annotations, detections)
 
-    doc = {
-        "categories": [
-            {
-                "supercategory": "person",
-                "id": 1,
-                "name": "person",
-                "keypoints": list(KEYPOINT_NAMES),
-                "skeleton": [list(s) for s in SKELETON],
-            }
-        ],
-        "images": images,
-        "annotations": annotations,
-    }
-    ann_dir = cfg.out / "annotations" / split
-    ann_dir.mkdir(parents=True, exist_ok=True)
-    (ann_dir / f"{name}.json").write_text(json.dumps(doc))
+
+def write_frame(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` (BGR uint8) as a quality-90 JPEG and write it atomically."""
+    ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    if not ok:  # pragma: no cover - cv2 always encodes a valid uint8 image
+        raise RuntimeError("cv2.imencode failed")
+    atomic_write_bytes(path, jpg.tobytes())
+
+
+def write_video(index: int, cfg: SynthConfig) -> list[dict]:
+    """Render video ``index`` of ``cfg`` and write its frames and annotation file under ``cfg.out``.
+
+    Returns:
+        its detection entries (COCO detection dicts); :func:`generate` writes them per split.
+    """
+    cv2.setNumThreads(1)  # workers are processes already; cv2's own threads would oversubscribe
+    split = split_of(index, cfg)
+    name = video_name(index, split)
+    img_dir = Path(cfg.out) / "images" / split / name
+    images, annotations, detections = [], [], []
+    for f in render_video(index, cfg):
+        write_frame(img_dir / f"{f.index:06d}.jpg", f.image)
+        images.append(f.image_entry)
+        annotations += f.annotations
+        detections += f.detections
+    write_video_annotations(Path(cfg.out) / "annotations" / split / f"{name}.json", images, annotations)
     return detections
 
 
@@ -938,8 +927,8 @@ class SynthSummary:
     seconds: float
 
 
-def _make_video_star(args: tuple[int, SynthConfig]) -> list[dict]:
-    return make_video(*args)
+def _write_video_star(args: tuple[int, SynthConfig]) -> list[dict]:
+    return write_video(*args)
 
 
 def generate(cfg: SynthConfig) -> SynthSummary:
@@ -955,19 +944,18 @@ def generate(cfg: SynthConfig) -> SynthSummary:
     jobs = [(i, cfg) for i in range(cfg.videos)]
     if workers > 1 and cfg.videos > 1:
         with ProcessPoolExecutor(max_workers=min(workers, cfg.videos)) as ex:
-            dets_per_video = list(ex.map(_make_video_star, jobs))
+            dets_per_video = list(ex.map(_write_video_star, jobs))
     else:
-        dets_per_video = [make_video(i, cfg) for i, _ in jobs]
+        dets_per_video = [write_video(i, cfg) for i, _ in jobs]
     names: dict[str, list[str]] = {"train": [], "val": []}
     dets: dict[str, list[dict]] = {"train": [], "val": []}
     for i, d in enumerate(dets_per_video):
         split = split_of(i, cfg)
         names[split].append(video_name(i, split))
         dets[split] += d
-    (out / "detections").mkdir(exist_ok=True)
     for split in ("train", "val"):
         if names[split]:
-            (out / "detections" / f"{split}.json").write_text(json.dumps(dets[split]))
+            write_boxes_file(out / "detections" / f"{split}.json", dets[split])
     seconds = time.perf_counter() - start
     n_frames = cfg.videos * cfg.frames
     log.info(

@@ -25,9 +25,9 @@ from dcpose_trt.data.posetrack import (
     KEYPOINT_NAMES,
     PT15_TO_COCO17,
     Video,
-    _first,
-    _load_json,
     frame_number,
+    load_json,
+    unwrap_scalar,
 )
 from dcpose_trt.errors import DataError, InputError
 
@@ -140,7 +140,7 @@ def write_results(out_dir: Path | str, videos: Iterable[Video],
 
 
 def _num_or_nan(v: object) -> float:
-    v = _first(v)
+    v = unwrap_scalar(v)
     if isinstance(v, bool) or not isinstance(v, int | float):
         return math.nan
     return float(v)
@@ -154,8 +154,8 @@ def _person_pt17(rect: dict, path: Path) -> PredictedPerson | None:
     pts = np.full((15, 3), np.nan)
     for p in ap[0]["point"] or []:
         try:
-            pid = int(_first(p["id"]))
-            x, y = float(_first(p["x"])), float(_first(p["y"]))
+            pid = int(unwrap_scalar(p["id"]))
+            x, y = float(unwrap_scalar(p["x"])), float(unwrap_scalar(p["y"]))
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{path}: a predicted point lacks a numeric id/x/y") from None
         if not 0 <= pid < 15:
@@ -166,7 +166,7 @@ def _person_pt17(rect: dict, path: Path) -> PredictedPerson | None:
         pts[pid] = (x, y, s)
     score = _num_or_nan(rect["score"]) if "score" in rect else None
     tid = rect.get("track_id")
-    return PredictedPerson(pts, score, int(_first(tid)) if tid is not None else None)
+    return PredictedPerson(pts, score, int(unwrap_scalar(tid)) if tid is not None else None)
 
 
 def _person_pt18(a: dict, names: Sequence[str], path: Path) -> PredictedPerson:
@@ -193,12 +193,12 @@ def _person_pt18(a: dict, names: Sequence[str], path: Path) -> PredictedPerson:
 def read_video_results(path: Path | str) -> list[PredictedFrame]:
     """Read one result file (PoseTrack17 ``annolist`` or PoseTrack18 ``images``/``annotations``)."""
     path = Path(path)
-    doc = _load_json(path)
+    doc = load_json(path)
     frames: list[PredictedFrame] = []
     if isinstance(doc, dict) and isinstance(doc.get("annolist"), list):
         for i, e in enumerate(doc["annolist"]):
             try:
-                name = str(_first(e["image"])["name"])
+                name = str(unwrap_scalar(e["image"])["name"])
             except (KeyError, TypeError, IndexError):
                 raise DataError(f"{path}: annolist[{i}] has no image name") from None
             rects = e.get("annorect") or []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +117,60 @@ def load_state_dict_checked(
     model.load_state_dict(sd, strict=not backbone_only)
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, what: str | None = None) -> str:
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file read once: its state dict, detected format and dcpose-trt extra fields.
+
+    Attributes:
+        path: the file it was read from.
+        state_dict: the unwrapped state dict (``module.``/``_orig_mod.`` prefixes stripped).
+        format: ``"dcpose"`` (whole model) or ``"hrnet"``/``"mmpose"`` (backbone only).
+        meta: the container's extra fields (``preset``, ``begin_epoch``, ``single_frame``...), ``{}`` if none.
+        optimizer: the saved optimizer state (official container), ``{}`` if none.
+    """
+
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    format: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preset(self) -> str | None:
+        """The preset dcpose-trt recorded when saving, None for official and third-party checkpoints."""
+        p = self.meta.get("preset")
+        return p if isinstance(p, str) else None
+
+
+def _meta_of(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        skip = ("state_dict", "optimizer")
+        return {k: v for k, v in obj.items() if k not in skip and not isinstance(v, torch.Tensor)}
+    return {}
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a DCPose, official-HRNet or mmpose-HRNet checkpoint (once) without loading it into a model.
+
+    Raises:
+        CheckpointError: missing/unreadable file, not a state dict of tensors, or an unknown key layout.
+    """
+    source = str(path)
+    obj = _read(path)
+    sd = unwrap_state_dict(obj, source)
+    fmt = detect_format(sd)
+    if fmt == "unknown":
+        raise CheckpointError(f"{source} is neither a DCPose nor an HRNet checkpoint (first key: {next(iter(sd))})")
+    opt = obj.get("optimizer") if isinstance(obj, Mapping) else None
+    return Checkpoint(Path(path), sd, fmt, _meta_of(obj), dict(opt) if isinstance(opt, Mapping) else {})
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike | Checkpoint, *, what: str | None = None) -> str:
     """Load a DCPose, official-HRNet or mmpose-HRNet checkpoint into ``model``.
 
     Args:
         model: a :class:`~dcpose_trt.model.dcpose.DCPose`.
-        path: the ``.pth`` file.
+        path: the ``.pth`` file, or a :class:`Checkpoint` already read by :func:`read_checkpoint`.
         what: how to name the model in errors (defaults to its preset when known).
 
     Returns:
@@ -131,27 +180,20 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, what: str | No
         CheckpointError: missing/unreadable file, not a state dict, or names/shapes that do not fit
             (the message lists the first few missing, unexpected and mis-shaped keys).
     """
-    source = str(path)
-    sd = unwrap_state_dict(_read(path), source)
-    fmt = detect_format(sd)
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
+    source = str(ckpt.path)
     what = what or f"preset {getattr(model, 'preset_name', '?')!r}"
-    if fmt == "dcpose":
-        load_state_dict_checked(model, sd, source, what=what)
-    elif fmt in ("hrnet", "mmpose"):
-        load_state_dict_checked(model, _to_backbone_keys(sd, fmt), source, backbone_only=True,
-                                what=f"the backbone of {what}")
+    if ckpt.format == "dcpose":
+        load_state_dict_checked(model, ckpt.state_dict, source, what=what)
     else:
-        raise CheckpointError(f"{source} is neither a DCPose nor an HRNet checkpoint (first key: {next(iter(sd))})")
-    return fmt
+        load_state_dict_checked(model, _to_backbone_keys(ckpt.state_dict, ckpt.format), source,
+                                backbone_only=True, what=f"the backbone of {what}")
+    return ckpt.format
 
 
 def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The extra fields of a dcpose-trt container (``preset``, ``begin_epoch``...), ``{}`` if none."""
-    obj = _read(path)
-    if isinstance(obj, Mapping):
-        skip = ("state_dict", "optimizer")
-        return {k: v for k, v in obj.items() if k not in skip and not isinstance(v, torch.Tensor)}
-    return {}
+    return _meta_of(_read(path))
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:

@@ -184,13 +184,22 @@ class DCPose(nn.Module):
         assert out is not None
         return out
 
-    def forward(self, frames: Tensor, margin: Tensor) -> Tensor:
+    def forward_with_rough(self, frames: Tensor, margin: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` that also returns the backbone's heatmaps (training supervises both).
+
+        Returns:
+            refined ``Tensor[B, 17, H/4, W/4]`` and rough ``Tensor[3B, 17, H/4, W/4]`` ordered
+            [current×B, previous×B, next×B] (``rough[:B]`` is the current frame's single-frame estimate).
+        """
         b = frames.shape[0]
         # HRNet runs once on a 3B batch ordered [current×B, previous×B, next×B].
         x = torch.cat(torch.split(frames, 3, dim=1), dim=0)
         hm = self.rough_pose_estimation_net(x)
         cur, prev, nxt = hm[:b], hm[b : 2 * b], hm[2 * b :]
-        return self.head(cur, prev, nxt, margin)
+        return self.head(cur, prev, nxt, margin), hm
+
+    def forward(self, frames: Tensor, margin: Tensor) -> Tensor:
+        return self.forward_with_rough(frames, margin)[0]
 
 
 @contextlib.contextmanager

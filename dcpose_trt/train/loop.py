@@ -22,7 +22,8 @@ from dcpose_trt.errors import CheckpointError, InputError
 from dcpose_trt.model import (
     build_dcpose,
     deform_conv2d_gridsample,
-    load_checkpoint,
+    load_model,
+    read_checkpoint,
     save_checkpoint,
     use_deform_conv,
 )
@@ -75,11 +76,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """
     if cfg.single_frame and cfg.freeze_backbone:
         raise InputError("--single-frame trains the backbone; it cannot be combined with --freeze-backbone")
+    out = Path(cfg.out)
+    resume_from = latest_checkpoint(out) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise CheckpointError(f"--resume: no epoch_N_state.pth in {out}")
     torch.manual_seed(cfg.seed)
-    model = build_dcpose(cfg.preset)
-    if cfg.init is not None:
-        fmt = load_checkpoint(model, cfg.init)
-        log.info("initialised from %s (%s)", cfg.init, fmt)
+    # Each checkpoint is read once: its weights, optimizer state and counters come from one Checkpoint.
+    # Resuming overwrites every weight, so --init is not read then.
+    source = resume_from[0] if resume_from else cfg.init
+    ckpt = read_checkpoint(source) if source is not None else None
+    model = load_model(ckpt, cfg.preset) if ckpt is not None else build_dcpose(cfg.preset)
+    if ckpt is not None and not resume_from:
+        log.info("initialised from %s (%s)", ckpt.path, ckpt.format)
     backbone_params = [p for k, p in model.named_parameters() if k.startswith(BACKBONE_PREFIX)]
     head_params = [p for k, p in model.named_parameters() if not k.startswith(BACKBONE_PREFIX)]
     if cfg.freeze_backbone:
@@ -94,22 +102,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     # epoch later than the milestones say (epochs 0-4 at 1e-3 for milestone 4): shift them by one.
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [m + 1 for m in cfg.milestones], cfg.gamma)
 
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     begin_epoch, global_steps = 0, 0
-    if cfg.resume and (found := latest_checkpoint(out)):
-        path, _ = found
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        load_checkpoint(model, path)
-        if obj.get("optimizer"):
-            optimizer.load_state_dict(obj["optimizer"])
-        begin_epoch = int(obj["begin_epoch"]) + 1
-        global_steps = int(obj.get("tensorboard_global_steps", 0))
+    if resume_from is not None and ckpt is not None:
+        if ckpt.optimizer:
+            optimizer.load_state_dict(ckpt.optimizer)
+        begin_epoch = int(ckpt.meta["begin_epoch"]) + 1
+        global_steps = int(ckpt.meta.get("tensorboard_global_steps", 0))
         # The saved optimizer already carries the LR of the next epoch; align the scheduler's clock.
         scheduler.last_epoch = begin_epoch
-        log.info("resumed from %s at epoch %d", path, begin_epoch)
-    elif cfg.resume:
-        raise CheckpointError(f"--resume: no epoch_N_state.pth in {out}")
+        log.info("resumed from %s at epoch %d", ckpt.path, begin_epoch)
 
     from dcpose_trt.model.presets import get_preset
 
@@ -149,12 +151,10 @@ def _run_epochs(cfg, model, optimizer, scheduler, loader, dataset, out, begin_ep
             if cfg.single_frame:
                 loss = joint_mse_loss(model.backbone(frames[:, :3]), target, weight)
             else:
-                b = frames.shape[0]
-                hm = model.rough_pose_estimation_net(torch.cat(torch.split(frames, 3, dim=1), dim=0))
-                refined = model.head(hm[:b], hm[b : 2 * b], hm[2 * b :], margin)
+                refined, rough = model.forward_with_rough(frames, margin)
                 loss = joint_mse_loss(refined, target, weight)
                 if not cfg.freeze_backbone:
-                    loss = loss + joint_mse_loss(hm[:b], target, weight)
+                    loss = loss + joint_mse_loss(rough[: frames.shape[0]], target, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -18,6 +18,9 @@ from dcpose_trt.data.posetrack import (
     load_split,
     load_video,
     read_boxes_file,
+    video_document,
+    write_boxes_file,
+    write_video_annotations,
 )
 from dcpose_trt.errors import DataError
 
@@ -184,7 +187,7 @@ _entry = st.fixed_dictionaries({
 @given(entries=st.lists(_entry, max_size=20), min_score=st.floats(0, 1))
 def test_detection_roundtrip(tmp_path, entries, min_score):
     fp = tmp_path / "d.json"
-    fp.write_text(json.dumps([{**e, "bbox": list(e["bbox"])} for e in entries]))
+    write_boxes_file(fp, [{**e, "bbox": list(e["bbox"])} for e in entries])
     got = read_boxes_file(fp, min_score=min_score)
     want: dict[int, list] = {}
     for e in entries:
@@ -229,3 +232,26 @@ def test_arbitrary_annotation_json_gives_data_error(tmp_path, doc):
         load_video(fp, tmp_path)
     except DataError as exc:
         assert "\n" not in str(exc)
+
+
+def test_video_document_roundtrip(tmp_path, shared_data):
+    sample = json.loads((shared_data / SAMPLE / "annotations/val/009473_mpii_test.json").read_text())
+    image = {"file_name": "images/val/000007_x/000000.jpg", "nframes": 1, "frame_id": 10000070000,
+             "vid_id": "000007", "id": 10000070000, "is_labeled": True, "width": 64, "height": 48,
+             "ignore_regions_x": [[1, 5, 5, 1]], "ignore_regions_y": [[2, 2, 6, 6]]}
+    kp = [0.0] * 51
+    kp[0:3] = [10.5, 12.0, 1]
+    ann = {"image_id": 10000070000, "track_id": 3, "keypoints": kp, "bbox": [5, 6, 20, 30],
+           "bbox_head": [8, 7, 6, 5], "category_id": 1, "id": 1}
+    doc = video_document([image], [ann])
+    assert doc.keys() == sample.keys()
+    assert doc["categories"] == [{k: sample["categories"][0][k] for k in doc["categories"][0]}]
+    path = tmp_path / "annotations" / "val" / "000007_x.json"
+    assert write_video_annotations(path, [image], [ann]) == path
+    assert json.loads(path.read_text()) == doc
+    assert [p.name for p in path.parent.iterdir()] == ["000007_x.json"]  # no temporary left behind
+    v = load_video(path, tmp_path)
+    (f,) = v.frames
+    (person,) = f.persons
+    np.testing.assert_allclose(person.keypoints[0], [10.5, 12.0, 1])
+    assert person.track_id == 3 and len(f.ignore_regions) == 1

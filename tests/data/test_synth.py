@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dcpose_trt.cli import main
-from dcpose_trt.data.posetrack import load_split, read_boxes_file
-from dcpose_trt.data.synth import Difficulty, SynthConfig, generate, split_of
+from dcpose_trt.data.posetrack import load_split, read_boxes_file, video_document
+from dcpose_trt.data.synth import Difficulty, SynthConfig, generate, render_video, split_of
 from dcpose_trt.errors import InputError
 
 SMALL = dict(videos=3, frames=4, size=(160, 120), workers=1)
@@ -39,6 +39,23 @@ class TestDeterminism:
         generate(SynthConfig(out=tmp_path / "c", seed=8, **SMALL))
         a, c = _files(synth), _files(tmp_path / "c")
         assert any(a[k] != c.get(k) for k in a)
+
+
+def test_rendering_writes_nothing_and_is_what_generate_wrote(synth, tmp_path):
+    import cv2
+
+    cfg = SynthConfig(out=tmp_path / "unused", seed=7, **SMALL)
+    frames = list(render_video(2, cfg))  # video 3 of the fixture: 000003_synth_val
+    assert not (tmp_path / "unused").exists()
+    assert [f.index for f in frames] == list(range(SMALL["frames"]))
+    for f in frames:
+        assert f.image.shape == (120, 160, 3) and f.image.dtype == np.uint8
+        ok, jpg = cv2.imencode(".jpg", f.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok and jpg.tobytes() == (synth / f.image_entry["file_name"]).read_bytes()
+    doc = json.loads((synth / "annotations/val/000003_synth_val.json").read_text())
+    assert doc == video_document([f.image_entry for f in frames], [a for f in frames for a in f.annotations])
+    written = json.loads((synth / "detections/val.json").read_text())
+    assert written == [d for f in frames for d in f.detections]
 
 
 class TestLayoutAndSchema:

@@ -19,9 +19,9 @@ def dataset(tmp_path_factory):
 
 
 @pytest.mark.parametrize("extra", [[], ["--mode", "cached"], ["--causal"]], ids=["exact", "cached", "causal"])
-def test_predict_then_eval(dataset, tmp_path, tiny_model, extra, capsys):
+def test_predict_then_eval(dataset, tmp_path, tiny_model_perturbed, extra, capsys):
     ckpt = tmp_path / "m.pth"
-    save_checkpoint(tiny_model, ckpt, extra={"preset": "tiny-128x96"})
+    save_checkpoint(tiny_model_perturbed, ckpt, extra={"preset": "tiny-128x96"})
     pred = tmp_path / "pred"
     assert main(["predict", "--model", str(ckpt), "--data", str(dataset), "--split", "val", "--boxes", "detections",
                  "--out", str(pred), *extra]) == 0

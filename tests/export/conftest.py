@@ -43,14 +43,14 @@ def lively(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 @pytest.fixture(scope="session")
-def tiny_model():
+def tiny_model_lively():
     from dcpose_trt.model import build_dcpose
 
     return lively(build_dcpose(PRESET))
 
 
 @pytest.fixture(scope="session")
-def exports(tmp_path_factory, tiny_model):
+def exports(tmp_path_factory, tiny_model_lively):
     """Lazily exported files: ``exports("deformconv")``, ``exports("gridsample")``, ``exports("split")``..."""
     from dcpose_trt.export import ExportConfig, export_onnx
 
@@ -61,11 +61,11 @@ def exports(tmp_path_factory, tiny_model):
         if form not in cache:
             if form == "split":
                 cfg = ExportConfig(deform="deformconv", split=True, check=False)
-                cache[form] = export_onnx(tiny_model, root / "split", cfg)
+                cache[form] = export_onnx(tiny_model_lively, root / "split", cfg)
             else:
                 # The tests compare with torch themselves; keep the exporter's own check on one form.
                 cfg = ExportConfig(deform=form, check=form == "deformconv")
-                cache[form] = export_onnx(tiny_model, root / f"{form}.onnx", cfg)
+                cache[form] = export_onnx(tiny_model_lively, root / f"{form}.onnx", cfg)
         return cache[form]
 
     return get

@@ -28,19 +28,19 @@ def _torch(model, frames, margin) -> np.ndarray:
 class TestParity:
     @pytest.mark.parametrize("form", ["deformconv", "gridsample"])
     @pytest.mark.parametrize("batch", [1, 3, 8])
-    def test_ort_matches_torch(self, exports, tiny_model, form, batch):
+    def test_ort_matches_torch(self, exports, tiny_model_lively, form, batch):
         frames, margin = _inputs(batch, seed=batch)
-        ref = _torch(tiny_model, frames, margin)
+        ref = _torch(tiny_model_lively, frames, margin)
         got = OnnxRuntimeBackend(exports(form)).infer(frames, margin)
         assert got.shape == (batch, 17, 32, 24)
         assert np.abs(ref).max() > 0.1, "the test model must produce non-trivial heatmaps"
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
 
-    def test_split_equals_full(self, exports, tiny_model):
+    def test_split_equals_full(self, exports, tiny_model_lively):
         frames, margin = _inputs(3, seed=7)
         backend = OnnxRuntimeBackend(exports("split"))
         assert backend.split
-        np.testing.assert_allclose(backend.infer(frames, margin), _torch(tiny_model, frames, margin), atol=1e-4)
+        np.testing.assert_allclose(backend.infer(frames, margin), _torch(tiny_model_lively, frames, margin), atol=1e-4)
         full = OnnxRuntimeBackend(exports("deformconv")).infer(frames, margin)
         np.testing.assert_allclose(backend.infer(frames, margin), full, atol=1e-5)
 
@@ -92,13 +92,13 @@ class TestGraphs:
 
 
 class TestWrites:
-    def test_bad_settings_write_nothing(self, tmp_path, tiny_model):
+    def test_bad_settings_write_nothing(self, tmp_path, tiny_model_lively):
         from dcpose_trt.errors import InputError
 
         with pytest.raises(InputError, match="opset >= 19"):
-            export_onnx(tiny_model, tmp_path / "m.onnx", ExportConfig(deform="deformconv", opset=17))
+            export_onnx(tiny_model_lively, tmp_path / "m.onnx", ExportConfig(deform="deformconv", opset=17))
         with pytest.raises(InputError, match="folder"):
-            export_onnx(tiny_model, tmp_path / "m.onnx", ExportConfig(split=True))
+            export_onnx(tiny_model_lively, tmp_path / "m.onnx", ExportConfig(split=True))
         assert list(tmp_path.iterdir()) == []
 
     def test_failed_save_leaves_no_file(self, tmp_path, monkeypatch):

@@ -20,9 +20,9 @@ def clip(shared_data):
 
 
 @pytest.mark.parametrize("mode,form", [("exact", "deformconv"), ("exact", "gridsample"), ("cached", "split")])
-def test_onnxruntime_equals_torch_on_real_clip(clip, tiny_model, exports, mode, form):
+def test_onnxruntime_equals_torch_on_real_clip(clip, tiny_model_lively, exports, mode, form):
     frames, boxes = clip
-    ref = PoseEstimator(backend=TorchBackend(tiny_model), mode=mode).run(frames, boxes)
+    ref = PoseEstimator(backend=TorchBackend(tiny_model_lively), mode=mode).run(frames, boxes)
     got = PoseEstimator(str(exports(form)), backend="onnxruntime", mode=mode).run(frames, boxes)
     assert [r.index for r in got] == [r.index for r in ref] == list(range(5))
     for a, b in zip(ref, got, strict=True):

@@ -25,8 +25,8 @@ def w48():
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model):
-    return tiny_model
+def tiny(tiny_model_perturbed):
+    return tiny_model_perturbed
 
 
 def test_official_key_inventory(w48, shared_data):
@@ -254,3 +254,15 @@ def test_model_with_gridsample_equals_torchvision(tiny):
         again = tiny(x, torch.ones(2, 2))
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
     assert torch.equal(again, ref)  # the context manager restored torchvision
+
+
+def test_forward_with_rough_returns_the_backbone_heatmaps(tiny):
+    g = torch.Generator().manual_seed(3)
+    frames = torch.randn(2, 9, 128, 96, generator=g)
+    margin = torch.tensor([[1.0, 1.0], [2.0, 1.0]])
+    with torch.no_grad():
+        refined, rough = tiny.forward_with_rough(frames, margin)
+        assert torch.equal(refined, tiny(frames, margin))
+        rough_ref = torch.cat([tiny.backbone(frames[:, i : i + 3]) for i in (0, 3, 6)])
+    assert rough.shape == (6, 17, 32, 24)
+    torch.testing.assert_close(rough, rough_ref, rtol=1e-5, atol=1e-6)

@@ -15,8 +15,8 @@ from dcpose_trt.runtime import PoseEstimator, TorchBackend
 
 
 @pytest.fixture(scope="module")
-def estimator(tiny_model):
-    return PoseEstimator(backend=TorchBackend(tiny_model))
+def estimator(tiny_model_perturbed):
+    return PoseEstimator(backend=TorchBackend(tiny_model_perturbed))
 
 
 def test_real_posetrack_frames_with_detector_boxes(estimator, shared_data):

@@ -28,8 +28,8 @@ def synth_video(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model):
-    return tiny_model
+def model(tiny_model_perturbed):
+    return tiny_model_perturbed
 
 
 def test_iou_matrix():

@@ -8,7 +8,7 @@ import torch
 
 from dcpose_trt.cli import main
 from dcpose_trt.data.synth import SynthConfig, generate
-from dcpose_trt.model import build_dcpose, load_checkpoint, read_checkpoint_meta
+from dcpose_trt.model import build_dcpose, load_checkpoint, read_checkpoint_meta, save_checkpoint
 from dcpose_trt.model.presets import get_preset
 from dcpose_trt.train import TrainConfig, train
 from dcpose_trt.train.dataset import AugmentConfig, PoseTrackTrainSet, training_samples
@@ -111,3 +111,26 @@ def test_single_frame_baseline_trains_backbone_only(tiny_set, tmp_path):
 def test_train_errors(tmp_path):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--preset", "tiny-128x96"]) == 2
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--preset", "nope"]) == 2
+
+
+def test_init_reads_the_checkpoint_once_and_checks_its_preset(tiny_set, tmp_path, tiny_model_perturbed,
+                                                                monkeypatch):
+    import dcpose_trt.model.checkpoint as checkpoint_mod
+
+    init = tmp_path / "init.pth"
+    save_checkpoint(tiny_model_perturbed, init, extra={"preset": "tiny-128x96"})
+    reads = []
+    real = checkpoint_mod._read
+    monkeypatch.setattr(checkpoint_mod, "_read", lambda p: reads.append(p) or real(p))
+    cfg = TrainConfig(data=tiny_set, out=tmp_path / "run", preset="tiny-128x96", init=init, freeze_backbone=True,
+                      epochs=1, batch_size=4, max_steps=1, workers=0)
+    final = train(cfg, progress=False)
+    assert reads == [init]
+    trained = build_dcpose("tiny-128x96")
+    load_checkpoint(trained, final)
+    # frozen backbone: the init's HRNet weights come through training unchanged
+    assert torch.equal(trained.rough_pose_estimation_net.conv1.weight,
+                       tiny_model_perturbed.rough_pose_estimation_net.conv1.weight)
+    args = ["train", "--data", str(tiny_set), "--out", str(tmp_path / "o"), "--init", str(init),
+            "--preset", "w32-256x192", "--epochs", "1", "--workers", "0"]
+    assert main(args) == 2  # the init records another preset
