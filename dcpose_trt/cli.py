@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "dcpose_trt.data.cli",
     "dcpose_trt.train.cli",
     "dcpose_trt.eval.cli",
+    "dcpose_trt.scale.cli",
     "dcpose_trt.export.cli",
     "dcpose_trt.plugins.deform_conv.cli",
     "dcpose_trt.engine.cli",

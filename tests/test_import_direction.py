@@ -55,9 +55,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
     # the on-demand export cache of `run` lives in runtime and calls export; its export/build half
     # belongs to engine (#13 item 6).
     ("dcpose_trt.runtime.model_cache", "dcpose_trt.export"),
-    # the predict verb (eval/cli.py) drives the scale package; the verb belongs to scale (#13 item 6).
-    ("dcpose_trt.eval.cli", "dcpose_trt.scale.jobs"),
-    ("dcpose_trt.eval.cli", "dcpose_trt.scale.distributed"),
 })  # fmt: skip
 
 
