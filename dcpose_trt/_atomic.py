@@ -62,3 +62,41 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_output_path(path: str | os.PathLike[str], *, kind: str = "file") -> Path:
+    """Fail fast, before any work, when ``path`` cannot receive a ``kind`` (``"file"`` or ``"dir"``) output.
+
+    Problems (each an :class:`~dcpose_trt.errors.InputError` with a one-line message): an existing folder
+    where a file goes, an existing file where a folder goes, a parent that is a file, a nearest existing
+    folder that cannot be written (read-only, no permission, read-only file system). Missing parents are
+    fine when they can be created (the atomic writers create them). Writability is probed by creating and
+    removing a temporary file, so root, ACLs and read-only mounts are judged as the real write will be.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    from dcpose_trt.errors import InputError
+
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise InputError(f"{path} exists and is not a folder")
+    probe = path if kind == "dir" and path.is_dir() else path.parent
+    probe = probe if str(probe) else Path(".")
+    while not probe.exists():
+        if probe == probe.parent:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"cannot write {path}: {probe} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot write {path}: cannot create files in {probe} ({why})") from None
+    return path

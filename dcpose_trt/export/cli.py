@@ -22,6 +22,9 @@ def _progress_logging() -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_output_path
+
+    check_output_path(args.out, kind="dir" if args.split else "file")
     from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary, load_model
 
     _progress_logging()
@@ -35,6 +38,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_output_path
+
+    check_output_path(args.out, kind="dir" if args.onnx.is_dir() else "file")
     from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
 
     _progress_logging()

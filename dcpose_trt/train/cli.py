@@ -7,6 +7,9 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_output_path
+
+    check_output_path(args.out, kind="dir")
     from dcpose_trt.train import TrainConfig, train
 
     cfg = TrainConfig(
