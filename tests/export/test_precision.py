@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx
 import pytest
@@ -107,7 +109,7 @@ def test_int8_split_quantizes_backbone_and_keeps_head(exports, sample_clip, tmp_
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
 
 
-def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, tmp_path):
+def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, tmp_path, caplog):
     """README recipe: ``export --deform plugin`` then ``quantize --precision int8`` (issue 12, §2.2).
 
     The plugin graph is calibrated as its standard-DeformConv twin: the result keeps the plugin nodes
@@ -118,7 +120,11 @@ def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, t
     from dcpose_trt.export.precision import has_plugin_nodes, plugin_to_standard
 
     cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=16)
-    out = quantize_onnx(exports("plugin"), tmp_path / "plugin.int8.onnx", cfg)
+    with caplog.at_level(logging.DEBUG):
+        out = quantize_onnx(exports("plugin"), tmp_path / "plugin.int8.onnx", cfg)
+    # Logs (§2.16): no ONNX Runtime pre-processing advice; the FP32 conv names only at DEBUG.
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    assert all(len(r.getMessage()) < 300 for r in caplog.records if r.levelno >= logging.INFO)
     q, ref = onnx.load(str(out)), onnx.load(str(int8))
     op_type, domain, namespace = plugin_identity()
     dcn = [n for n in q.graph.node if n.op_type == op_type and n.domain == domain]
