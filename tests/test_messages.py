@@ -56,6 +56,12 @@ def test_fidelity_max_frames_zero(tmp_path, capsys):
     assert rc == 2 and "--max-frames must be >= 1" in _one_error(capsys, "fidelity")
 
 
+def test_run_max_frames_zero(tmp_path, capsys):
+    rc = main(["run", "--video", str(tmp_path), "--boxes", str(tmp_path / "b.json"), "--max-frames", "0"])
+    err = _one_error(capsys, "run")
+    assert rc == 2 and "--max-frames must be >= 1" in err and "no frames could be read" not in err
+
+
 def test_doctor_does_not_ask_rtx_builds_for_compute_capability():
     from dcpose_trt.doctor import diagnose
 

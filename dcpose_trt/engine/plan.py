@@ -112,6 +112,10 @@ def write_plan(out_plan: str | os.PathLike[str], serialized: bytes | memoryview,
     return out_plan
 
 
+# What check() and the runtime read from a sidecar; a sidecar without one of them cannot be trusted.
+_REQUIRED_KEYS = ("plan.sha256", "backend.name", "backend.version", "target", "onnx.sha256")
+
+
 def read_sidecar(plan: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``PLAN.json``; raises :class:`PlanMismatchError` when missing or unreadable."""
     path = sidecar_path(plan)
@@ -132,10 +136,6 @@ def read_sidecar(plan: str | os.PathLike[str]) -> dict[str, Any]:
                                         "by dcpose-trt build)")
             node = node[key]
     return meta
-
-
-# What check() and the runtime read from a sidecar; a sidecar without one of them cannot be trusted.
-_REQUIRED_KEYS = ("plan.sha256", "backend.name", "backend.version", "target", "onnx.sha256")
 
 
 @dataclass
