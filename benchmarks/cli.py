@@ -11,7 +11,14 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from benchmarks.runner import BenchConfig, markdown_table, run_benchmark
+    from dcpose_trt._atomic import check_writable
+
+    if args.out is not None:
+        check_writable(args.out, folder=True)
+    from benchmarks.runner import DEFAULT_OUT_ROOT, BenchConfig, markdown_table, run_benchmark
+
+    if args.out is None:
+        check_writable(DEFAULT_OUT_ROOT, folder=True)
     from dcpose_trt.engine.config import parse_ints
 
     cfg = BenchConfig(
@@ -19,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
         persons=parse_ints(args.persons, "--persons"), modes=_names(args.modes), iters=args.iters,
         warmup=args.warmup, out=args.out, video=args.video, calib=args.calib, calib_boxes=args.calib_boxes,
         calib_samples=args.calib_samples, device=args.device, threads=args.threads, progress=not args.no_progress,
+        update_index=args.update_index,
     )
     result = run_benchmark(cfg)
     print(markdown_table(result.rows))
@@ -43,7 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", default="exact,cached", help="comma list of exact, cached (default: %(default)s)")
     p.add_argument("--iters", type=int, default=20, help="timed frames per row (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames before them (default: %(default)s)")
-    p.add_argument("--out", type=Path, help="output folder (default: benchmarks/results/<date>-<machine>-<preset>)")
+    p.add_argument("--out", type=Path, help="output folder (default: outputs/bench/<date>-<machine>-<preset>, "
+                   "git-ignored)")
+    p.add_argument("--update-index", action="store_true",
+                   help="also rewrite the committed index benchmarks/results/README.md (needs --out "
+                   "benchmarks/results/<run>)")
     p.add_argument("--video", type=Path, help="frames to read: folder of images or video (default: shared sample clip)")
     p.add_argument("--calib", type=Path, help="INT8 calibration data (default: shared posetrack18_sample)")
     p.add_argument("--calib-boxes", type=Path, help="person boxes for --calib when it is a video/frames folder")

@@ -47,7 +47,10 @@ from dcpose_trt.errors import DcposeTrtError, InputError
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = REPO / "benchmarks" / "results"  # committed runs; its README.md index changes only on request
+# Default output root: outside the committed results (outputs/ is git-ignored), so a plain `dcpose-trt bench`
+# never rewrites a committed file.
+DEFAULT_OUT_ROOT = REPO / "outputs" / "bench"
 SHARED_DATA = Path(os.environ.get("DCPOSE_TRT_SHARED_DATA", REPO.parent / "shared" / "data"))
 SAMPLE_DATASET = SHARED_DATA / "posetrack18_sample"
 SAMPLE_CLIP = SAMPLE_DATASET / "videos" / "000001_mpiinew_test"
@@ -96,14 +99,16 @@ class BenchConfig:
             per person-frame, split export).
         iters: timed frames per combination (median = p50). Defaults to 20.
         warmup: untimed frames before them, after the 2 frames that fill the look-ahead window.
-        out: output folder. Defaults to ``benchmarks/results/<date>-<machine>-<preset>``.
+        out: output folder. Defaults to ``outputs/bench/<date>-<machine>-<preset>`` (git-ignored).
         video: real frames to read: a folder of images or a video file. Defaults to the shared sample clip.
         calib, calib_boxes: INT8 calibration source (see :class:`dcpose_trt.export.QuantizeConfig`).
             Defaults to the shared ``posetrack18_sample`` dataset with its detector boxes.
         calib_samples: person crops to calibrate on; None keeps the quantizer's default (256).
         device: torch device for the torch backend: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         threads: ONNX Runtime intra-op threads (None: the cores this process may use).
-        progress: tqdm bar over the combinations.
+        progress: tqdm bar over the combinations (off when stderr is not a terminal).
+        update_index: rewrite the committed index ``benchmarks/results/README.md`` after the run; needs
+            ``out`` directly under ``benchmarks/results``. Off by default: the index changes only on purpose.
     """
 
     preset: str = "tiny-128x96"
@@ -122,6 +127,7 @@ class BenchConfig:
     device: str = "auto"
     threads: int | None = None
     progress: bool = True
+    update_index: bool = False
 
     def validate(self) -> None:
         from dcpose_trt.model.presets import get_preset
@@ -140,6 +146,8 @@ class BenchConfig:
             raise InputError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.model is not None and not Path(self.model).is_file():
             raise InputError(f"checkpoint not found: {self.model}")
+        if self.update_index and (self.out is None or Path(self.out).resolve().parent != RESULTS.resolve()):
+            raise InputError(f"--update-index indexes the runs in {RESULTS}: give --out {RESULTS}/<run name>")
 
 
 @dataclass
@@ -221,7 +229,7 @@ def machine_slug(info: dict[str, Any]) -> str:
 
 
 def default_out(preset: str, info: dict[str, Any]) -> Path:
-    return RESULTS / f"{dt.date.today().isoformat()}-{machine_slug(info)}-{preset}"
+    return DEFAULT_OUT_ROOT / f"{dt.date.today().isoformat()}-{machine_slug(info)}-{preset}"
 
 
 # %% FLOPs ---------------------------------------------------------------------------------------------
@@ -571,7 +579,7 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
 
     combos = _combos(cfg)
     bar = tqdm(total=len(combos) * len(cfg.persons), desc=f"bench {cfg.preset}", unit="cfg",
-               disable=not cfg.progress, dynamic_ncols=True)
+               disable=None if cfg.progress else True, dynamic_ncols=True)  # None: off when not a tty
     for backend_name, precision, mode, is_base in combos:
         bar.set_postfix_str(f"{backend_name} {precision} {mode}")
         try:
@@ -627,7 +635,7 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
     result.machine["loadavg_end"] = _loadavg()
     result.seconds = time.perf_counter() - t_start
     write_outputs(result)
-    if out.resolve().parent == RESULTS.resolve():
+    if cfg.update_index:
         update_results_index(RESULTS)
     return result
 

@@ -272,7 +272,8 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
         build = {"gridsample": list(all_p)}
         run = {"gridsample": list(all_p)} if has_gpu and cuda_ok else {}
         caps.append(Capability("tensorrt-rtx", build, run, "" if has_gpu else
-                               "builds on this CPU (pass --compute-capability); running needs a CUDA GPU"))
+                               "builds on this CPU (--compute-capability optional: default every supported GPU); "
+                               "running needs a CUDA GPU"))
     else:
         caps.append(Capability("tensorrt-rtx", {}, {}, rtx.reason))
         hints.append(f"TensorRT-RTX (engine builds without a GPU, RTX GPUs): {rtx.install}")

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from dcpose_trt._atomic import check_writable
+
+    check_writable(args.out, folder=True)
     from dcpose_trt.data.synth import SynthConfig, generate
 
     if args.workers < 0:

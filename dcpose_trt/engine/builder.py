@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsInt, cast
 
 from dcpose_trt.engine._trt import import_backend, local_machine
-from dcpose_trt.engine.config import BuildConfig
+from dcpose_trt.engine.config import BuildConfig, check_batch_limits
 from dcpose_trt.engine.onnx_info import PLUGIN_DOMAIN, OnnxInfo, inspect_onnx
 from dcpose_trt.engine.plan import PlanArtifact, write_plan
 from dcpose_trt.errors import EngineBuildError, InputError
@@ -193,6 +193,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
         raise InputError(f"ONNX file not found: {onnx_path}")
     info = inspect_onnx(onnx_path)
     batched = _check_batch_inputs(info)
+    check_batch_limits(cfg.profiles, [(t.name, t.dtype, t.shape) for t in (*info.inputs, *info.outputs)])
     if not batched and (len(cfg.profiles) > 1 or cfg.profiles[0] != (1, 1, 1)):
         log.warning("%s has no dynamic batch input; building a fixed-shape plan", onnx_path)
 
@@ -394,8 +395,9 @@ def _make_progress_monitor(backend: str, cancel: threading.Event, enabled: bool)
                 return
             with self._lock:
                 depth = len(self._bars)
+                # disable=None: no bars when stderr is not a terminal (a log file got ~950 lines per build).
                 self._bars[phase_name] = tqdm(total=int(num_steps), desc=phase_name, position=depth,
-                                              leave=depth == 0, dynamic_ncols=True)
+                                              leave=depth == 0, dynamic_ncols=True, disable=None)
 
         def step_complete(self, phase_name: str, step: SupportsInt) -> bool:
             with self._lock:

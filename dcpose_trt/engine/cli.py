@@ -72,6 +72,12 @@ def _config(args: argparse.Namespace):  # -> BuildConfig (kept lazy)
 
 
 def _build(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_writable
+
+    check_writable(args.out)
+    check_writable(f"{args.out}.json")  # the sidecar
+    if args.timing_cache is not None:
+        check_writable(args.timing_cache)
     from dcpose_trt.engine.builder import build_engine
     from dcpose_trt.engine.plan import sidecar_path
 
@@ -82,7 +88,14 @@ def _build(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from dcpose_trt.engine.plan import check
+    from dcpose_trt.errors import PlanMismatchError
 
+    if args.preset is not None:
+        from dcpose_trt.model.presets import get_preset
+
+        get_preset(args.preset)  # InputError listing the presets
     result = check(args.plan, args.onnx, args.preset)
+    if not result.checked:  # no plan or no usable sidecar: an error (exit 2), not a mismatch
+        raise PlanMismatchError(result.message)
     print(result.message)
     return 0 if result.ok else 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,58 @@ def profiles_from_persons(persons: Sequence[int],
         lows = [1] + [b + 1 for b in buckets[:-1]]
         return tuple((lo, b, b) for lo, b in zip(lows, buckets, strict=True))
     return ((buckets[0], buckets[len(buckets) // 2], buckets[-1]),)
+
+
+# TensorRT's layers index tensor elements with 32-bit integers: a tensor of 2**31 elements or more fails at
+# build or run time (NVIDIA/TensorRT issue #3815), so the largest person batch is bounded by the biggest
+# per-person input or output.
+TRT_MAX_TENSOR_ELEMENTS = 2**31 - 1
+
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1, "int32": 4, "int64": 8,
+                "bool": 1, "float64": 8}
+
+
+def _host_memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return None
+
+
+def check_batch_limits(profiles: Sequence[tuple[int, int, int]],
+                       tensors: Sequence[tuple[str, str, Sequence[int]]],
+                       memory_bytes: int | None = None) -> None:
+    """Refuse person-batch profiles no plan can serve, before anything is built.
+
+    Args:
+        profiles: ``(min, opt, max)`` per optimization profile.
+        tensors: ``(name, numpy dtype name, shape)`` of the graph inputs and outputs; a leading ``-1`` is
+            the person batch (others are fixed-size and ignored).
+        memory_bytes: memory the batch's inputs and outputs must fit in; defaults to this machine's RAM
+            (the runtime stages every input and output in pinned host buffers, and the GPU needs at
+            least as much again for them plus the activations, so this is a lower bound).
+
+    Raises:
+        InputError: a max batch makes a tensor reach TensorRT's 2**31-element limit, or its inputs and
+            outputs alone do not fit in memory. The message names the largest batch that would.
+    """
+    batched = [(n, dt, list(s)) for n, dt, s in tensors if s and s[0] < 0 and all(d > 0 for d in s[1:])]
+    if not batched:
+        return
+    top = max(p[2] for p in profiles)
+    per_person = {n: math.prod(s[1:]) for n, _, s in batched}
+    name = max(per_person, key=lambda n: per_person[n])
+    limit = TRT_MAX_TENSOR_ELEMENTS // per_person[name]
+    if top > limit:
+        raise InputError(f"a batch of {top} persons makes '{name}' {top * per_person[name]:.3g} elements, over "
+                         f"TensorRT's limit of 2**31 per tensor; the largest batch is {limit}")
+    memory_bytes = _host_memory_bytes() if memory_bytes is None else memory_bytes
+    if memory_bytes:
+        io_bytes = sum(per_person[n] * _DTYPE_BYTES.get(dt, 4) for n, dt, _ in batched)
+        if top * io_bytes > memory_bytes:
+            raise InputError(f"a batch of {top} persons needs {top * io_bytes / 2**30:.1f} GiB for its inputs and "
+                             f"outputs alone, more than this machine's {memory_bytes / 2**30:.1f} GiB; the "
+                             f"largest batch that fits is {memory_bytes // io_bytes}")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcpose_trt._deps import require
+from dcpose_trt.errors import InputError
 
 # Written by dcpose_trt.export into ModelProto.metadata_props.
 META_PRESET = "dcpose_trt.preset"
@@ -132,7 +133,12 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     path = Path(path)
     # Load without weights first to learn which external-data files the model uses: they are part of
     # the model, so they go into its hash (a retrained .onnx.data must make plans stale too).
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have no common public type
+        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+    if not model.graph.output:  # e.g. an empty file, which decodes as an empty ModelProto
+        raise InputError(f"{path} is not an ONNX model (no graph outputs)")
     external = sorted({e.value for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
                        for e in t.external_data if e.key == "location"})
     if external:

@@ -112,6 +112,10 @@ def write_plan(out_plan: str | os.PathLike[str], serialized: bytes | memoryview,
     return out_plan
 
 
+# What check() and the runtime read from a sidecar; a sidecar without one of them cannot be trusted.
+_REQUIRED_KEYS = ("plan.sha256", "backend.name", "backend.version", "target", "onnx.sha256")
+
+
 def read_sidecar(plan: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``PLAN.json``; raises :class:`PlanMismatchError` when missing or unreadable."""
     path = sidecar_path(plan)
@@ -124,6 +128,13 @@ def read_sidecar(plan: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
         schema = meta.get("schema") if isinstance(meta, dict) else "?"
         raise PlanMismatchError(f"{plan}: sidecar schema {schema} is not {SCHEMA}")
+    for dotted in _REQUIRED_KEYS:
+        node: Any = meta
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise PlanMismatchError(f"{plan}: sidecar {path.name} has no '{dotted}' (edited, or not written "
+                                        "by dcpose-trt build)")
+            node = node[key]
     return meta
 
 
@@ -144,12 +155,20 @@ class PlanCheck:
     reasons: list[str]
     rebuild_command: str
     meta: dict[str, Any] = field(default_factory=dict)
+    checked: bool = True
 
     @property
     def message(self) -> str:
-        """One line: ``PLAN does not fit this machine: reason; reason; rebuild with: COMMAND``."""
+        """One line: ``PLAN does not fit this machine: reason; reason; rebuild with: COMMAND``.
+
+        When the plan could not be checked at all (no plan, no or a broken sidecar) it says so instead of
+        calling it a mismatch: ``PLAN: cannot check whether it fits this machine: reason; rebuild with: ...``.
+        """
         if self.ok:
             return f"{self.plan}: fits this machine"
+        if not self.checked:
+            return (f"{self.plan}: cannot check whether it fits this machine: {'; '.join(self.reasons)}; "
+                    f"rebuild with: {self.rebuild_command}")
         return (f"{self.plan} does not fit this machine: {'; '.join(self.reasons)}; "
                 f"rebuild with: {self.rebuild_command}")
 
@@ -210,10 +229,20 @@ def _gpu_reason(meta: dict[str, Any], machine: Machine) -> str | None:
 
 
 def _rebuild_command(meta: dict[str, Any], plan: Path, onnx_path: Path | None) -> str:
-    cmd = str(meta.get("command") or "")
-    if onnx_path is not None and meta.get("onnx", {}).get("file") and meta["onnx"]["file"] != str(onnx_path):
-        cmd = cmd.replace(f"--onnx {meta['onnx']['file']}", f"--onnx {onnx_path}", 1)
-    return cmd or f"dcpose-trt build --onnx MODEL.onnx --out {plan}"
+    """The sidecar's build command with ``--out`` naming the plan as it is called now (it may have been
+    renamed or moved) and ``--onnx`` the caller's ONNX when given."""
+    import shlex
+
+    try:
+        argv = shlex.split(str(meta.get("command") or ""))
+    except ValueError:
+        argv = []
+    if not argv:
+        return f"dcpose-trt build --onnx {onnx_path or 'MODEL.onnx'} --out {plan}"
+    for flag, value in (("--out", plan), ("--onnx", onnx_path)):
+        if value is not None and flag in argv[:-1]:
+            argv[argv.index(flag) + 1] = str(value)
+    return shlex.join(argv)
 
 
 def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] | None = None,
@@ -235,11 +264,16 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
     """
     plan = Path(plan_path)
     onnx = Path(onnx_path) if onnx_path is not None else None
+    cmd = f"dcpose-trt build --onnx {onnx or 'MODEL.onnx'} --out {plan}"
+    if not plan.exists() and not sidecar_path(plan).exists():
+        return PlanCheck(plan, False, ["no such plan file"], cmd, checked=False)
     try:
         meta = read_sidecar(plan)
     except PlanMismatchError as exc:
-        cmd = f"dcpose-trt build --onnx {onnx or 'MODEL.onnx'} --out {plan}"
-        return PlanCheck(plan, False, [str(exc).split(": ", 1)[-1]], cmd)
+        reason = str(exc).split(": ", 1)[-1]
+        if not sidecar_path(plan).exists():  # read_sidecar's own advice would repeat the rebuild command
+            reason = f"no sidecar {sidecar_path(plan).name} next to it (dcpose-trt build writes one)"
+        return PlanCheck(plan, False, [reason], cmd, checked=False)
     cmd = _rebuild_command(meta, plan, onnx)
     if not plan.is_file():
         return PlanCheck(plan, False, ["the plan file is missing"], cmd, meta)

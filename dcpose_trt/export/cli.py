@@ -22,6 +22,9 @@ def _progress_logging() -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_writable
+
+    check_writable(args.out, folder=args.split)
     from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary, load_model
 
     _progress_logging()
@@ -35,6 +38,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_writable
+
+    check_writable(args.out, folder=args.onnx.is_dir())
     from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
 
     _progress_logging()
@@ -47,8 +53,11 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _fidelity(args: argparse.Namespace) -> int:
+    from dcpose_trt.errors import InputError
     from dcpose_trt.eval.fidelity import fidelity, write_report
 
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     _progress_logging()
     report = fidelity(args.reference, args.candidate, args.data, split=args.split, max_frames=args.max_frames)
     print(report.format_table())

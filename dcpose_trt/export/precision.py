@@ -11,7 +11,10 @@ ONNX-to-ONNX step that ONNX Runtime can check on a CPU:
   the inference crop code (:func:`~dcpose_trt.data.transforms.make_inputs`). The first conv, the
   backbone's final heatmap conv and the whole temporal head (heatmap fusion, offset/mask prediction, DCN)
   stay FP32 (see ``INT8_EXCLUDED_SCOPES`` for the measurement behind that). The result is checked to be
-  buildable as a strongly typed TensorRT network (int8 zero points of 0, no uint8).
+  buildable as a strongly typed TensorRT network (int8 zero points of 0, no uint8). A ``plugin`` export
+  (which ONNX Runtime cannot run) is calibrated as the equivalent standard-``DeformConv`` graph (the
+  plugin node is ONNX ``DeformConv`` plus ``plugin_namespace``); the DCN nodes stay FP32, so the Q/DQ
+  graph only needs its DCN nodes turned back into plugin nodes.
 
 Graph regions are found by structure (DCN nodes and their inputs) and by the node names our exporter
 writes (``<module path>/<OpType>``).
@@ -19,6 +22,7 @@ writes (``<module path>/<OpType>``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -239,6 +243,72 @@ def int8_excluded_nodes(model: Any) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Plugin form <-> standard DeformConv (the plugin node has ONNX DeformConv's inputs and attributes)
+# ----------------------------------------------------------------------------------------------------
+
+
+def has_plugin_nodes(model: Any) -> bool:
+    """Whether ``model`` has a ``dcpose_trt`` plugin DCN node (``--deform plugin`` export)."""
+    from dcpose_trt.export.deform_ops import plugin_identity
+
+    op_type, domain, _ = plugin_identity()
+    return any(n.op_type == op_type and n.domain == domain for n in model.graph.node)
+
+
+def plugin_to_standard(model: Any) -> tuple[Any, list[str]]:
+    """A copy of a plugin-form model whose plugin nodes are standard ONNX ``DeformConv`` (opset >= 19).
+
+    The plugin node is ONNX ``DeformConv`` plus ``plugin_namespace`` (:mod:`~dcpose_trt.export.deform_ops`),
+    so the copy is the ``--deform deformconv`` graph of the same weights, which ONNX Runtime runs.
+    Returns (copy, names of the rewritten nodes).
+    """
+    onnx = require("onnx", "onnx", "plugin-form conversion")
+    from dcpose_trt.export.deform_ops import plugin_identity
+
+    op_type, domain, _ = plugin_identity()
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    names = []
+    for n in out.graph.node:
+        if n.op_type == op_type and n.domain == domain:
+            n.domain = ""
+            n.op_type = "DeformConv"
+            keep = [a for a in n.attribute if a.name != "plugin_namespace"]
+            del n.attribute[:]
+            n.attribute.extend(keep)
+            names.append(n.name)
+    if len(set(names)) != len(names) or "" in names:
+        raise QuantizeError("the plugin nodes need unique names to be restored after quantization")
+    imports = [o for o in out.opset_import if o.domain != domain]
+    for o in imports:
+        if o.domain in ("", "ai.onnx") and o.version < 19:
+            o.version = 19  # DeformConv
+    del out.opset_import[:]
+    out.opset_import.extend(imports)
+    return out, names
+
+
+def standard_to_plugin(model: Any, names: Iterable[str]) -> Any:
+    """Turn the standard ``DeformConv`` nodes called ``names`` back into plugin nodes, in place."""
+    onnx = require("onnx", "onnx", "plugin-form conversion")
+    from dcpose_trt.export.deform_ops import OP_DOMAIN_VERSION, plugin_identity
+
+    op_type, domain, namespace = plugin_identity()
+    wanted = set(names)
+    found = set()
+    for n in model.graph.node:
+        if n.name in wanted and n.op_type == "DeformConv" and n.domain in ("", "ai.onnx"):
+            n.op_type, n.domain = op_type, domain
+            n.attribute.append(onnx.helper.make_attribute("plugin_namespace", namespace))
+            found.add(n.name)
+    if found != wanted:
+        raise QuantizeError(f"quantization lost plugin nodes: {sorted(wanted - found)[:3]}")
+    if not any(o.domain == domain for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(domain, OP_DOMAIN_VERSION))
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------
 # FP16
 # ----------------------------------------------------------------------------------------------------
 
@@ -401,6 +471,33 @@ class _CropReader:
         self.pos = 0
 
 
+class _DropPreprocessAdvice(logging.Filter):
+    """Drops ONNX Runtime's "Please consider (to run) pre-processing before quantization" warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _no_preprocess_advice() -> Iterator[None]:
+    """Silence ORT's advice to run ``quant_pre_process`` (printed twice per model, on the root logger).
+
+    Its pre-processing is shape inference plus ORT graph optimisation; our export already ran onnxslim
+    (constant folding, shape inference), and ORT-specific fusions would put ops TensorRT cannot parse
+    into the graph, so the advice does not apply here.
+    """
+    filt = _DropPreprocessAdvice()
+    root = logging.getLogger()
+    targets = [root, *root.handlers]
+    for t in targets:
+        t.addFilter(filt)
+    try:
+        yield
+    finally:
+        for t in targets:
+            t.removeFilter(filt)
+
+
 def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[str, str]) -> Any:
     """INT8 Q/DQ model via ``onnxruntime.quantization.quantize_static``; returns the ``onnx.ModelProto``."""
     onnx = require("onnx", "onnx", "INT8 quantization")
@@ -410,9 +507,15 @@ def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[st
     if names not in (["frames", "margin"], ["image"]):
         raise QuantizeError(f"INT8 calibration needs a whole DCPose model (inputs frames, margin) or a split "
                             f"backbone (input image); {model_path} has {names}")
-    if any(n.domain == "dcpose_trt" for n in model.graph.node):
-        raise InputError("INT8 calibration runs the model in ONNX Runtime, which cannot run the plugin node; "
-                         "quantize the --deform deformconv or gridsample export")
+    plugin_nodes: list[str] = []
+    if has_plugin_nodes(model):
+        # ONNX Runtime cannot run the plugin node: calibrate and quantize the equivalent standard-DeformConv
+        # graph (same weights, same node names), then turn its DCN nodes back into plugin nodes.
+        model, plugin_nodes = plugin_to_standard(model)
+        model_path = out_path.with_name("standard_dcn.onnx")
+        onnx.save(model, str(model_path))
+        log.info("INT8: calibrating the plugin graph as its standard DeformConv equivalent (%d nodes)",
+                 len(plugin_nodes))
     h, w = (int(v) for v in meta[META_INPUT_SIZE].split("x"))
     mean = tuple(float(v) for v in meta.get(META_MEAN, "0.485,0.456,0.406").split(","))
     std = tuple(float(v) for v in meta.get(META_STD, "0.229,0.224,0.225").split(","))
@@ -420,32 +523,38 @@ def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[st
     crops = calibration_crops(cfg, (h, w), mean, std)
     log.info("calibration: %d person crops read in %.1f s", len(crops), time.perf_counter() - t0)
     exclude = int8_excluded_nodes(model)
-    log.info("INT8: %d convs stay FP32: %s", len(exclude), ", ".join(exclude))
+    log.info("INT8: %d convs stay FP32 (the first conv, the backbone's heatmap conv, the temporal head; "
+             "-vv lists them)", len(exclude))
+    log.debug("INT8: convs kept FP32: %s", ", ".join(exclude))
     method = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
               "entropy": q.CalibrationMethod.Entropy}[cfg.calib_method]
     t0 = time.perf_counter()
-    q.quantize_static(
-        str(model_path), str(out_path), _CropReader(crops, cfg.calib_batch, names),
-        quant_format=q.QuantFormat.QDQ,
-        op_types_to_quantize=["Conv"],
-        per_channel=True,
-        reduce_range=False,
-        activation_type=q.QuantType.QInt8,  # symmetric int8 activations: what TensorRT's Q/DQ needs
-        weight_type=q.QuantType.QInt8,
-        nodes_to_exclude=exclude,
-        calibrate_method=method,
-        extra_options={
-            "ActivationSymmetric": True,
-            "WeightSymmetric": True,
-            # Bias stays float: TensorRT folds it into the INT8 conv itself.
-            "QuantizeBias": False,
-            # No "CalibMaxIntermediateOutputs": ORT 1.32's MinMax calibrator *drops* the collected batches
-            # when that limit is reached instead of folding them into the ranges, so with it calibration
-            # saw only the last few crops (or none: "No data is collected").
-        },
-    )
+    with _no_preprocess_advice():
+        q.quantize_static(
+            str(model_path), str(out_path), _CropReader(crops, cfg.calib_batch, names),
+            quant_format=q.QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
+            reduce_range=False,
+            activation_type=q.QuantType.QInt8,  # symmetric int8 activations: what TensorRT's Q/DQ needs
+            weight_type=q.QuantType.QInt8,
+            nodes_to_exclude=exclude,
+            calibrate_method=method,
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                # Bias stays float: TensorRT folds it into the INT8 conv itself.
+                "QuantizeBias": False,
+                # No "CalibMaxIntermediateOutputs": ORT 1.32's MinMax calibrator *drops* the collected batches
+                # when that limit is reached instead of folding them into the ranges, so with it calibration
+                # saw only the last few crops (or none: "No data is collected").
+            },
+        )
     log.info("quantize_static done in %.1f s", time.perf_counter() - t0)
-    return onnx.load(str(out_path))
+    result = onnx.load(str(out_path))
+    if plugin_nodes:
+        standard_to_plugin(result, plugin_nodes)
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -507,9 +616,10 @@ def quantize_onnx(onnx_in: str | os.PathLike, out: str | os.PathLike, cfg: Quant
     """Write an FP16 or INT8 copy of an exported FP32 ONNX.
 
     Args:
-        onnx_in: FP32 ONNX from :func:`~dcpose_trt.export.export_onnx` (``deformconv`` or ``gridsample``
-            for INT8, since calibration runs the model; any form for FP16), or one part of a ``--split``
-            export (INT8: the backbone is calibrated on single-frame crops, the head is kept FP32).
+        onnx_in: FP32 ONNX from :func:`~dcpose_trt.export.export_onnx` in any DCN form (INT8 calibrates
+            a ``plugin`` export as its standard-``DeformConv`` equivalent, which ONNX Runtime runs, and
+            writes the plugin nodes back), or one part of a ``--split`` export (INT8: the backbone is
+            calibrated on single-frame crops, the head is kept FP32).
         out: the output ``.onnx``.
         cfg: precision and calibration settings.
 

@@ -11,7 +11,9 @@ Accepted inputs (timm-style ``checkpoint_filter_fn``: unwrap, rename, then load 
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +34,28 @@ def _read(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"checkpoint not found: {p}")
     if p.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty: {p}")
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive (since 1.6) or, in older files, a pickle (protocol 2+: 0x80).
+    is_zip, is_pickle = head == b"PK\x03\x04", head[:1] == b"\x80"
+    if not (is_zip or is_pickle):
+        raise CheckpointError(f"{p} is not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+    if is_zip and not zipfile.is_zipfile(p):
+        raise CheckpointError(f"{p} is truncated or damaged (its zip archive has no central directory); "
+                              "copy or download it again")
     try:
         # weights_only: a checkpoint is data; never execute pickled code from it.
         return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message is a paragraph about its weights_only default; name the object that was refused.
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(f"{p} holds Python objects besides tensors{what}, which are not loaded because "
+                              "unpickling them could run code; save only the state dict") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{p} is not a readable PyTorch checkpoint ({msg[:200]})") from None
+        text = str(exc).strip()
+        first = re.split(r"(?<=\.)\s", text.splitlines()[0])[0] if text else type(exc).__name__
+        raise CheckpointError(f"{p} is not a readable PyTorch checkpoint: {first.rstrip('.')}") from None
 
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:

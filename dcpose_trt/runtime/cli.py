@@ -9,6 +9,10 @@ def _run(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from dcpose_trt.errors import InputError
+
+    if args.max_frames is not None and args.max_frames < 1:  # 0 used to end in "no frames could be read"
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
 
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,

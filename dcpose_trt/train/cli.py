@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dcpose_trt._atomic import check_writable
+
+    check_writable(args.out, folder=True)
     from dcpose_trt.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -16,7 +20,8 @@ def _run(args: argparse.Namespace) -> int:
         milestones=tuple(int(m) for m in args.milestones.split(",") if m), gamma=args.gamma,
         workers=args.workers, seed=args.seed, resume=args.resume, max_steps=args.max_steps,
     )
-    final = train(cfg)
+    # Progress bars only on a terminal: in a log file every refresh would be a line.
+    final = train(cfg, progress=sys.stderr.isatty())
     print(f"checkpoint: {final}")
     return 0
 

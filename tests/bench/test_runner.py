@@ -105,3 +105,40 @@ def test_bad_config_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not found"):
         run_benchmark(BenchConfig(video=Path(tmp_path / "nope"), out=tmp_path, backends=("torch",),
                                   precisions=("fp32",), persons=(1,), modes=("exact",)))
+
+
+# Issue 12 §2.9: a plain `dcpose-trt bench` must not rewrite the committed benchmarks/results/README.md.
+
+
+def test_default_out_is_outside_the_committed_results():
+    import subprocess
+
+    from benchmarks import runner
+
+    out = runner.default_out("tiny-128x96", runner.machine_info())
+    assert runner.RESULTS.resolve() not in out.resolve().parents
+    assert runner.REPO.resolve() in out.resolve().parents
+    git = subprocess.run(["git", "-C", str(runner.REPO), "check-ignore", "-q", str(out / "results.json")],
+                         check=False)
+    if git.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert git.returncode == 0, f"{out} is not git-ignored"
+
+
+def test_index_changes_only_on_request(tmp_path, monkeypatch):
+    from benchmarks import runner
+
+    results = tmp_path / "results"
+    monkeypatch.setattr(runner, "RESULTS", results)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "000000.jpg"), np.zeros((120, 160, 3), np.uint8))
+    base = dict(preset="tiny-128x96", backends=("torch",), precisions=("fp32",), persons=(1,), modes=("exact",),
+                iters=1, warmup=0, video=frames, progress=False)
+    run_benchmark(BenchConfig(**base, out=results / "run-a"))
+    assert (results / "run-a" / "results.json").is_file() and not (results / "README.md").exists()
+    run_benchmark(BenchConfig(**base, out=results / "run-b", update_index=True))
+    assert "run-b" in (results / "README.md").read_text()
+    with pytest.raises(InputError, match="--update-index"):
+        BenchConfig(**base, out=tmp_path / "elsewhere", update_index=True).validate()

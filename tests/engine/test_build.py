@@ -94,13 +94,14 @@ def test_cli_reports_errors_in_one_line(rtx, tmp_path, capsys):
     assert rc == 2 and "dcpose-trt build: error: " in err and "node 'the_node' (op NoSuchOp" in err
 
 
-def _tiny_graph(path: Path, op_type: str = "Relu", domain: str = "") -> Path:
+def _tiny_graph(path: Path, op_type: str = "Relu", domain: str = "", shape: list[int] | None = None) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
+    dims = ["b", *(shape or [4])]
     node = helper.make_node(op_type, ["x"], ["y"], name="the_node", domain=domain)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)])
     opsets = [helper.make_opsetid("", 19)] + ([helper.make_opsetid(domain, 1)] if domain else [])
     onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
     return path
@@ -172,3 +173,50 @@ def test_rtx_ignores_timing_cache(rtx, tmp_path):
                         BuildConfig(backend="tensorrt-rtx", timing_cache=cache, progress=False))
     assert read_sidecar(plan)["build"]["timing_cache"] is None
     assert not cache.exists()
+
+
+# Issue 12 §2.10-12: bad inputs are one-line errors before any build; no progress bars off a terminal.
+
+
+@pytest.mark.parametrize("content", [b"hello, not a model\n", b""])
+def test_cli_not_onnx(tmp_path, capsys, content):
+    src = tmp_path / "m.onnx"
+    src.write_bytes(content)
+    rc = main(["build", "--onnx", str(src), "--out", str(tmp_path / "m.plan"), "--backend", "tensorrt-rtx"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "is not an ONNX model" in err
+    assert not (tmp_path / "m.plan").exists()
+
+
+def test_cli_refuses_batches_over_tensorrt_limits(rtx, tmp_path, capsys):
+    # The tiny model's frames input: 9 x 128 x 96 = 110592 elements per person.
+    onnx_path = _tiny_graph(tmp_path / "frames.onnx", shape=[9, 128, 96])
+    rc = main(["build", "--onnx", str(onnx_path), "--out", str(tmp_path / "m.plan"), "--backend", "tensorrt-rtx",
+               "--persons", "1,8,100000000"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "limit of 2**31" in err and "largest batch is 19418" in err
+    assert not (tmp_path / "m.plan").exists()
+
+
+def test_batch_limits_memory():
+    from dcpose_trt.engine.config import check_batch_limits
+    from dcpose_trt.errors import InputError
+
+    tensors = [("frames", "float32", [-1, 9, 128, 96]), ("margin", "float32", [-1, 2]),
+               ("heatmaps", "float32", [-1, 17, 32, 24])]
+    per_person = (9 * 128 * 96 + 2 + 17 * 32 * 24) * 4
+    check_batch_limits([(1, 8, 32)], tensors, memory_bytes=32 * per_person)
+    with pytest.raises(InputError, match=r"largest batch that fits is 31$"):
+        check_batch_limits([(1, 8, 32)], tensors, memory_bytes=32 * per_person - 1)
+    check_batch_limits([(1, 8, 19418)], tensors, memory_bytes=1 << 60)
+    with pytest.raises(InputError, match="largest batch is 19418"):
+        check_batch_limits([(1, 1, 1), (2, 8, 19419)], tensors, memory_bytes=1 << 60)
+
+
+def test_cli_build_no_progress_bars_off_a_terminal(rtx, tmp_path, capfd):
+    onnx_path = _tiny_graph(tmp_path / "relu.onnx")
+    # No --no-progress: stderr is captured (not a terminal), so tqdm must stay silent on its own.
+    rc = main(["build", "--onnx", str(onnx_path), "--out", str(tmp_path / "m.plan"), "--backend", "tensorrt-rtx"])
+    captured = capfd.readouterr()
+    assert rc == 0
+    assert "it/s" not in captured.err and "Cloning" not in captured.err and "%|" not in captured.err

@@ -121,7 +121,51 @@ def test_preset(plan, rtx):
 def test_missing_sidecar(plan, rtx):
     sidecar_path(plan).unlink()
     result = check(plan, machine=_machine(rtx.__version__))
-    assert not result.ok and "no sidecar" in result.message
+    assert not result.ok and not result.checked and "no sidecar" in result.message
+    # Not a mismatch, and the rebuild advice appears once (issue 12, §2.14).
+    assert "does not fit" not in result.message and "cannot check" in result.message
+    assert result.message.count("rebuild with:") == 1
+
+
+def test_renamed_plan_rebuild_command_names_the_current_file(plan, tmp_path, rtx):
+    moved = tmp_path / "renamed.plan"
+    plan.rename(moved)
+    sidecar_path(plan).rename(sidecar_path(moved))
+    msg = _refused(check(moved, machine=_machine("1.9.0.1")), "1.9.0.1 is installed")
+    assert f"--out {moved} " in msg and f"--out {plan} " not in msg
+    assert msg.count("rebuild with:") == 1
+
+
+@pytest.mark.parametrize("key", ["backend__version", "plan__sha256", "onnx__sha256"])
+def test_cli_sidecar_missing_a_key(plan, capsys, key):
+    meta = json.loads(sidecar_path(plan).read_text())
+    *parents, leaf = key.split("__")
+    node = meta
+    for k in parents:
+        node = node[k]
+    del node[leaf]
+    sidecar_path(plan).write_text(json.dumps(meta))
+    rc = main(["check-plan", str(plan)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err
+    assert err.startswith("dcpose-trt check-plan: error: ") and f"has no '{key.replace('__', '.')}'" in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--preset", "w99-1x1"], "unknown preset 'w99-1x1'"),
+    (["--missing"], "no such plan file"),
+    (["--no-sidecar"], "no sidecar"),
+])
+def test_cli_cannot_check_is_an_error(plan, capsys, argv, needle):
+    target = plan
+    if argv == ["--missing"]:
+        target, argv = plan.with_name("nothere.plan"), []
+    elif argv == ["--no-sidecar"]:
+        sidecar_path(plan).unlink()
+        argv = []
+    rc = main(["check-plan", str(target), *argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and needle in err and "does not fit" not in err
 
 
 def test_raising_variant(plan, rtx):

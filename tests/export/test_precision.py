@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx
 import pytest
@@ -105,3 +107,44 @@ def test_int8_split_quantizes_backbone_and_keeps_head(exports, sample_clip, tmp_
     ref, got = OnnxRuntimeBackend(exports("split")).backbone(x), OnnxRuntimeBackend(out).backbone(x)
     assert got.shape == ref.shape and np.isfinite(got).all()
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
+
+
+def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, tmp_path, caplog):
+    """README recipe: ``export --deform plugin`` then ``quantize --precision int8`` (issue 12, §2.2).
+
+    The plugin graph is calibrated as its standard-DeformConv twin: the result keeps the plugin nodes
+    and carries exactly the Q/DQ (same tensors, same scales) of the INT8 deformconv export.
+    """
+    from dcpose_trt.export.deform_ops import plugin_identity
+    from dcpose_trt.export.onnx_export import graph_diff_except_dcn
+    from dcpose_trt.export.precision import has_plugin_nodes, plugin_to_standard
+
+    cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=16)
+    with caplog.at_level(logging.DEBUG):
+        out = quantize_onnx(exports("plugin"), tmp_path / "plugin.int8.onnx", cfg)
+    # Logs (§2.16): no ONNX Runtime pre-processing advice; the FP32 conv names only at DEBUG.
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    assert all(len(r.getMessage()) < 300 for r in caplog.records if r.levelno >= logging.INFO)
+    q, ref = onnx.load(str(out)), onnx.load(str(int8))
+    op_type, domain, namespace = plugin_identity()
+    dcn = [n for n in q.graph.node if n.op_type == op_type and n.domain == domain]
+    assert len(dcn) == 5 and has_plugin_nodes(q)
+    assert all(any(a.name == "plugin_namespace" and a.s.decode() == namespace for a in n.attribute) for n in dcn)
+    assert any(o.domain == domain for o in q.opset_import)
+    assert check_qdq(q, int8_excluded_nodes(q)) == []
+    # Same graph as the INT8 deformconv export except the DCN nodes, and the same calibration ranges.
+    assert graph_diff_except_dcn(q, ref) == []
+    scales = {t.name: onnx.numpy_helper.to_array(t) for t in ref.graph.initializer if t.name.endswith("_scale")}
+    got = {t.name: onnx.numpy_helper.to_array(t) for t in q.graph.initializer if t.name.endswith("_scale")}
+    assert scales.keys() == got.keys() and len(scales) > 50
+    for k, v in scales.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-6, err_msg=k)
+    # Its standard twin runs in ONNX Runtime like the INT8 deformconv export (same ops, same weights).
+    standard, names = plugin_to_standard(q)
+    assert len(names) == 5 and not has_plugin_nodes(standard)
+    frames, margin = _inputs()
+    a = OnnxRuntimeBackend(int8).infer(frames, margin)
+    path = tmp_path / "standard.onnx"
+    onnx.save(standard, str(path))
+    b = OnnxRuntimeBackend(path).infer(frames, margin)
+    np.testing.assert_array_equal(a, b)
