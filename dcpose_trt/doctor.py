@@ -20,6 +20,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dcpose_trt.contract import DEFORM_FORMS, PRECISIONS
+
 # module -> (label, pip extra that installs it). Order = table order.
 PACKAGES: dict[str, tuple[str, str]] = {
     "torch": ("PyTorch", ""),
@@ -37,8 +39,7 @@ TRT_PLUGIN_MIN = (10, 9)  # our ahead-of-time DeformConv plugin (IPluginV3 QDP w
 TRT_DEFORMCONV_MIN = (10, 1)  # ONNX DeformConv through TensorRT's built-in plugin
 TRT_GRIDSAMPLE_MIN = (8, 5)  # GridSample layer
 ORT_DEFORMCONV_MIN = (1, 25)  # CPU kernel for ONNX DeformConv (opset 19)
-PRECISIONS = ("fp32", "fp16", "int8")
-FORMS = ("plugin", "deformconv", "gridsample")
+FORMS = DEFORM_FORMS
 
 
 @dataclass

@@ -140,13 +140,13 @@ def _plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list
         if cfg.backend == "tensorrt-rtx":
             # tensorrt.plugin (Quickly Deployable Plugins) exists only in TensorRT >= 10.6, not in RTX.
             raise EngineBuildError(
-                f"{info.path} has '{PLUGIN_DOMAIN}' DeformConv plugin nodes; TensorRT-RTX cannot load "
+                f"{info.path} has '{PLUGIN_DOMAIN}' plugin nodes; TensorRT-RTX cannot load "
                 "Python (QDP) plugins - export with --deform gridsample for TensorRT-RTX")
         try:
             from dcpose_trt.plugins.deform_conv.plugin import register_plugin
         except ImportError as exc:
             raise EngineBuildError(
-                f"{info.path} has '{PLUGIN_DOMAIN}' DeformConv nodes but the dcpose-trt plugin cannot be "
+                f"{info.path} has '{PLUGIN_DOMAIN}' plugin nodes but the dcpose-trt plugin cannot be "
                 f"imported ({exc}); install 'dcpose-trt[triton]' or export with --deform gridsample"
             ) from None
         register_plugin()

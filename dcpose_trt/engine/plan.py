@@ -13,7 +13,7 @@ Sidecar schema (``"schema": "dcpose_trt.plan/1"``)::
       "profiles": [{"batch": [1, 8, 32], "shapes": {"frames": {"min": [...], "opt": [...], "max": [...]}}}],
       "onnx": {"file": "m.onnx", "sha256": "...", "opset": 19, "ops": {"Conv": 80, ...}},
       "dcn": {"form": "gridsample" | "plugin" | "deformconv" | "none",
-              "plugins": [{"op": "DeformConv", "namespace": "dcpose_trt", "version": "1", ...}]},
+              "plugins": [{"op": "DcposeModulatedDeformConv2d", "namespace": "dcpose_trt", "version": "1", ...}]},
       "preset": "tiny-128x96" | null,
       "metadata": {...ONNX metadata_props...},
       "inputs": [{"name": "frames", "dtype": "float", "shape": [-1, 9, 128, 96]}], "outputs": [...],

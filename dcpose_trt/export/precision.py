@@ -33,14 +33,20 @@ from typing import Any
 import numpy as np
 
 from dcpose_trt._deps import require
-from dcpose_trt.errors import InputError, QuantizeError
-from dcpose_trt.export.onnx_export import (
+from dcpose_trt.contract import (
+    DCN_DOMAIN,
+    DCN_OP_TYPES,
+    META_CALIBRATION,
     META_INPUT_SIZE,
     META_MEAN,
     META_PART,
     META_PRECISION,
     META_PRESET,
     META_STD,
+    QUANTIZED_PRECISIONS,
+)
+from dcpose_trt.errors import InputError, QuantizeError
+from dcpose_trt.export.onnx_export import (
     atomic_save_onnx,
     get_metadata,
     set_metadata,
@@ -48,7 +54,7 @@ from dcpose_trt.export.onnx_export import (
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp16", "int8")
+PRECISIONS = QUANTIZED_PRECISIONS
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -157,7 +163,7 @@ def dcn_coordinate_nodes(model: Any) -> list[str]:
     keep: set[str] = set()
     stack: list[str] = []
     for n in g.nodes:
-        if n.op_type == "DeformConv":
+        if n.op_type in DCN_OP_TYPES:
             keep.add(n.name)
             stack.append(n.input[2])
         elif n.op_type == "GridSample":
@@ -210,7 +216,7 @@ def int8_excluded_nodes(model: Any) -> list[str]:
     g = _Graph(model)
     out = {n.name for n in g.nodes if n.op_type == "Conv" and n.name.startswith(INT8_EXCLUDED_SCOPES)}
     for n in g.nodes:
-        if n.op_type == "DeformConv":
+        if n.op_type in DCN_OP_TYPES:
             for t in n.input[2:5:2]:  # offset, mask
                 p = g.producer.get(t)
                 if p is not None and p.op_type == "Conv":
@@ -410,7 +416,7 @@ def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[st
     if names not in (["frames", "margin"], ["image"]):
         raise QuantizeError(f"INT8 calibration needs a whole DCPose model (inputs frames, margin) or a split "
                             f"backbone (input image); {model_path} has {names}")
-    if any(n.domain == "dcpose_trt" for n in model.graph.node):
+    if any(n.domain == DCN_DOMAIN for n in model.graph.node):
         raise InputError("INT8 calibration runs the model in ONNX Runtime, which cannot run the plugin node; "
                          "quantize the --deform deformconv or gridsample export")
     h, w = (int(v) for v in meta[META_INPUT_SIZE].split("x"))
@@ -495,7 +501,7 @@ def check_qdq(model: Any, excluded: Iterable[str] = ()) -> list[str]:
                 if scale is None or len(scale.dims) != 1 or axis != 0:
                     problems.append(f"{n.name}: weight not quantized per channel on axis 0")
     for n in g.nodes:
-        if n.name in excluded or n.op_type in ("DeformConv", "GridSample"):
+        if n.name in excluded or (n.op_type in DCN_OP_TYPES or n.op_type == "GridSample"):
             for i in n.input:
                 p = g.producer.get(i)
                 if p is not None and p.op_type == "DequantizeLinear":
@@ -562,7 +568,7 @@ def quantize_onnx(onnx_in: str | os.PathLike, out: str | os.PathLike, cfg: Quant
                             f"(+{len(problems) - 1} more)")
     set_metadata(result, {**meta, META_PRECISION: cfg.precision})
     if cfg.precision == "int8":
-        set_metadata(result, {"dcpose_trt.calibration": f"{cfg.calib_method}, {cfg.calib}"})
+        set_metadata(result, {META_CALIBRATION: f"{cfg.calib_method}, {cfg.calib}"})
     atomic_save_onnx(result, out)
     ops = Counter(n.op_type for n in result.graph.node)
     log.info("wrote %s (%s, %.1f MB, %d Q / %d DQ) in %.1f s", out, cfg.precision, out.stat().st_size / 1e6,

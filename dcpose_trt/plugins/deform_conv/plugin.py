@@ -1,4 +1,4 @@
-"""TensorRT registration of ``dcpose_trt::DeformConv``: a Quickly Deployable Plugin (``tensorrt.plugin``).
+"""TensorRT registration of our deformable-conv plugin (``contract.PLUGIN_ID``), a Quickly Deployable Plugin.
 
 The ONNX node it serves is written by the exporter (:func:`dcpose_trt.export.deform_ops.translation_table`
 with ``"plugin"``): ONNX ``DeformConv`` semantics in domain ``dcpose_trt`` with
@@ -94,14 +94,14 @@ def _const(expr, what: str) -> int:
 
 
 def register_plugin(lazy: bool = False):
-    """Import ``tensorrt.plugin`` and register ``dcpose_trt::DeformConv`` once; returns ``trtp``.
+    """Import ``tensorrt.plugin`` and register :data:`~dcpose_trt.contract.PLUGIN_ID` once; returns ``trtp``.
 
     Safe to call repeatedly and from several threads. Must run before parsing an ONNX model with the
     custom node (and, for JIT-only engines, before deserializing them).
 
     Args:
         lazy: ``tensorrt.plugin``'s ``lazy_register``: define the plugin in Python now but add its
-            creator to TensorRT's plugin registry only when ``trtp.op.dcpose_trt.DeformConv(...)`` is
+            creator to TensorRT's plugin registry only when ``trtp.op.dcpose_trt.<PLUGIN_NAME>(...)`` is
             first used. The ONNX parser needs the eager default.
 
     Raises:
