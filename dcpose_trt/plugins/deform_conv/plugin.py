@@ -55,6 +55,16 @@ def _trt_version(trt) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def aot_extra_args(x, w, o, cout_g, offset_group: int, conv: tuple[int, ...]) -> list:
+    """The ``aot_impl``'s extra kernel arguments, in :data:`~dcpose_trt.plugins.deform_conv.SCALAR_ARGS`
+    order: TensorRT passes them as int32 between the input and the output pointers.
+
+    ``x``, ``w``, ``o``: shapes of X, W and the output (``trtp.ShapeExprs`` at build time, or plain ints);
+    ``conv``: ``(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)``.
+    """
+    return [x[1], x[2], x[3], o[1], o[2], o[3], w[1], cout_g, x[1] // offset_group, *conv]
+
+
 def current_arch() -> int:
     """Compute capability (e.g. 86) the AOT PTX is compiled for: ``DCPOSE_TRT_PTX_ARCH`` or the GPU of
     the current CUDA context (the one TensorRT builds on)."""
@@ -204,9 +214,7 @@ def _define(trt, trtp, lazy: bool) -> None:
             cfg = DeformConfig(f"{kh}x{kw}-{cout_g}", kh, kw, cout_g, single_channel_groups=single)
             kernel = compile_kernel(current_arch(), dtype, cfg, tactic if tactic in TACTICS else 1)
             o = outputs[0].shape_expr
-            # Same order as SCALAR_ARGS / the kernel signature.
-            scalars = [x[1], x[2], x[3], o[1], o[2], o[3], w[1], cout_g, x[1] // offset_group,
-                       sh, sw, ph, pw, dh, dw]  # fmt: skip
+            scalars = aot_extra_args(x, w, o, cout_g, offset_group, (sh, sw, ph, pw, dh, dw))
             extra_args = trtp.SymIntExprs.from_tuple([trtp.SymInt32(v) for v in scalars])
             params = trtp.KernelLaunchParams()
             # grid = (cdiv(Ho * Wo, BLOCK_P), B * group * cdiv(Cout_g, BLOCK_CO), 1), as launch_geometry().
