@@ -169,6 +169,36 @@ def _plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list
     return loaded
 
 
+def configure_parser(trt_module: Any, parser: Any, info: OnnxInfo) -> list[str]:
+    """Parser flags for the graph; returns the names set.
+
+    ``ENABLE_PLUGIN_OVERRIDE`` (TensorRT >= 10.15) lets a registered plugin win over a built-in importer of
+    the same op type. Our op type (:data:`dcpose_trt.contract.DCN_OP_TYPE`) has no built-in importer in
+    any release (:mod:`dcpose_trt.engine.trt_parser_ops`), so this is a second guard, set where it exists.
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = trt_module
+    flags = []
+    override = getattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE", None)  # version probe: 10.15+
+    if info.needs_dcpose_plugin and override is not None:
+        parser.set_flag(override)
+        flags.append("ENABLE_PLUGIN_OVERRIDE")
+    return flags
+
+
+def serialize_vc_plugins(config: Any, parser: Any, plugin_libs: list[str]) -> list[str]:
+    """Version-compatible plans must carry their plugin libraries (the lean runtime cannot load TensorRT's
+    own): the parser's VC plugin libraries plus any ``--plugin-dir`` ones go to
+    ``config.plugins_to_serialize``, as trtexec does (``samples/common/sampleEngines.cpp``)."""
+    libs = [*plugin_libs, *(str(p) for p in parser.get_used_vc_plugin_libraries())]
+    libs = list(dict.fromkeys(libs))
+    if libs:
+        config.plugins_to_serialize = libs
+    return libs
+
+
 def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig | None = None) -> Path:
     """Build ``out_plan`` (and ``out_plan + ".json"``) from ``onnx_path``; returns the plan path.
 
@@ -223,12 +253,17 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
         # TensorRT 10 needs the flag; in 11 and TensorRT-RTX networks are always strongly typed, but the
         # flag still exists and is accepted.
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    if info.needs_dcpose_plugin and hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS"):
-        # Our plugin has both a JIT impl (debugging) and an AOT impl; the AOT one puts PTX in the plan so
-        # it runs without Python (TensorRT >= 10.9).
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
+    plugin_impl = None
+    if info.needs_dcpose_plugin:
+        plugin_impl = "jit"
+        if hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS"):
+            # Our plugin has both a JIT impl (debugging) and an AOT impl; the AOT one puts PTX in the plan
+            # so it runs without Python (TensorRT >= 10.9).
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
+            plugin_impl = "aot"
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
+    configure_parser(trt, parser, info)
     # parse_from_file resolves external weight files relative to the model.
     if not parser.parse_from_file(str(onnx_path)):
         raise EngineBuildError(f"TensorRT could not parse {onnx_path}:\n  {_parse_errors(parser)}")
@@ -253,8 +288,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
     if cfg.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
         build_flags.append("VERSION_COMPATIBLE")
-        if plugin_libs:
-            config.plugins_to_serialize = plugin_libs
+        serialize_vc_plugins(config, parser, plugin_libs)
     if cfg.hardware_compat == "ampere+":
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     elif cfg.hardware_compat == "same-cc":
@@ -351,6 +385,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
             "workspace_mb": cfg.workspace_mb,
             "timing_cache": str(timing_cache_path) if timing_cache_path else None,
             "plugin_libraries": plugin_libs,
+            "plugin_impl": plugin_impl,
             "seconds": round(seconds, 3),
         },
         layers=build_log.layers,
