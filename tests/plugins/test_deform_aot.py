@@ -10,7 +10,7 @@ import pytest
 
 from dcpose_trt.cli import main
 from dcpose_trt.errors import PluginError
-from dcpose_trt.plugins.deform_conv import SCALAR_ARGS
+from dcpose_trt.plugins.deform_conv import PLUGIN_ID, SCALAR_ARGS
 from dcpose_trt.plugins.deform_conv.aot import (
     KERNEL_NAME,
     build_ptx,
@@ -76,7 +76,7 @@ def test_ptx_for_each_arch(first_build):
 def test_manifest_on_disk(first_build):
     out, manifest, _ = first_build
     on_disk = json.loads((out / "manifest.json").read_text())
-    assert on_disk["plugin"] == "dcpose_trt::DeformConv"
+    assert on_disk["plugin"] == PLUGIN_ID
     assert on_disk["arguments"]["order"][:5] == ["x_ptr", "weight_ptr", "offset_ptr", "bias_ptr", "mask_ptr"]
     assert on_disk["arguments"]["scalars_int32"] == list(SCALAR_ARGS)
     assert on_disk["launch"]["grid"]["x"] == "cdiv(H_out * W_out, BLOCK_P)"
