@@ -53,6 +53,10 @@ DCN_OP_TYPES = frozenset({ONNX_DEFORM_OP, DCN_OP_TYPE})
 BUILTIN_DCN_PLUGIN = "ModulatedDeformConv2d"
 BUILTIN_PLUGIN_LIBRARY = "libnvinfer_plugin"
 
+# Lowest GPU architecture of each hardware-compatibility level (TensorRT's HardwareCompatibilityLevel):
+# our plugin's PTX is compiled for it, so it JITs on every GPU of the level (PTX runs on >= its target).
+HARDWARE_COMPAT_MIN_ARCH = {"ampere+": 80}
+
 DEFORM_FORMS = ("plugin", "deformconv", "gridsample")
 DEFAULT_DEFORM_FORM = "deformconv"
 
@@ -68,6 +72,7 @@ __all__ = [
     "DCN_OP_TYPES",
     "DEFAULT_DEFORM_FORM",
     "DEFORM_FORMS",
+    "HARDWARE_COMPAT_MIN_ARCH",
     "META_CALIBRATION",
     "META_DEFORM",
     "META_HEATMAP_SIZE",

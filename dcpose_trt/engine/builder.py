@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsInt, cast
 
+from dcpose_trt.contract import HARDWARE_COMPAT_MIN_ARCH
 from dcpose_trt.engine._trt import import_backend, local_machine
 from dcpose_trt.engine.config import BuildConfig
 from dcpose_trt.engine.onnx_info import PLUGIN_DOMAIN, OnnxInfo, inspect_onnx
@@ -169,6 +170,35 @@ def _plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list
     return loaded
 
 
+def plugin_ptx_arch(info: OnnxInfo, cfg: BuildConfig) -> int | None:
+    """The arch our plugin's AOT PTX is compiled for (recorded in the sidecar), or None without our plugin.
+
+    A hardware-compatible plan runs on every GPU of its level, so the PTX targets the level's lowest arch
+    (:data:`dcpose_trt.contract.HARDWARE_COMPAT_MIN_ARCH`: sm_80 for ``ampere+``; PTX for sm_90 would not
+    load on an sm_86 GPU); otherwise the building GPU's arch.
+    """
+    if not info.needs_dcpose_plugin:
+        return None
+    from dcpose_trt.plugins.deform_conv import plugin
+
+    plugin.set_ptx_arch(HARDWARE_COMPAT_MIN_ARCH.get(cfg.hardware_compat))
+    return plugin.current_arch()
+
+
+def require_user_allocation(trt_module: Any, config: Any) -> str | None:
+    """TensorRT-RTX: ``BuilderFlag.REQUIRE_USER_ALLOCATION``, without which ``is_stream_capturable`` is false
+    (TensorRT-RTX 1.2 release notes) and the runtime's CUDA graphs turn off. Returns the flag's name if set."""
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = trt_module
+    flag = getattr(trt.BuilderFlag, "REQUIRE_USER_ALLOCATION", None)  # version probe: TensorRT-RTX only
+    if flag is None:
+        return None
+    config.set_flag(flag)
+    return "REQUIRE_USER_ALLOCATION"
+
+
 def configure_parser(trt_module: Any, parser: Any, info: OnnxInfo) -> list[str]:
     """Parser flags for the graph; returns the names set.
 
@@ -244,6 +274,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
 
     logger = Logger()
     plugin_libs = _plugin_setup(logger, info, cfg)
+    ptx_arch = plugin_ptx_arch(info, cfg)
     builder = trt.Builder(logger)
 
     # --- network ---------------------------------------------------------------------------------
@@ -289,6 +320,9 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
         build_flags.append("VERSION_COMPATIBLE")
         serialize_vc_plugins(config, parser, plugin_libs)
+    rtx_capture = require_user_allocation(trt, config)
+    if rtx_capture:
+        build_flags.append(rtx_capture)
     if cfg.hardware_compat == "ampere+":
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     elif cfg.hardware_compat == "same-cc":
@@ -386,6 +420,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
             "timing_cache": str(timing_cache_path) if timing_cache_path else None,
             "plugin_libraries": plugin_libs,
             "plugin_impl": plugin_impl,
+            "plugin_ptx_arch": ptx_arch,
             "seconds": round(seconds, 3),
         },
         layers=build_log.layers,

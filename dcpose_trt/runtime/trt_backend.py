@@ -452,6 +452,32 @@ def load_engine(plan: bytes, trt_module: Any, logger: Any, plugins: PlanPlugins 
     return runtime, engine
 
 
+def create_context(trt_module: Any, engine: Any) -> Any:
+    """An execution context whose activation memory the caller provides (``set_device_memory``).
+
+    TensorRT-RTX compiles shape-specialized kernels lazily and runs fallback kernels until they are ready,
+    so a CUDA graph captured after the warm-up could keep the fallbacks: its runtime config asks for
+    eager specialization (``DynamicShapesKernelSpecializationStrategy.EAGER``) and turns off its own CUDA
+    graphs (``CudaGraphStrategy.DISABLED``), since :class:`BucketExecutor` captures one graph per bucket.
+    Full TensorRT has neither knob and gets a plain ``USER_MANAGED`` context.
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt as t
+    else:
+        t = trt_module
+    user_managed = t.ExecutionContextAllocationStrategy.USER_MANAGED
+    specialize = getattr(t, "DynamicShapesKernelSpecializationStrategy", None)  # version probe: RTX
+    if specialize is None or not hasattr(engine, "create_runtime_config"):
+        return engine.create_execution_context(user_managed)
+    config = engine.create_runtime_config()
+    config.set_execution_context_allocation_strategy(user_managed)
+    config.dynamic_shapes_kernel_specialization_strategy = specialize.EAGER
+    graphs = getattr(t, "CudaGraphStrategy", None)
+    if graphs is not None:
+        config.cuda_graph_strategy = graphs.DISABLED
+    return engine.create_execution_context(config)
+
+
 class TensorRTExecutor(BucketExecutor):
     """A deserialized TensorRT / TensorRT-RTX / lean-runtime engine on the shared bucket machinery.
 
@@ -532,7 +558,7 @@ class TensorRTExecutor(BucketExecutor):
         engine = self.engine
         if engine is None:
             raise CudaError("this executor was closed")
-        context = engine.create_execution_context(t.ExecutionContextAllocationStrategy.USER_MANAGED)
+        context = create_context(t, engine)
         if context is None:
             raise CudaError(f"could not create an execution context for batch {bucket.size}: "
                             f"{'; '.join(self._logger.errors[-3:]) or 'no error was logged'}")

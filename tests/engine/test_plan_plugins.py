@@ -31,50 +31,13 @@ PROBE = textwrap.dedent(
     from dcpose_trt.runtime import trt_backend as tb
     import dcpose_trt.plugins.deform_conv.plugin as plugin_mod
 
-    calls = []
-    RETURNS = {"get_used_vc_plugin_libraries": ["/opt/trt/lib/libnvinfer_vc_plugin.so.10"]}
-    RETURN_CLASS = {"get_plugin_registry": "IPluginRegistry"}
+    sys.path.insert(0, sys.argv[2])
+    from trt_recording import Recorder
 
-    class Rec:
-        # Stands for one real tensorrt object: attributes are looked up on the real class/module.
-        def __init__(self, real_obj, path):
-            object.__setattr__(self, "_real", real_obj)
-            object.__setattr__(self, "_path", path)
-
-        def __getattr__(self, name):
-            attr = getattr(self._real, name)  # AttributeError: this release has no such API
-            path = f"{self._path}.{name}" if self._path else name
-            if isinstance(attr, type):  # a class (Runtime, OnnxParserFlag, ...): recorded if constructed
-                return Rec(attr, path)
-            if callable(attr):
-                return Call(attr, path)
-            return attr
-
-        def __call__(self, *args):  # constructing the real class: recorded, an instance stand-in back
-            calls.append([self._path, [type(a).__name__ for a in args]])
-            return Rec(self._real, self._path + "()")
-
-        def __setattr__(self, name, value):
-            assert hasattr(self._real, name), f"{self._path} has no attribute {name}"
-            calls.append([f"{self._path}.{name}=", repr(value)])
-
-    class Call:
-        def __init__(self, fn, path):
-            self.fn, self.path = fn, path
-
-        def __call__(self, *args):
-            calls.append([self.path, [a if isinstance(a, (str, int, float, bool)) else type(a).__name__
-                                      for a in args]])
-            name = self.path.rsplit(".", 1)[-1]
-            if name in RETURNS:
-                return RETURNS[name]
-            doc = (getattr(self.fn, "__doc__", "") or "").splitlines()[0]
-            m = re.search(r"->\s*([\w.]+)", doc)
-            cls = getattr(real, m.group(1).rsplit(".", 1)[-1], None) if m else None
-            if not isinstance(cls, type) and name in RETURN_CLASS:  # 10.13+ print no class for these
-                cls = getattr(real, RETURN_CLASS[name])
-            return Rec(cls, self.path + "()") if isinstance(cls, type) else True
-
+    rec = Recorder(real, returns={"get_used_vc_plugin_libraries": ["/opt/trt/lib/libnvinfer_vc_plugin.so.10"]},
+                   return_class={"get_plugin_registry": "IPluginRegistry"})
+    calls = rec.calls
+    Rec = lambda obj, path: __import__("trt_recording").Rec(rec, obj, path)
     t = Rec(real, "")
     # trtp registration is recorded, and runs for real with lazy=True (no native registry here).
     real_register = plugin_mod.register_plugin
@@ -113,6 +76,9 @@ PROBE = textwrap.dedent(
     calls.clear()
     libs = serialize_vc_plugins(Rec(real.IBuilderConfig, "config"), Rec(real.OnnxParser, "parser"), [lib])
     out["vc"] = {"libs": libs, "calls": list(calls)}
+    calls.clear()
+    tb.create_context(t, Rec(real.ICudaEngine, "engine"))
+    out["context"] = list(calls)
     print(json.dumps(out))
     """
 )
@@ -128,7 +94,8 @@ def _probe(version: str, lib: Path) -> dict:
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(entry / "lib"), env.get("LD_LIBRARY_PATH")]))
     env["PYTHONPATH"] = os.pathsep.join([str(entry / "pkg"), str(REPO)])
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(lib)], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(lib), str(Path(__file__).parent)],
+                          capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -197,6 +164,12 @@ def test_plugin_override_flag_where_it_exists(probe):
     version, _, r = probe
     if version in ("10.15", "11.4"):
         assert r["parser"]["flags"] == ["ENABLE_PLUGIN_OVERRIDE"]
-        assert r["parser"]["calls"] == [["parser.set_flag", ["OnnxParserFlag"]]]
+        assert r["parser"]["calls"] == [["parser.set_flag", ["OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE"]]]
     else:
         assert r["parser"] == {"flags": [], "calls": []}
+
+
+def test_full_tensorrt_context_is_user_managed(probe):
+    _, _, r = probe
+    assert r["context"] == [["engine.create_execution_context",
+                             ["ExecutionContextAllocationStrategy.USER_MANAGED"]]]

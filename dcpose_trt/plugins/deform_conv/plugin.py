@@ -65,9 +65,20 @@ def aot_extra_args(x, w, o, cout_g, offset_group: int, conv: tuple[int, ...]) ->
     return [x[1], x[2], x[3], o[1], o[2], o[3], w[1], cout_g, x[1] // offset_group, *conv]
 
 
+_ptx_arch: int | None = None  # set by the engine builder for hardware-compatible plans
+
+
+def set_ptx_arch(arch: int | None) -> None:
+    """Compile the AOT PTX for ``arch`` (e.g. 80 for ``--hardware-compat ampere+``); None: the build GPU's."""
+    global _ptx_arch
+    _ptx_arch = arch
+
+
 def current_arch() -> int:
-    """Compute capability (e.g. 86) the AOT PTX is compiled for: ``DCPOSE_TRT_PTX_ARCH`` or the GPU of
-    the current CUDA context (the one TensorRT builds on)."""
+    """Compute capability (e.g. 86) the AOT PTX is compiled for: :func:`set_ptx_arch`'s, else
+    ``DCPOSE_TRT_PTX_ARCH``, else the GPU of the current CUDA context (the one TensorRT builds on)."""
+    if _ptx_arch is not None:
+        return _ptx_arch
     env = os.environ.get("DCPOSE_TRT_PTX_ARCH")
     if env:
         from dcpose_trt.plugins.deform_conv.aot import parse_archs
