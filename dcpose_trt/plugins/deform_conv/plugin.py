@@ -17,7 +17,8 @@ with ``"plugin"``): ONNX ``DeformConv`` semantics in domain ``dcpose_trt`` with
 * ``@trtp.register``: shapes and types as above (Ho, Wo are the offset's);
 * ``@trtp.autotune``: all-FP32 or all-FP16 I/O, LINEAR, tactics = :data:`TACTICS` (tile sizes);
 * ``@trtp.aot_impl``: the PTX of :mod:`.aot` (cached) for the building GPU's arch
-  (``DCPOSE_TRT_PTX_ARCH`` overrides it, e.g. ``80`` for a hardware-compatible Ampere+ engine), a
+  (the engine builder sets sm_80 for ``--hardware-compat ampere+``, :func:`set_ptx_arch`;
+  ``DCPOSE_TRT_PTX_ARCH`` overrides the build GPU's arch otherwise), a
   symbolic grid from the output shape and the kernel's int32 scalars as ``SymInt32`` extra args; such
   an engine runs in C++/trtexec without Python;
 * ``@trtp.impl``: the same kernel launched from Python through torch/Triton (debugging; the process
