@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo test test-all lint clean gpu-check
 
 $(STAMP): setup.py requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
+
+# On a machine with an NVIDIA GPU: pytest -m gpu, the AOT PTX launched with TensorRT's exact argument list,
+# the deformable-conv kernel benchmark and the torch-CUDA runtime on the real clip, written to
+# benchmarks/results/<date>-<gpu>/. Without a GPU every step says it is skipped and why (exit 0).
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -4,10 +4,16 @@ from setuptools import find_packages, setup
 
 ONNX = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.25", "onnxslim>=0.1.50"]
 TRITON = ["triton>=3.3"]
-CUDA = ["cuda-python>=12.6"]
-TRT = ["tensorrt>=10.0"] + CUDA
+# cuda-python 13.x is linked against the CUDA 13 runtime (needs an R580+ driver); 12.6.0 has no
+# cuda.bindings. A CUDA stack = cuda-python + TensorRT + lean runtime built for the same CUDA major:
+# [cuda12] for JetPack-6-era / pre-R580 drivers, [cuda13] for current drivers (`dcpose-trt doctor` says which).
+# [cuda], [trt], [lean] stay unpinned to a CUDA major (newest wheels, i.e. CUDA 13) for existing installs.
+CUDA = ["cuda-python>=12.6.2"]
+CUDA12 = ["cuda-python>=12.6.2,<13", "tensorrt-cu12>=10.3,<12", "tensorrt-lean-cu12>=10.3,<12"]
+CUDA13 = ["cuda-python>=13.0,<14", "tensorrt-cu13>=10.13,<12", "tensorrt-lean-cu13>=10.13,<12"]
+TRT = ["tensorrt>=10.3"] + CUDA
 RTX = ["tensorrt-rtx>=1.0"] + CUDA
-LEAN = ["tensorrt-lean-cu13>=10.0"] + CUDA
+LEAN = ["tensorrt-lean>=10.3"] + CUDA
 BENCH = ["matplotlib>=3.7"]
 EVAL = ["pycocotools>=2.0.7"]
 RAY = ["ray>=2.40"]  # many videos on a cluster: `dcpose-trt predict --workers N`
@@ -40,6 +46,8 @@ setup(
         "onnx": ONNX,
         "triton": TRITON,
         "cuda": CUDA,
+        "cuda12": CUDA12,
+        "cuda13": CUDA13,
         "trt": TRT,
         "rtx": RTX,
         "lean": LEAN,

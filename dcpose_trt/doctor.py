@@ -20,6 +20,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dcpose_trt.contract import DEFORM_FORMS, PRECISIONS
+
 # module -> (label, pip extra that installs it). Order = table order.
 PACKAGES: dict[str, tuple[str, str]] = {
     "torch": ("PyTorch", ""),
@@ -37,8 +39,7 @@ TRT_PLUGIN_MIN = (10, 9)  # our ahead-of-time DeformConv plugin (IPluginV3 QDP w
 TRT_DEFORMCONV_MIN = (10, 1)  # ONNX DeformConv through TensorRT's built-in plugin
 TRT_GRIDSAMPLE_MIN = (8, 5)  # GridSample layer
 ORT_DEFORMCONV_MIN = (1, 25)  # CPU kernel for ONNX DeformConv (opset 19)
-PRECISIONS = ("fp32", "fp16", "int8")
-FORMS = ("plugin", "deformconv", "gridsample")
+FORMS = DEFORM_FORMS
 
 
 @dataclass
@@ -179,6 +180,48 @@ def _probe(module: str) -> Package:
     return pkg
 
 
+# pip extra per CUDA major: cuda-python, TensorRT and its lean runtime built for that CUDA.
+CUDA_EXTRAS = {12: "cuda12", 13: "cuda13"}
+
+
+def cuda_stack_advice(driver: str | None, bindings: str | None, trt_dist: str | None = None) -> str | None:
+    """A hint when the installed CUDA stack is newer than the driver, else None.
+
+    Args:
+        driver: the driver's CUDA version (``cudaDriverGetVersion``, e.g. ``"12.6"``); None = no driver.
+        bindings: the installed ``cuda-python`` / ``cuda-bindings`` version (``"13.0.3"``).
+        trt_dist: the TensorRT distribution (``"tensorrt-cu13"``), if known.
+    """
+    if not driver or not driver[:1].isdigit():
+        return None
+    have = _version_tuple(driver)[:1]
+    majors = {}
+    if bindings:
+        majors["cuda-python " + bindings] = _version_tuple(bindings)[0]
+    if trt_dist and trt_dist.rsplit("-cu", 1)[-1].isdigit():
+        majors[trt_dist] = int(trt_dist.rsplit("-cu", 1)[-1])
+    too_new = [name for name, major in majors.items() if (major,) > have]
+    if not too_new:
+        return None
+    extra = CUDA_EXTRAS.get(have[0])
+    fix = f"pip install 'dcpose-trt[{extra}]'" if extra else "update the NVIDIA driver"
+    return (f"{', '.join(too_new)} need(s) a CUDA {max(majors.values())} driver but this driver supports "
+            f"CUDA {driver}: {fix} (Jetson: TensorRT and CUDA come with JetPack, install them with apt)")
+
+
+def _installed_dist(*names: str) -> str | None:
+    """The first installed distribution of ``names`` (package metadata, no import)."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:  # noqa: PERF203 - a handful of names
+            continue
+        return name
+    return None
+
+
 def _gpu(packages: dict[str, Package]) -> Gpu:
     """GPU and driver via cuda-python when installed (what the runtime uses), else torch.cuda."""
     gpu = Gpu()
@@ -286,6 +329,15 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
         hints.append(f"TensorRT lean runtime (run version-compatible plans): {lean.install}")
     if not cuda_ok:
         hints.append(f"cuda-python (the GPU runtime's CUDA calls): {pk['cuda.bindings'].install}")
+    from importlib import metadata
+
+    bindings = None
+    if cuda_ok:
+        dist = _installed_dist("cuda-bindings", "cuda-python")
+        bindings = metadata.version(dist) if dist else None
+    advice = cuda_stack_advice(gpu.driver, bindings, _installed_dist("tensorrt-cu13", "tensorrt-cu12"))
+    if advice:
+        hints.insert(0, advice)
     if not pk["triton"].ok:
         hints.append(f"Triton (DeformConv plugin kernel, GPU crop/decode): {pk['triton'].install}")
     if not onnx_ok:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsInt, cast
 
+from dcpose_trt.contract import HARDWARE_COMPAT_MIN_ARCH
 from dcpose_trt.engine._trt import import_backend, local_machine
 from dcpose_trt.engine.config import BuildConfig, check_batch_limits
 from dcpose_trt.engine.onnx_info import PLUGIN_DOMAIN, OnnxInfo, inspect_onnx
@@ -140,13 +141,13 @@ def _plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list
         if cfg.backend == "tensorrt-rtx":
             # tensorrt.plugin (Quickly Deployable Plugins) exists only in TensorRT >= 10.6, not in RTX.
             raise EngineBuildError(
-                f"{info.path} has '{PLUGIN_DOMAIN}' DeformConv plugin nodes; TensorRT-RTX cannot load "
+                f"{info.path} has '{PLUGIN_DOMAIN}' plugin nodes; TensorRT-RTX cannot load "
                 "Python (QDP) plugins - export with --deform gridsample for TensorRT-RTX")
         try:
             from dcpose_trt.plugins.deform_conv.plugin import register_plugin
         except ImportError as exc:
             raise EngineBuildError(
-                f"{info.path} has '{PLUGIN_DOMAIN}' DeformConv nodes but the dcpose-trt plugin cannot be "
+                f"{info.path} has '{PLUGIN_DOMAIN}' plugin nodes but the dcpose-trt plugin cannot be "
                 f"imported ({exc}); install 'dcpose-trt[triton]' or export with --deform gridsample"
             ) from None
         register_plugin()
@@ -167,6 +168,65 @@ def _plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list
             registry.load_library(str(lib))
             loaded.append(str(lib))
     return loaded
+
+
+def plugin_ptx_arch(info: OnnxInfo, cfg: BuildConfig) -> int | None:
+    """The arch our plugin's AOT PTX is compiled for (recorded in the sidecar), or None without our plugin.
+
+    A hardware-compatible plan runs on every GPU of its level, so the PTX targets the level's lowest arch
+    (:data:`dcpose_trt.contract.HARDWARE_COMPAT_MIN_ARCH`: sm_80 for ``ampere+``; PTX for sm_90 would not
+    load on an sm_86 GPU); otherwise the building GPU's arch.
+    """
+    if not info.needs_dcpose_plugin:
+        return None
+    from dcpose_trt.plugins.deform_conv import plugin
+
+    plugin.set_ptx_arch(HARDWARE_COMPAT_MIN_ARCH.get(cfg.hardware_compat))
+    return plugin.current_arch()
+
+
+def require_user_allocation(trt_module: Any, config: Any) -> str | None:
+    """TensorRT-RTX: ``BuilderFlag.REQUIRE_USER_ALLOCATION``, without which ``is_stream_capturable`` is false
+    (TensorRT-RTX 1.2 release notes) and the runtime's CUDA graphs turn off. Returns the flag's name if set."""
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = trt_module
+    flag = getattr(trt.BuilderFlag, "REQUIRE_USER_ALLOCATION", None)  # version probe: TensorRT-RTX only
+    if flag is None:
+        return None
+    config.set_flag(flag)
+    return "REQUIRE_USER_ALLOCATION"
+
+
+def configure_parser(trt_module: Any, parser: Any, info: OnnxInfo) -> list[str]:
+    """Parser flags for the graph; returns the names set.
+
+    ``ENABLE_PLUGIN_OVERRIDE`` (TensorRT >= 10.15) lets a registered plugin win over a built-in importer of
+    the same op type. Our op type (:data:`dcpose_trt.contract.DCN_OP_TYPE`) has no built-in importer in
+    any release (:mod:`dcpose_trt.engine.trt_parser_ops`), so this is a second guard, set where it exists.
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = trt_module
+    flags = []
+    override = getattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE", None)  # version probe: 10.15+
+    if info.needs_dcpose_plugin and override is not None:
+        parser.set_flag(override)
+        flags.append("ENABLE_PLUGIN_OVERRIDE")
+    return flags
+
+
+def serialize_vc_plugins(config: Any, parser: Any, plugin_libs: list[str]) -> list[str]:
+    """Version-compatible plans must carry their plugin libraries (the lean runtime cannot load TensorRT's
+    own): the parser's VC plugin libraries plus any ``--plugin-dir`` ones go to
+    ``config.plugins_to_serialize``, as trtexec does (``samples/common/sampleEngines.cpp``)."""
+    libs = [*plugin_libs, *(str(p) for p in parser.get_used_vc_plugin_libraries())]
+    libs = list(dict.fromkeys(libs))
+    if libs:
+        config.plugins_to_serialize = libs
+    return libs
 
 
 def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig | None = None) -> Path:
@@ -215,6 +275,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
 
     logger = Logger()
     plugin_libs = _plugin_setup(logger, info, cfg)
+    ptx_arch = plugin_ptx_arch(info, cfg)
     builder = trt.Builder(logger)
 
     # --- network ---------------------------------------------------------------------------------
@@ -224,12 +285,17 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
         # TensorRT 10 needs the flag; in 11 and TensorRT-RTX networks are always strongly typed, but the
         # flag still exists and is accepted.
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    if info.needs_dcpose_plugin and hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS"):
-        # Our plugin has both a JIT impl (debugging) and an AOT impl; the AOT one puts PTX in the plan so
-        # it runs without Python (TensorRT >= 10.9).
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
+    plugin_impl = None
+    if info.needs_dcpose_plugin:
+        plugin_impl = "jit"
+        if hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS"):
+            # Our plugin has both a JIT impl (debugging) and an AOT impl; the AOT one puts PTX in the plan
+            # so it runs without Python (TensorRT >= 10.9).
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
+            plugin_impl = "aot"
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
+    configure_parser(trt, parser, info)
     # parse_from_file resolves external weight files relative to the model.
     if not parser.parse_from_file(str(onnx_path)):
         raise EngineBuildError(f"TensorRT could not parse {onnx_path}:\n  {_parse_errors(parser)}")
@@ -254,8 +320,10 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
     if cfg.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
         build_flags.append("VERSION_COMPATIBLE")
-        if plugin_libs:
-            config.plugins_to_serialize = plugin_libs
+        serialize_vc_plugins(config, parser, plugin_libs)
+    rtx_capture = require_user_allocation(trt, config)
+    if rtx_capture:
+        build_flags.append(rtx_capture)
     if cfg.hardware_compat == "ampere+":
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     elif cfg.hardware_compat == "same-cc":
@@ -352,6 +420,8 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
             "workspace_mb": cfg.workspace_mb,
             "timing_cache": str(timing_cache_path) if timing_cache_path else None,
             "plugin_libraries": plugin_libs,
+            "plugin_impl": plugin_impl,
+            "plugin_ptx_arch": ptx_arch,
             "seconds": round(seconds, 3),
         },
         layers=build_log.layers,

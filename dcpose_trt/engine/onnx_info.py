@@ -13,12 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcpose_trt._deps import require
+from dcpose_trt.contract import (
+    BUILTIN_DCN_PLUGIN,
+    BUILTIN_PLUGIN_LIBRARY,
+    DCN_DOMAIN,
+    DCN_OP_TYPE,
+    DCN_OP_TYPES,
+    META_PRESET,
+    ONNX_DEFORM_OP,
+    PLUGIN_NAME,
+    PLUGIN_NAMESPACE,
+)
 from dcpose_trt.errors import InputError
 
-# Written by dcpose_trt.export into ModelProto.metadata_props.
-META_PRESET = "dcpose_trt.preset"
-META_DEFORM = "dcpose_trt.deform"
-PLUGIN_DOMAIN = "dcpose_trt"
+PLUGIN_DOMAIN = DCN_DOMAIN  # the PluginUse.source of our plugin
 
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -61,7 +69,7 @@ class OnnxInfo:
         opset: default-domain opset.
         precision: ``"int8"`` (Q/DQ nodes or int8 initializers), ``"fp16"`` / ``"bf16"`` (half
             initializers), else ``"fp32"``; the precision the strongly typed network will have.
-        dcn_form: ``"plugin"`` (``DeformConv`` in domain ``dcpose_trt``), ``"deformconv"`` (standard
+        dcn_form: ``"plugin"`` (our plugin node, :data:`~dcpose_trt.contract.DCN_OP_TYPE`), ``"deformconv"`` (standard
             ``DeformConv``), ``"gridsample"`` (``GridSample`` decomposition) or ``"none"``.
         plugins: custom ops TensorRT will need.
         preset: ``metadata_props["dcpose_trt.preset"]`` or None.
@@ -166,16 +174,16 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
 
     plugin_nodes: Counter[tuple[str, str, str, str]] = Counter()
     for n in nodes:
-        if n.op_type != "DeformConv":
+        if n.op_type not in DCN_OP_TYPES:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         version = attrs.get("plugin_version", b"1")
         version = version.decode() if isinstance(version, bytes) else str(version)
-        if n.domain == PLUGIN_DOMAIN:
-            plugin_nodes[("DeformConv", PLUGIN_DOMAIN, version, PLUGIN_DOMAIN)] += 1
-        elif n.domain in ("", "ai.onnx"):
+        if n.domain == DCN_DOMAIN and n.op_type == DCN_OP_TYPE:
+            plugin_nodes[(PLUGIN_NAME, PLUGIN_NAMESPACE, version, PLUGIN_DOMAIN)] += 1
+        elif n.domain in ("", "ai.onnx") and n.op_type == ONNX_DEFORM_OP:
             # The ONNX parser maps standard DeformConv onto TensorRT's ModulatedDeformConv2d plugin.
-            plugin_nodes[("ModulatedDeformConv2d", "", "", "libnvinfer_plugin")] += 1
+            plugin_nodes[(BUILTIN_DCN_PLUGIN, "", "", BUILTIN_PLUGIN_LIBRARY)] += 1
     plugins = tuple(PluginUse(op, ns, ver, count, src) for (op, ns, ver, src), count in plugin_nodes.items())
 
     if any(p.source == PLUGIN_DOMAIN for p in plugins):

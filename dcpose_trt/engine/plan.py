@@ -13,7 +13,7 @@ Sidecar schema (``"schema": "dcpose_trt.plan/1"``)::
       "profiles": [{"batch": [1, 8, 32], "shapes": {"frames": {"min": [...], "opt": [...], "max": [...]}}}],
       "onnx": {"file": "m.onnx", "sha256": "...", "opset": 19, "ops": {"Conv": 80, ...}},
       "dcn": {"form": "gridsample" | "plugin" | "deformconv" | "none",
-              "plugins": [{"op": "DeformConv", "namespace": "dcpose_trt", "version": "1", ...}]},
+              "plugins": [{"op": "DcposeModulatedDeformConv2d", "namespace": "dcpose_trt", "version": "1", ...}]},
       "preset": "tiny-128x96" | null,
       "metadata": {...ONNX metadata_props...},
       "inputs": [{"name": "frames", "dtype": "float", "shape": [-1, 9, 128, 96]}], "outputs": [...],
@@ -193,11 +193,43 @@ def _version_reason(meta: dict[str, Any], machine: Machine) -> str | None:
         return None
     b, h = _version_tuple(built), _version_tuple(have)
     if meta["target"].get("version_compatible"):
-        # VC plans load on the same major and any later minor (TensorRT engine-compatibility docs).
-        if h[:1] == b[:1] and h >= b:
+        if vc_loads(b, h):
             return None
         return f"it was built version-compatible with {backend} {built}, which {backend} {have} cannot load"
     return f"it was built with {backend} {built} but {have} is installed (plans are version specific)"
+
+
+# Cross-major pairs (built, runtime) TensorRT supports for version-compatible plans: "TensorRT 10
+# version-compatible engines can run with a TensorRT 11 runtime, and TensorRT 8 version-compatible engines
+# can run with a TensorRT 10 runtime. No other combination across major versions is supported."
+# (TensorRT 11.4 support matrix, "Engine Portability"; 11.x "Engine Compatibility" page).
+VC_CROSS_MAJOR = {(8, 10), (10, 11)}
+
+
+def vc_loads(built: tuple[int, ...], runtime: tuple[int, ...]) -> bool:
+    """Can a version-compatible plan built with TensorRT ``built`` load on ``runtime``? Same major and not
+    older, or a documented cross-major pair; VC exists from 8.6 on."""
+    if built < (8, 6) or runtime < built:
+        return False
+    return built[:1] == runtime[:1] or (built[0], runtime[0]) in VC_CROSS_MAJOR
+
+
+def _plugin_arch_reason(meta: dict[str, Any], gpu: GpuInfo) -> str | None:
+    """Our plugin's PTX JITs only on GPUs of at least the arch it was compiled for."""
+    if (meta.get("dcn") or {}).get("form") != "plugin" or (meta.get("build") or {}).get("plugin_impl") == "jit":
+        return None
+    arch = (meta.get("build") or {}).get("plugin_ptx_arch")
+    if arch is None:  # sidecars from before it was recorded: the PTX was compiled for the build GPU
+        built = (meta.get("target") or {}).get("gpu") or {}
+        cc = _version_tuple(str(built.get("compute_capability", "")))
+        arch = 10 * cc[0] + cc[1] if len(cc) >= 2 else None
+    if arch is None:
+        return None
+    have = _version_tuple(gpu.compute_capability)
+    if len(have) >= 2 and 10 * have[0] + have[1] < int(arch):
+        return (f"its DeformConv plugin PTX was compiled for sm_{arch}, which this {gpu.name} "
+                f"({gpu.compute_capability}) cannot run")
+    return None
 
 
 def _gpu_reason(meta: dict[str, Any], machine: Machine) -> str | None:
@@ -218,7 +250,7 @@ def _gpu_reason(meta: dict[str, Any], machine: Machine) -> str | None:
     if compat == "ampere+":
         if _version_tuple(gpu.compute_capability) < (8, 0):
             return f"it is built for Ampere or newer but this {gpu.name} is {gpu.compute_capability}"
-        return None
+        return _plugin_arch_reason(meta, gpu)
     if gpu.compute_capability != built["compute_capability"]:
         return (f"it was built for {built['name']} (compute capability {built['compute_capability']}) "
                 f"but this GPU is {gpu.name} ({gpu.compute_capability})")

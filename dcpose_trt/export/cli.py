@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-DEFORM_FORMS = ("plugin", "deformconv", "gridsample")  # == dcpose_trt.export.deform_ops.DEFORM_FORMS
+from dcpose_trt.contract import DEFORM_FORMS
 
 
 def _progress_logging() -> None:

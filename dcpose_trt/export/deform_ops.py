@@ -5,10 +5,11 @@ as ``torch.ops.torchvision.deform_conv2d.default``. The exporter is told how to 
 ``custom_translation_table`` (:func:`translation_table`), never by editing the graph afterwards:
 
 - ``deformconv``: the standard ONNX ``DeformConv`` (opset >= 19, default domain).
-- ``plugin``: the same node in domain ``dcpose_trt`` with ``plugin_namespace="dcpose_trt"``, which
-  TensorRT's ONNX parser hands to the plugin registered as ``dcpose_trt::DeformConv`` (the parser looks
+- ``plugin``: a node of op type :data:`~dcpose_trt.contract.DCN_OP_TYPE` in domain ``dcpose_trt`` with
+  ``plugin_namespace="dcpose_trt"``, which TensorRT's ONNX parser hands to our plugin (the parser looks
   the plugin up by op type = plugin name and namespace = ``plugin_namespace`` attribute or, since
-  TensorRT 10.10, the node domain). Attributes are the ONNX ``DeformConv`` ones, so the two graphs differ
+  TensorRT 10.10, the node domain; the op type is one no built-in importer has, see
+  :mod:`dcpose_trt.contract`). Attributes are the ONNX ``DeformConv`` ones, so the two graphs differ
   only in these nodes and the plugin reads the same fields.
 
 Why our own translation although onnxscript 0.7.2's torchlib has one: with a dynamic person batch its
@@ -25,30 +26,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-# Plugin identity: the plugin package owns the constants once it exists; these are the agreed values.
-OP_TYPE = "DeformConv"
-OP_DOMAIN = "dcpose_trt"
-PLUGIN_NAMESPACE = "dcpose_trt"
-OP_DOMAIN_VERSION = 1
+from dcpose_trt.contract import (
+    DCN_DOMAIN,
+    DCN_DOMAIN_VERSION,
+    DCN_OP_TYPE,
+    DEFORM_FORMS,
+    ONNX_DEFORM_OP,
+    ONNX_DEFORM_OPSET,
+    PLUGIN_NAMESPACE,
+)
 
-DEFORM_FORMS = ("plugin", "deformconv", "gridsample")
+__all__ = ["DEFORM_FORMS", "make_deform_translation", "plugin_identity", "plugin_op_schema", "translation_table"]
 
 
 def plugin_identity() -> tuple[str, str, str]:
-    """``(op_type, domain, plugin_namespace)`` of the plugin node.
-
-    Taken from :mod:`dcpose_trt.plugins.deform_conv` when it defines them (so the exporter and the
-    TensorRT plugin can never disagree), else the agreed defaults above.
-    """
-    try:
-        from dcpose_trt.plugins import deform_conv as plugin_pkg
-    except ImportError:  # the plugin package is optional (its Triton/TensorRT deps are not needed here)
-        return OP_TYPE, OP_DOMAIN, PLUGIN_NAMESPACE
-    return (
-        getattr(plugin_pkg, "OP_TYPE", OP_TYPE),
-        getattr(plugin_pkg, "OP_DOMAIN", OP_DOMAIN),
-        getattr(plugin_pkg, "PLUGIN_NAMESPACE", PLUGIN_NAMESPACE),
-    )
+    """``(op_type, domain, plugin_namespace)`` of the plugin node (from :mod:`dcpose_trt.contract`)."""
+    return DCN_OP_TYPE, DCN_DOMAIN, PLUGIN_NAMESPACE
 
 
 def _deform_attrs(weight: Any, stride_h: int, stride_w: int, pad_h: int, pad_w: int, dilation_h: int,
@@ -79,13 +72,13 @@ def plugin_op_schema() -> Any:
     import onnx
 
     op_type, domain, _ = plugin_identity()
-    base = onnx.defs.get_schema("DeformConv", 19)
+    base = onnx.defs.get_schema(ONNX_DEFORM_OP, ONNX_DEFORM_OPSET)
     attr = onnx.defs.OpSchema.Attribute
     attributes = [attr(a.name, a.type, a.description) for a in base.attributes.values()]
     attributes.append(attr("plugin_namespace", onnx.defs.OpSchema.AttrType.STRING,
                            "TensorRT plugin namespace the parser looks the plugin up in"))
     return onnx.defs.OpSchema(
-        op_type, domain, OP_DOMAIN_VERSION,
+        op_type, domain, DCN_DOMAIN_VERSION,
         doc="Modulated deformable convolution (ONNX DeformConv semantics) run by the dcpose_trt TensorRT plugin.",
         inputs=list(base.inputs), outputs=list(base.outputs),
         type_constraints=[(t.type_param_str, list(t.allowed_type_strs), t.description)
@@ -105,7 +98,7 @@ def make_deform_translation(plugin: bool) -> Callable[..., Any]:
     from onnxscript.function_libs.torch_lib.tensor_typing import TFloat
 
     op_type, domain, namespace = plugin_identity()
-    custom_op = onnxscript.values.Op(onnxscript.values.Opset(domain, OP_DOMAIN_VERSION), op_type,
+    custom_op = onnxscript.values.Op(onnxscript.values.Opset(domain, DCN_DOMAIN_VERSION), op_type,
                                      plugin_op_schema())
 
     # The annotations are what the exporter's dispatcher matches on: tensors vs attributes.

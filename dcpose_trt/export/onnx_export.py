@@ -37,6 +37,18 @@ from torch import Tensor, nn
 from dcpose_trt import __version__
 from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt._deps import require
+from dcpose_trt.contract import (  # noqa: F401 - META_* re-exported for the precision step
+    DCN_OP_TYPES,
+    META_DEFORM,
+    META_HEATMAP_SIZE,
+    META_INPUT_SIZE,
+    META_MEAN,
+    META_PART,
+    META_PRECISION,
+    META_PRESET,
+    META_STD,
+    META_VERSION,
+)
 from dcpose_trt.errors import ExportError, InputError
 from dcpose_trt.export.deform_ops import DEFORM_FORMS, plugin_identity, translation_table
 from dcpose_trt.model import DEFAULT_PRESET, build_dcpose, load_checkpoint, read_checkpoint_meta, use_deform_conv
@@ -47,15 +59,6 @@ from dcpose_trt.model.presets import BUNDLED_MODEL, BUNDLED_PRESET, get_preset
 log = logging.getLogger(__name__)
 
 # metadata_props keys (read by the engine builder and dcpose_trt.runtime.ort_backend).
-META_PRESET = "dcpose_trt.preset"
-META_DEFORM = "dcpose_trt.deform"
-META_PART = "dcpose_trt.part"
-META_VERSION = "dcpose_trt.version"
-META_INPUT_SIZE = "dcpose_trt.input_size"  # "HxW" of the crop
-META_HEATMAP_SIZE = "dcpose_trt.heatmap_size"  # "hxw"
-META_PRECISION = "dcpose_trt.precision"  # fp32 here; the precision step rewrites it
-META_MEAN = "dcpose_trt.mean"
-META_STD = "dcpose_trt.std"
 
 PARTS = ("full", "backbone", "head")
 
@@ -262,7 +265,7 @@ def _rename_nodes(proto: Any, strip: str) -> None:
     for node in proto.graph.node:
         scope = _scope_of(node, strip)
         # A Conv fused with its BatchNorm inherits the BN's scope; its weight keeps the conv's name.
-        if node.op_type in ("Conv", "DeformConv") and len(node.input) > 1 and node.input[1] in inits \
+        if (node.op_type == "Conv" or node.op_type in DCN_OP_TYPES) and len(node.input) > 1 and node.input[1] in inits \
                 and node.input[1].endswith(".weight"):
             scope = node.input[1][: -len(".weight")]
             scope = scope[len(strip):] if strip and scope.startswith(strip) else scope
@@ -335,8 +338,8 @@ def get_metadata(proto: Any) -> dict[str, str]:
 
 
 def dcn_nodes(proto: Any) -> list[Any]:
-    """The deformable-conv nodes: ``DeformConv`` in any domain (standard or plugin)."""
-    return [n for n in proto.graph.node if n.op_type == "DeformConv"]
+    """The deformable-conv nodes: standard ``DeformConv`` or our plugin node."""
+    return [n for n in proto.graph.node if n.op_type in DCN_OP_TYPES]
 
 
 def graph_diff_except_dcn(a: Any, b: Any) -> list[str]:
@@ -349,9 +352,11 @@ def graph_diff_except_dcn(a: Any, b: Any) -> list[str]:
     if len(a.graph.node) != len(b.graph.node):
         out.append(f"node count {len(a.graph.node)} != {len(b.graph.node)}")
     for i, (x, y) in enumerate(zip(a.graph.node, b.graph.node, strict=False)):
-        if x.op_type != y.op_type or list(x.input) != list(y.input) or list(x.output) != list(y.output):
+        both_dcn = x.op_type in DCN_OP_TYPES and y.op_type in DCN_OP_TYPES
+        if (x.op_type != y.op_type and not both_dcn) or list(x.input) != list(y.input) \
+                or list(x.output) != list(y.output):
             out.append(f"node {i}: {x.op_type}{list(x.input)} vs {y.op_type}{list(y.input)}")
-        elif x.op_type != "DeformConv" and (x.domain != y.domain or x.attribute != y.attribute):
+        elif not both_dcn and (x.domain != y.domain or x.attribute != y.attribute):
             out.append(f"node {i} ({x.op_type}): attributes or domain differ")
     if sorted(t.name for t in a.graph.initializer) != sorted(t.name for t in b.graph.initializer):
         out.append("initializer names differ")
@@ -483,7 +488,7 @@ def export_summary(paths: Sequence[Path]) -> str:
         m = onnx.load(str(p), load_external_data=False)
         ops = Counter(n.op_type for n in m.graph.node)
         meta = get_metadata(m)
-        dcn = ops.get("DeformConv", 0)
+        dcn = sum(ops.get(t, 0) for t in DCN_OP_TYPES)
         lines.append(f"{p}: {len(m.graph.node)} nodes, {ops.get('Conv', 0)} Conv, {dcn} DeformConv, "
                      f"{ops.get('GridSample', 0)} GridSample; preset {meta.get(META_PRESET)}, "
                      f"part {meta.get(META_PART)}, deform {meta.get(META_DEFORM)}")

@@ -13,8 +13,8 @@ ONNX-to-ONNX step that ONNX Runtime can check on a CPU:
   stay FP32 (see ``INT8_EXCLUDED_SCOPES`` for the measurement behind that). The result is checked to be
   buildable as a strongly typed TensorRT network (int8 zero points of 0, no uint8). A ``plugin`` export
   (which ONNX Runtime cannot run) is calibrated as the equivalent standard-``DeformConv`` graph (the
-  plugin node is ONNX ``DeformConv`` plus ``plugin_namespace``); the DCN nodes stay FP32, so the Q/DQ
-  graph only needs its DCN nodes turned back into plugin nodes.
+  plugin node has ``DeformConv``'s inputs and attributes plus ``plugin_namespace``); the DCN nodes stay
+  FP32, so the Q/DQ graph only needs its DCN nodes turned back into plugin nodes.
 
 Graph regions are found by structure (DCN nodes and their inputs) and by the node names our exporter
 writes (``<module path>/<OpType>``).
@@ -37,14 +37,25 @@ from typing import Any
 import numpy as np
 
 from dcpose_trt._deps import require
-from dcpose_trt.errors import InputError, QuantizeError
-from dcpose_trt.export.onnx_export import (
+from dcpose_trt.contract import (
+    DCN_DOMAIN,
+    DCN_DOMAIN_VERSION,
+    DCN_OP_TYPE,
+    DCN_OP_TYPES,
+    META_CALIBRATION,
     META_INPUT_SIZE,
     META_MEAN,
     META_PART,
     META_PRECISION,
     META_PRESET,
     META_STD,
+    ONNX_DEFORM_OP,
+    ONNX_DEFORM_OPSET,
+    PLUGIN_NAMESPACE,
+    QUANTIZED_PRECISIONS,
+)
+from dcpose_trt.errors import InputError, QuantizeError
+from dcpose_trt.export.onnx_export import (
     atomic_save_onnx,
     get_metadata,
     set_metadata,
@@ -52,7 +63,7 @@ from dcpose_trt.export.onnx_export import (
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp16", "int8")
+PRECISIONS = QUANTIZED_PRECISIONS
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -161,7 +172,7 @@ def dcn_coordinate_nodes(model: Any) -> list[str]:
     keep: set[str] = set()
     stack: list[str] = []
     for n in g.nodes:
-        if n.op_type == "DeformConv":
+        if n.op_type in DCN_OP_TYPES:
             keep.add(n.name)
             stack.append(n.input[2])
         elif n.op_type == "GridSample":
@@ -214,7 +225,7 @@ def int8_excluded_nodes(model: Any) -> list[str]:
     g = _Graph(model)
     out = {n.name for n in g.nodes if n.op_type == "Conv" and n.name.startswith(INT8_EXCLUDED_SCOPES)}
     for n in g.nodes:
-        if n.op_type == "DeformConv":
+        if n.op_type in DCN_OP_TYPES:
             for t in n.input[2:5:2]:  # offset, mask
                 p = g.producer.get(t)
                 if p is not None and p.op_type == "Conv":
@@ -249,40 +260,35 @@ def int8_excluded_nodes(model: Any) -> list[str]:
 
 def has_plugin_nodes(model: Any) -> bool:
     """Whether ``model`` has a ``dcpose_trt`` plugin DCN node (``--deform plugin`` export)."""
-    from dcpose_trt.export.deform_ops import plugin_identity
-
-    op_type, domain, _ = plugin_identity()
-    return any(n.op_type == op_type and n.domain == domain for n in model.graph.node)
+    return any(n.op_type == DCN_OP_TYPE and n.domain == DCN_DOMAIN for n in model.graph.node)
 
 
 def plugin_to_standard(model: Any) -> tuple[Any, list[str]]:
     """A copy of a plugin-form model whose plugin nodes are standard ONNX ``DeformConv`` (opset >= 19).
 
-    The plugin node is ONNX ``DeformConv`` plus ``plugin_namespace`` (:mod:`~dcpose_trt.export.deform_ops`),
-    so the copy is the ``--deform deformconv`` graph of the same weights, which ONNX Runtime runs.
+    The plugin node has ONNX ``DeformConv``'s inputs and attributes plus ``plugin_namespace``
+    (:mod:`~dcpose_trt.export.deform_ops`), so the copy is the ``--deform deformconv`` graph of the same
+    weights, which ONNX Runtime runs.
     Returns (copy, names of the rewritten nodes).
     """
     onnx = require("onnx", "onnx", "plugin-form conversion")
-    from dcpose_trt.export.deform_ops import plugin_identity
-
-    op_type, domain, _ = plugin_identity()
     out = onnx.ModelProto()
     out.CopyFrom(model)
     names = []
     for n in out.graph.node:
-        if n.op_type == op_type and n.domain == domain:
+        if n.op_type == DCN_OP_TYPE and n.domain == DCN_DOMAIN:
             n.domain = ""
-            n.op_type = "DeformConv"
+            n.op_type = ONNX_DEFORM_OP
             keep = [a for a in n.attribute if a.name != "plugin_namespace"]
             del n.attribute[:]
             n.attribute.extend(keep)
             names.append(n.name)
     if len(set(names)) != len(names) or "" in names:
         raise QuantizeError("the plugin nodes need unique names to be restored after quantization")
-    imports = [o for o in out.opset_import if o.domain != domain]
+    imports = [o for o in out.opset_import if o.domain != DCN_DOMAIN]
     for o in imports:
-        if o.domain in ("", "ai.onnx") and o.version < 19:
-            o.version = 19  # DeformConv
+        if o.domain in ("", "ai.onnx") and o.version < ONNX_DEFORM_OPSET:
+            o.version = ONNX_DEFORM_OPSET
     del out.opset_import[:]
     out.opset_import.extend(imports)
     return out, names
@@ -291,20 +297,17 @@ def plugin_to_standard(model: Any) -> tuple[Any, list[str]]:
 def standard_to_plugin(model: Any, names: Iterable[str]) -> Any:
     """Turn the standard ``DeformConv`` nodes called ``names`` back into plugin nodes, in place."""
     onnx = require("onnx", "onnx", "plugin-form conversion")
-    from dcpose_trt.export.deform_ops import OP_DOMAIN_VERSION, plugin_identity
-
-    op_type, domain, namespace = plugin_identity()
     wanted = set(names)
     found = set()
     for n in model.graph.node:
-        if n.name in wanted and n.op_type == "DeformConv" and n.domain in ("", "ai.onnx"):
-            n.op_type, n.domain = op_type, domain
-            n.attribute.append(onnx.helper.make_attribute("plugin_namespace", namespace))
+        if n.name in wanted and n.op_type == ONNX_DEFORM_OP and n.domain in ("", "ai.onnx"):
+            n.op_type, n.domain = DCN_OP_TYPE, DCN_DOMAIN
+            n.attribute.append(onnx.helper.make_attribute("plugin_namespace", PLUGIN_NAMESPACE))
             found.add(n.name)
     if found != wanted:
         raise QuantizeError(f"quantization lost plugin nodes: {sorted(wanted - found)[:3]}")
-    if not any(o.domain == domain for o in model.opset_import):
-        model.opset_import.append(onnx.helper.make_opsetid(domain, OP_DOMAIN_VERSION))
+    if not any(o.domain == DCN_DOMAIN for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(DCN_DOMAIN, DCN_DOMAIN_VERSION))
     return model
 
 
@@ -604,7 +607,7 @@ def check_qdq(model: Any, excluded: Iterable[str] = ()) -> list[str]:
                 if scale is None or len(scale.dims) != 1 or axis != 0:
                     problems.append(f"{n.name}: weight not quantized per channel on axis 0")
     for n in g.nodes:
-        if n.name in excluded or n.op_type in ("DeformConv", "GridSample"):
+        if n.name in excluded or (n.op_type in DCN_OP_TYPES or n.op_type == "GridSample"):
             for i in n.input:
                 p = g.producer.get(i)
                 if p is not None and p.op_type == "DequantizeLinear":
@@ -672,7 +675,7 @@ def quantize_onnx(onnx_in: str | os.PathLike, out: str | os.PathLike, cfg: Quant
                             f"(+{len(problems) - 1} more)")
     set_metadata(result, {**meta, META_PRECISION: cfg.precision})
     if cfg.precision == "int8":
-        set_metadata(result, {"dcpose_trt.calibration": f"{cfg.calib_method}, {cfg.calib}"})
+        set_metadata(result, {META_CALIBRATION: f"{cfg.calib_method}, {cfg.calib}"})
     atomic_save_onnx(result, out)
     ops = Counter(n.op_type for n in result.graph.node)
     log.info("wrote %s (%s, %.1f MB, %d Q / %d DQ) in %.1f s", out, cfg.precision, out.stat().st_size / 1e6,

@@ -35,6 +35,19 @@ def cudart() -> ModuleType:
     return require("cuda.bindings.runtime", "cuda", "the CUDA runtime (streams, pinned buffers, graphs)")
 
 
+def native_handle(obj: Any) -> int:
+    """The address behind a cuda-python handle (``cudaStream_t``, ``cudaGraphExec_t``, ...) as ``int``.
+
+    ``int(handle)`` is deprecated since cuda-bindings 12.9.1; ``cuda.bindings.utils.get_cuda_native_handle``
+    replaces it (older cuda-python has no such helper and only ``int``).
+    """
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle  # type: ignore[import-not-found]
+    except ImportError:
+        return int(obj)
+    return int(get_cuda_native_handle(obj))
+
+
 def check_cuda(result: Any, what: str) -> Any:
     """Check a cuda-python result ``(err, *values)`` and return the values.
 
@@ -134,7 +147,7 @@ class Stream(Resource):
 
     @property
     def ptr(self) -> int:
-        return int(self.handle)
+        return native_handle(self.handle)
 
     def synchronize(self) -> None:
         check_cuda(cudart().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")

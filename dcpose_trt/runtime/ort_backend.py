@@ -18,16 +18,11 @@ from typing import Any
 import numpy as np
 
 from dcpose_trt._deps import require
+from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, META_DEFORM, META_PRECISION, META_PRESET
 from dcpose_trt.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# metadata_props written by dcpose_trt.export (runtime must not import export, so the keys are repeated).
-_META_PRESET = "dcpose_trt.preset"
-_META_PART = "dcpose_trt.part"
-_META_DEFORM = "dcpose_trt.deform"
-_META_PRECISION = "dcpose_trt.precision"
-_CUSTOM_DOMAIN = "dcpose_trt"
 
 
 def _physical_cores() -> int:
@@ -63,9 +58,9 @@ class _Session:
     def __init__(self, path: Path, providers: Sequence[str] | None, threads: int | None):
         ort = require("onnxruntime", "onnx", "the ONNX Runtime backend")
         proto = _read_model(path)
-        if any(n.domain == _CUSTOM_DOMAIN for n in proto.graph.node):
+        if any(n.domain == DCN_DOMAIN for n in proto.graph.node):
             raise InputError(
-                f"{path} uses the TensorRT plugin node ({_CUSTOM_DOMAIN}::DeformConv), which ONNX Runtime cannot run; "
+                f"{path} uses the TensorRT plugin node ({DCN_DOMAIN}::{DCN_OP_TYPE}), which ONNX Runtime cannot run; "
                 "export with --deform deformconv or --deform gridsample for ONNX Runtime")
         self.path = path
         self.meta = {p.key: p.value for p in proto.metadata_props}
@@ -139,10 +134,10 @@ class OnnxRuntimeBackend:
             sessions = [self._backbone, self._head]
             if self._backbone.inputs != ["image"] or self._head.inputs[:3] != ["cur", "prev", "next"]:
                 raise InputError(f"{pair[0]} / {pair[1]} are not a DCPose backbone/head pair")
-        presets = {s.meta.get(_META_PRESET) for s in sessions}
+        presets = {s.meta.get(META_PRESET) for s in sessions}
         if len(presets) != 1 or None in presets:
             raise InputError(f"{', '.join(str(s.path) for s in sessions)}: missing or inconsistent "
-                             f"'{_META_PRESET}' metadata ({presets}); re-export with 'dcpose-trt export'")
+                             f"'{META_PRESET}' metadata ({presets}); re-export with 'dcpose-trt export'")
         self.preset_name: str = presets.pop()  # type: ignore[assignment]
         if preset is not None and preset != self.preset_name:
             raise InputError(f"{sessions[0].path} was exported for preset {self.preset_name}, not {preset}")
@@ -151,8 +146,8 @@ class OnnxRuntimeBackend:
         if not all(isinstance(d, int) for d in shape[2:]):
             raise InputError(f"{first.path}: the crop size must be static, got input shape {shape}")
         self.input_size: tuple[int, int] = (int(shape[2]), int(shape[3]))
-        self.precision = first.meta.get(_META_PRECISION, "fp32")
-        self.deform = first.meta.get(_META_DEFORM, "")
+        self.precision = first.meta.get(META_PRECISION, "fp32")
+        self.deform = first.meta.get(META_DEFORM, "")
         self.providers = first.session.get_providers()
         self.split = self._full is None
         self.last_inference_time = 0.0

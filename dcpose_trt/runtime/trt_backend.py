@@ -362,6 +362,122 @@ def _make_logger(trt_module: Any) -> Any:
     return Logger()
 
 
+@dataclass(frozen=True)
+class PlanPlugins:
+    """What a plan's plugin layers need registered before it is deserialized (read from its sidecar).
+
+    Attributes:
+        dcn_form: ``"plugin"`` (our QDP), ``"deformconv"`` (libnvinfer_plugin's ModulatedDeformConv2d),
+            ``"gridsample"`` or ``"none"``.
+        plugin_impl: ``"aot"`` (PTX embedded in the plan: no Python needed), ``"jit"`` (our Python plugin
+            must be registered in this process) or None (no plugin of ours).
+        libraries: plugin libraries the build loaded (``--plugin-dir``); loaded again here unless the plan is
+            version-compatible (then the builder serialized them into the plan).
+        version_compatible: the plan was built ``--version-compatible``.
+    """
+
+    dcn_form: str = "none"
+    plugin_impl: str | None = None
+    libraries: tuple[str, ...] = ()
+    version_compatible: bool = False
+
+    @classmethod
+    def from_sidecar(cls, meta: Mapping[str, Any]) -> PlanPlugins:
+        build = meta.get("build") or {}
+        form = str((meta.get("dcn") or {}).get("form", "none"))
+        impl = build.get("plugin_impl")
+        if form == "plugin" and impl is None:
+            impl = "jit"  # a sidecar from before plugin_impl was recorded: register to be safe
+        return cls(form, impl, tuple(build.get("plugin_libraries") or ()),
+                   bool((meta.get("target") or {}).get("version_compatible")))
+
+
+def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, what: str = "plan") -> None:
+    """Register what ``plugins`` says the plan needs, as Polygraphy's and TensorRT's samples do before every
+    ``deserialize_cuda_engine``: TensorRT's built-in plugins (``init_libnvinfer_plugins``: the
+    ``deformconv`` form's ModulatedDeformConv2d lives there), the plugin libraries of the build, and our
+    Python plugin for JIT plans.
+
+    Raises:
+        PlanMismatchError: a recorded plugin library is missing, or our JIT plugin cannot be registered.
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt as t
+    else:
+        t = trt_module
+    if hasattr(t, "init_libnvinfer_plugins"):  # not in the lean runtime (VC plans carry their plugins)
+        t.init_libnvinfer_plugins(logger, "")
+    elif plugins.dcn_form == "deformconv" and not plugins.version_compatible:
+        raise PlanMismatchError(f"{what} uses TensorRT's built-in DeformConv plugin, which {t.__name__} "
+                                "cannot load; run it with full TensorRT (pip install 'dcpose-trt[trt]')")
+    if plugins.libraries and not plugins.version_compatible:
+        registry = t.get_plugin_registry()
+        for lib in plugins.libraries:
+            if not Path(lib).is_file():
+                raise PlanMismatchError(f"{what} needs the plugin library {lib}, which does not exist here")
+            registry.load_library(lib)
+    if plugins.plugin_impl == "jit":
+        from dcpose_trt.errors import PluginError
+        from dcpose_trt.plugins.deform_conv.plugin import register_plugin
+
+        try:
+            register_plugin()
+        except PluginError as exc:
+            raise PlanMismatchError(f"{what} runs the dcpose_trt plugin from Python (JIT) and it cannot be "
+                                    f"registered here: {exc}") from None
+
+
+def load_engine(plan: bytes, trt_module: Any, logger: Any, plugins: PlanPlugins | None = None,
+                what: str = "plan") -> tuple[Any, Any]:
+    """``(runtime, engine)``: plugins registered (:func:`register_plan_plugins`), then the plan deserialized.
+
+    Raises:
+        PlanMismatchError: the runtime refused the plan (message: TensorRT's error).
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt as t
+    else:
+        t = trt_module
+    plugins = plugins or PlanPlugins()
+    register_plan_plugins(t, logger, plugins, what)
+    runtime = t.Runtime(logger)
+    if plugins.version_compatible and hasattr(runtime, "engine_host_code_allowed"):
+        # A version-compatible plan carries its own lean runtime and serialized plugin libraries (host
+        # code); full TensorRT runs them only when allowed to. The lean runtime needs no permission.
+        runtime.engine_host_code_allowed = True
+    engine = runtime.deserialize_cuda_engine(plan)
+    if engine is None:
+        detail = "; ".join(getattr(logger, "errors", [])[-3:]) or "no error was logged"
+        raise PlanMismatchError(f"{t.__name__} {t.__version__} cannot load {what}: {detail}")
+    return runtime, engine
+
+
+def create_context(trt_module: Any, engine: Any) -> Any:
+    """An execution context whose activation memory the caller provides (``set_device_memory``).
+
+    TensorRT-RTX compiles shape-specialized kernels lazily and runs fallback kernels until they are ready,
+    so a CUDA graph captured after the warm-up could keep the fallbacks: its runtime config asks for
+    eager specialization (``DynamicShapesKernelSpecializationStrategy.EAGER``) and turns off its own CUDA
+    graphs (``CudaGraphStrategy.DISABLED``), since :class:`BucketExecutor` captures one graph per bucket.
+    Full TensorRT has neither knob and gets a plain ``USER_MANAGED`` context.
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt as t
+    else:
+        t = trt_module
+    user_managed = t.ExecutionContextAllocationStrategy.USER_MANAGED
+    specialize = getattr(t, "DynamicShapesKernelSpecializationStrategy", None)  # version probe: RTX
+    if specialize is None or not hasattr(engine, "create_runtime_config"):
+        return engine.create_execution_context(user_managed)
+    config = engine.create_runtime_config()
+    config.set_execution_context_allocation_strategy(user_managed)
+    config.dynamic_shapes_kernel_specialization_strategy = specialize.EAGER
+    graphs = getattr(t, "CudaGraphStrategy", None)
+    if graphs is not None:
+        config.cuda_graph_strategy = graphs.DISABLED
+    return engine.create_execution_context(config)
+
+
 class TensorRTExecutor(BucketExecutor):
     """A deserialized TensorRT / TensorRT-RTX / lean-runtime engine on the shared bucket machinery.
 
@@ -370,6 +486,8 @@ class TensorRTExecutor(BucketExecutor):
         trt_module: the imported ``tensorrt``, ``tensorrt_rtx`` or ``tensorrt_lean`` module.
         version_compatible: the plan was built ``--version-compatible`` (full TensorRT must then be allowed
             to run the lean runtime embedded in it).
+        plugins: what the plan's plugin layers need (:meth:`PlanPlugins.from_sidecar`); registered before
+            the plan is deserialized.
         device, use_graphs, mapped: see :class:`BucketExecutor`.
         what: the plan's name, for messages.
 
@@ -379,7 +497,8 @@ class TensorRTExecutor(BucketExecutor):
     """
 
     def __init__(self, plan: bytes, trt_module: Any, version_compatible: bool = False, device: int = 0,
-                 use_graphs: bool = True, mapped: bool | None = None, what: str = "plan") -> None:
+                 use_graphs: bool = True, mapped: bool | None = None, what: str = "plan",
+                 plugins: PlanPlugins | None = None) -> None:
         if TYPE_CHECKING:
             from dcpose_trt.engine._trt import trt as t
         else:
@@ -387,16 +506,12 @@ class TensorRTExecutor(BucketExecutor):
         self._trt = trt_module
         set_device(device)  # the runtime deserializes into the current device's context
         self._logger = _make_logger(trt_module)
-        runtime = t.Runtime(self._logger)
-        if version_compatible and hasattr(runtime, "engine_host_code_allowed"):
-            # A version-compatible plan carries its own lean runtime (host code); full TensorRT runs it
-            # only when allowed to. The lean runtime itself needs no permission.
-            runtime.engine_host_code_allowed = True
+        if plugins is None:
+            plugins = PlanPlugins(version_compatible=version_compatible)
+        elif version_compatible and not plugins.version_compatible:
+            plugins = PlanPlugins(plugins.dcn_form, plugins.plugin_impl, plugins.libraries, True)
+        runtime, engine = load_engine(plan, t, self._logger, plugins, what)
         self._runtime: Any = runtime
-        engine = runtime.deserialize_cuda_engine(plan)
-        if engine is None:
-            detail = "; ".join(self._logger.errors[-3:]) or "no error was logged"
-            raise PlanMismatchError(f"{t.__name__} {t.__version__} cannot load {what}: {detail}")
         self.engine: trt.ICudaEngine | None = engine
         self._contexts: dict[int, trt.IExecutionContext] = {}  # bucket size -> its context
 
@@ -443,7 +558,7 @@ class TensorRTExecutor(BucketExecutor):
         engine = self.engine
         if engine is None:
             raise CudaError("this executor was closed")
-        context = engine.create_execution_context(t.ExecutionContextAllocationStrategy.USER_MANAGED)
+        context = create_context(t, engine)
         if context is None:
             raise CudaError(f"could not create an execution context for batch {bucket.size}: "
                             f"{'; '.join(self._logger.errors[-3:]) or 'no error was logged'}")
@@ -724,7 +839,8 @@ class TensorRTBackend(_GpuPoseMixin):
         p = get_preset(self.preset_name)
         self.mean, self.std = tuple(p.mean), tuple(p.std)  # type: ignore[assignment]
         self.executor = TensorRTExecutor(self.path.read_bytes(), trt_module, version_compatible=vc, device=device,
-                                         use_graphs=use_graphs, what=str(self.path))
+                                         use_graphs=use_graphs, what=str(self.path),
+                                         plugins=PlanPlugins.from_sidecar(meta))
         names = [s.name for s in self.executor.input_specs]
         frames = next((s for s in self.executor.input_specs if s.name == "frames"), None)
         if frames is None or "margin" not in names or len(frames.shape) != 3 or frames.shape[0] != 9:

@@ -47,7 +47,7 @@ class TestTinyBuilds:
         assert [(t["name"], t["dtype"], t["shape"]) for t in meta["inputs"]] == [
             ("frames", "float", [-1, 9, 128, 96]), ("margin", "float", [-1, 2])]
         assert [(t["name"], t["shape"]) for t in meta["outputs"]] == [("heatmaps", [-1, 17, 32, 24])]
-        assert meta["build"]["strongly_typed"] is True and meta["build"]["flags"] == []
+        assert meta["build"]["strongly_typed"] is True and meta["build"]["flags"] == ["REQUIRE_USER_ALLOCATION"]
         assert meta["command"].startswith(f"dcpose-trt build --onnx {tiny_fp32_onnx} --out {tiny_fp32_plan}")
         dtypes = _compute_dtypes(meta)
         assert dtypes["Float"] > 0 and not dtypes["Half"] and not dtypes["Int8"]

@@ -96,12 +96,14 @@ class TestInspectOnnx:
     def test_plugin_and_builtin_deformconv(self, tmp_path):
         from onnx import helper
 
-        ours = helper.make_node("DeformConv", ["x", "w", "o", "b", "m"], ["y"], domain="dcpose_trt",
+        from dcpose_trt.contract import DCN_OP_TYPE
+
+        ours = helper.make_node(DCN_OP_TYPE, ["x", "w", "o", "b", "m"], ["y"], domain="dcpose_trt",
                                 plugin_namespace="dcpose_trt")
         info = inspect_onnx(_graph(tmp_path, [ours], domains=["dcpose_trt"]))
         assert info.dcn_form == "plugin" and info.needs_dcpose_plugin
         assert [p.to_json() for p in info.plugins] == [
-            {"op": "DeformConv", "namespace": "dcpose_trt", "version": "1", "nodes": 1, "source": "dcpose_trt"}]
+            {"op": DCN_OP_TYPE, "namespace": "dcpose_trt", "version": "1", "nodes": 1, "source": "dcpose_trt"}]
         std = helper.make_node("DeformConv", ["x", "w", "o"], ["y"])
         info = inspect_onnx(_graph(tmp_path, [std]))
         assert info.dcn_form == "deformconv" and info.plugins[0].source == "libnvinfer_plugin"

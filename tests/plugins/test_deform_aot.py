@@ -10,7 +10,7 @@ import pytest
 
 from dcpose_trt.cli import main
 from dcpose_trt.errors import PluginError
-from dcpose_trt.plugins.deform_conv import SCALAR_ARGS
+from dcpose_trt.plugins.deform_conv import PLUGIN_ID, SCALAR_ARGS
 from dcpose_trt.plugins.deform_conv.aot import (
     KERNEL_NAME,
     build_ptx,
@@ -59,9 +59,10 @@ def test_ptx_for_each_arch(first_build):
         assert re.search(rf"^\.version {e['ptx_version']}$", ptx, re.MULTILINE)
         assert re.search(rf"^\.visible \.entry {KERNEL_NAME}\(", ptx, re.MULTILINE)
         assert e["kernel_name"] == KERNEL_NAME and e["target"] == f"sm_{arch}"
-        # ABI: 5 input pointers, 15 int32 scalars, the output pointer, then Triton's 2 scratch pointers.
-        assert _entry_params(ptx) == ["u64"] * 5 + ["u32"] * len(SCALAR_ARGS) + ["u64"] * 3
-        assert e["num_params"] == 23 and e["global_scratch_size"] == 0 and e["profile_scratch_size"] == 0
+        # ABI = TensorRT's AOT launch: 5 input pointers, 15 int32 extra args, the output pointer; nothing else
+        # (tests/plugins/test_aot_launch_abi.py derives the list from the aot_impl declaration).
+        assert _entry_params(ptx) == ["u64"] * 5 + ["u32"] * len(SCALAR_ARGS) + ["u64"]
+        assert e["num_params"] == 21 and e["global_scratch_size"] == 0 and e["profile_scratch_size"] == 0
         assert e["num_warps"] == 4 and e["shared_mem"] >= 0
         assert e["constexprs"] == {"KH": 3, "KW": 3, "BLOCK_CO": 32, "BLOCK_P": 128, "HAS_MASK": True,
                                    "HAS_BIAS": True, "SINGLE_CH": True}  # fmt: skip
@@ -75,7 +76,7 @@ def test_ptx_for_each_arch(first_build):
 def test_manifest_on_disk(first_build):
     out, manifest, _ = first_build
     on_disk = json.loads((out / "manifest.json").read_text())
-    assert on_disk["plugin"] == "dcpose_trt::DeformConv"
+    assert on_disk["plugin"] == PLUGIN_ID
     assert on_disk["arguments"]["order"][:5] == ["x_ptr", "weight_ptr", "offset_ptr", "bias_ptr", "mask_ptr"]
     assert on_disk["arguments"]["scalars_int32"] == list(SCALAR_ARGS)
     assert on_disk["launch"]["grid"]["x"] == "cdiv(H_out * W_out, BLOCK_P)"

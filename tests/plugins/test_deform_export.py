@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dcpose_trt.errors import PluginError
-from dcpose_trt.plugins.deform_conv import OP_DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
+from dcpose_trt.plugins.deform_conv import OP_DOMAIN, OP_TYPE, PLUGIN_NAME, PLUGIN_NAMESPACE
 from dcpose_trt.plugins.deform_conv.aot import INPUT_POINTERS
 from dcpose_trt.plugins.deform_conv.plugin import ATTRIBUTE_TYPES, INPUTS, conv_params
 
@@ -53,7 +53,7 @@ def plugin_node():
 
 def test_node_identity(plugin_node):
     model, node = plugin_node
-    assert node.op_type == OP_TYPE == "DeformConv"  # parser: op_type = plugin name
+    assert node.op_type == OP_TYPE == PLUGIN_NAME  # parser: op_type = plugin name
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     assert attrs["plugin_namespace"] == PLUGIN_NAMESPACE.encode()
     assert (OP_DOMAIN, 1) in {(o.domain, o.version) for o in model.opset_import}

@@ -60,8 +60,9 @@ def _check(result):
 @pytest.mark.parametrize("dtype", ["fp32", "fp16"])
 @pytest.mark.parametrize("tactic", [1, 2])
 def test_aot_ptx_launched_with_cuda_python(dtype, tactic, tmp_path, monkeypatch):
-    """PTX from aot.compile_kernel → cuModuleLoadData → cuLaunchKernel with the manifest's argument order
-    (inputs, int32 scalars, output, null scratch pointers) and launch geometry = the JIT result."""
+    """PTX from aot.compile_kernel → cuModuleLoadData → cuLaunchKernel with exactly TensorRT's AOT
+    argument list (input pointers, int32 extra args, output pointer; nothing else) and launch geometry =
+    the JIT result."""
     cu = pytest.importorskip("cuda.bindings.driver")
     from dcpose_trt.plugins.deform_conv.aot import compile_kernel
 
@@ -80,8 +81,8 @@ def test_aot_ptx_launched_with_cuda_python(dtype, tactic, tmp_path, monkeypatch)
     assert geo.constexprs == kernel.constexprs and geo.block[0] == kernel.num_warps * 32
     out = torch.full_like(expected, float("nan"))
     pointers = [a["input"], a["weight"], a["offset"], a["bias"], a["mask"]]
-    values = [t.data_ptr() for t in pointers] + list(geo.scalars) + [out.data_ptr(), 0, 0]
-    types = [ctypes.c_void_p] * 5 + [ctypes.c_int] * len(geo.scalars) + [ctypes.c_void_p] * 3
+    values = [t.data_ptr() for t in pointers] + list(geo.scalars) + [out.data_ptr()]
+    types = [ctypes.c_void_p] * 5 + [ctypes.c_int] * len(geo.scalars) + [ctypes.c_void_p]
     assert len(values) == kernel.num_params
     stream = cu.CUstream(torch.cuda.current_stream().cuda_stream)
     _check(cu.cuLaunchKernel(fn, *geo.grid, *geo.block, kernel.shared_mem, stream, (tuple(values), tuple(types)), 0))

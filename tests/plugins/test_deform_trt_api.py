@@ -36,7 +36,8 @@ PROBE = textwrap.dedent(
     assert register_plugin(lazy=True) is trtp  # idempotent
     from tensorrt.plugin._lib import QDP_REGISTRY
 
-    d = QDP_REGISTRY["dcpose_trt::DeformConv"]
+    from dcpose_trt.contract import PLUGIN_ID
+    d = QDP_REGISTRY[PLUGIN_ID]
     descs = [trtp.TensorDesc(trtp.ShapeExprs(4), trt.float16) for _ in INPUTS]
     ints = lambda *v: np.array(v, dtype=np.int32)
     out = d.register_func(*descs, strides=ints(1, 1), pads=ints(9, 9, 9, 9), dilations=ints(9, 9), group=1,

@@ -1,6 +1,6 @@
 """TensorRT API conformance without TensorRT: type-check project code against the real Python bindings.
 
-``python -m tools.trt_api check --versions 10.3,10.9,10.13,11.4,rtx dcpose_trt/engine dcpose_trt/runtime``
+``python -m tools.trt_api check --versions 10.3,10.9,10.13,10.15,11.4,rtx dcpose_trt/engine dcpose_trt/runtime``
 
 The bindings wheels of every TensorRT release import on a CPU once their native libraries are replaced by
 stub shared objects (see :mod:`tools.trt_api.stubs`); ``pybind11-stubgen`` turns them into ``.pyi`` files

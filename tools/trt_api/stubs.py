@@ -68,9 +68,10 @@ class ApiSpec:
         return self.package == "tensorrt_rtx"
 
 
-# JetPack 6.x (10.3), the first AOT-plugin release (10.9), JetPack 7 (10.13), TensorRT 11.4 and
+# JetPack 6.x (10.3), the first AOT-plugin release (10.9), JetPack 7 (10.13), the first release with
+# OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE (10.15), TensorRT 11.4 and
 # TensorRT-RTX 1.x. cu12 wheels exist for every 10.x/11.x release; RTX ships cu13 only.
-DEFAULT_VERSIONS = ("10.3", "10.9", "10.13", "11.4", "rtx")
+DEFAULT_VERSIONS = ("10.3", "10.9", "10.13", "10.15", "11.4", "rtx")
 
 
 def parse_spec(name: str) -> ApiSpec:

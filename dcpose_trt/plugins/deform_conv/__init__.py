@@ -7,8 +7,8 @@ Public API:
 * :func:`launch_geometry` — grid, block and scalar arguments of one launch (shared by the Python
   wrapper, the AOT manifest and the TensorRT ``aot_impl``).
 * :func:`launch_kernel` — the same launch into a preallocated output (used by the TensorRT JIT ``impl``).
-* ``OP_TYPE`` / ``OP_DOMAIN`` — the ONNX node (``DeformConv`` in domain ``dcpose_trt``) that the
-  ``--deform plugin`` export writes (:mod:`dcpose_trt.export.deform_ops` reads these constants);
+* ``OP_TYPE`` / ``OP_DOMAIN`` — the ONNX node that the ``--deform plugin`` export writes (both from
+  :mod:`dcpose_trt.contract`, which the exporter reads too);
   ``PLUGIN_NAMESPACE::PLUGIN_NAME`` (``PLUGIN_ID``) is the TensorRT plugin it resolves to (the ONNX
   parser maps op_type to the plugin name and ``plugin_namespace`` / domain to the namespace), at
   ``PLUGIN_VERSION``.
@@ -26,17 +26,15 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, PLUGIN_ID, PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from dcpose_trt.errors import PluginError
 
 if TYPE_CHECKING:  # torch stays out of module import so `dcpose-trt plugin --help` is instant
     from torch import Tensor
 
-OP_TYPE = "DeformConv"
-OP_DOMAIN = "dcpose_trt"
-PLUGIN_NAMESPACE = "dcpose_trt"
-PLUGIN_NAME = OP_TYPE  # the ONNX parser looks a custom node up by op_type == plugin name
-PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
-PLUGIN_VERSION = "1"  # tensorrt.plugin registers every Quickly Deployable Plugin at version "1"
+# The node/plugin identity lives in dcpose_trt.contract (shared with the exporter and the engine).
+OP_TYPE = DCN_OP_TYPE
+OP_DOMAIN = DCN_DOMAIN
 
 # Kernel tile configurations; the key is also the TensorRT tactic id (0 is reserved by TensorRT).
 TACTICS: dict[int, dict[str, int]] = {

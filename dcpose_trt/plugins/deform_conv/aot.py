@@ -17,9 +17,16 @@ Decisions, each checked on this Triton (3.8):
 * **cubin.** Triton ships ``ptxas`` (CUDA 12.9: sm_72..sm_90) and ``ptxas-blackwell`` (CUDA 13.x:
   sm_75..sm_121, no Volta/sm_72). Every arch of :data:`MIN_PTX_VERSION` gets a cubin from one of them;
   TensorRT's ``aot_impl`` takes the PTX, the cubin is for direct loading and inspection.
-* **Kernel ABI.** The PTX entry takes the kernel's pointers and int32 scalars in source order followed
-  by two pointers Triton appends (``global_scratch``, ``profile_scratch``). Both are unused by this
-  kernel (scratch sizes 0, recorded per kernel), so a launcher may pass null or nothing for them.
+* **Kernel ABI = TensorRT's launch.** TensorRT launches an ``aot_impl`` kernel with exactly: one pointer
+  per plugin input, then the ``extra_args`` (int32 here), then one pointer per output, and nothing else
+  (``tensorrt.plugin._lib.aot_impl``: extra args are "located after the tensor inputs and before the
+  tensor outputs"; ``_TemplateAOTPlugin.get_launch_params`` hands TensorRT only the grid/block/shared
+  memory and those extra args). ``cuLaunchKernel`` reads one argument per declared ``.param``, so the
+  entry must declare exactly that list. Triton >= 3.3 appends ``global_scratch`` (and >= 3.5
+  ``profile_scratch``) pointers to every kernel; NVIDIA's QDP sample sidesteps that by pinning
+  ``triton==3.2.0``. We strip them from the ``.entry`` instead (:func:`match_launch_abi`), after checking
+  that the kernel needs no scratch (sizes 0) and that the body never reads them; ptxas then assembles the
+  stripped PTX, which proves it is still valid.
 * **Cache.** Keyed by (kernels.py sha256, Triton version, arch, dtype, constexprs, num_warps, PTX ISA),
   stored under ``$DCPOSE_TRT_CACHE`` (default ``~/.cache/dcpose_trt/ptx``); a repeated build copies
   from it and compiles nothing.
@@ -57,7 +64,10 @@ MANIFEST_FORMAT = 2
 KERNEL_NAME = "deform_conv2d_kernel"
 INPUT_POINTERS = ("x_ptr", "weight_ptr", "offset_ptr", "bias_ptr", "mask_ptr")  # ONNX DeformConv order
 OUTPUT_POINTERS = ("out_ptr",)
-TRAILING_PARAMS = ("global_scratch", "profile_scratch")  # appended by Triton; unused (size 0)
+TRAILING_PARAMS = ("global_scratch", "profile_scratch")  # appended by Triton >= 3.3; stripped (unused)
+# TensorRT's AOT launch: plugin inputs, extra int32 args, outputs (PTX param types).
+LAUNCH_PARAM_TYPES = ("u64",) * len(INPUT_POINTERS) + ("u32",) * len(SCALAR_ARGS) + ("u64",) * len(OUTPUT_POINTERS)
+ABI_VERSION = 2  # 2: trailing Triton scratch params stripped (part of the cache key)
 
 # Lowest PTX ISA that both ptxas and Triton's LLVM accept per arch (LLVM wants 8.0 for sm_90).
 MIN_PTX_VERSION: dict[int, int] = {
@@ -196,6 +206,7 @@ class CompileJob:
             "constexprs": self.config.constexprs(self.tactic),
             "num_warps": self.num_warps,
             "ptx_version": self.ptx_version,
+            "abi": ABI_VERSION,
         }
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
@@ -283,6 +294,47 @@ def _assemble(ptx: str, arch: int) -> tuple[bytes | None, str | None, dict]:
         return dst.read_bytes(), f"ptxas {version}", stats
 
 
+_ENTRY = re.compile(r"\.entry\s+(\w+)\s*\(([^)]*)\)", re.DOTALL)
+_PARAM = re.compile(r"\.param\s+\.(\w+)[^,]*?(\w+)\s*(?:,|$)")
+
+
+def entry_params(ptx: str) -> list[tuple[str, str]]:
+    """``[(type, name), ...]`` of the PTX ``.entry``'s parameters, in order (type e.g. ``"u64"``, ``"u32"``)."""
+    m = _ENTRY.search(ptx)
+    if m is None:
+        raise PluginError("no .entry in the PTX")
+    return [(t, n) for t, n in _PARAM.findall(m.group(2).strip())]
+
+
+def match_launch_abi(ptx: str, expected: tuple[str, ...] = LAUNCH_PARAM_TYPES) -> str:
+    """The PTX with Triton's trailing scratch parameters removed from the ``.entry``, so that it declares
+    exactly the arguments TensorRT passes (``expected`` types, in order).
+
+    Only parameters past ``expected`` are removed, and only if the body never references them.
+
+    Raises:
+        PluginError: the entry does not start with ``expected``, or a surplus parameter is used.
+    """
+    m = _ENTRY.search(ptx)
+    if m is None:
+        raise PluginError("no .entry in the PTX")
+    params = entry_params(ptx)
+    types = tuple(t for t, _ in params)
+    if types[: len(expected)] != expected or len(params) > len(expected) + len(TRAILING_PARAMS):
+        raise PluginError(f"the kernel's PTX parameters {list(types)} do not start with TensorRT's launch "
+                          f"arguments {list(expected)}")
+    surplus = params[len(expected):]
+    body = ptx[m.end():]
+    used = [n for _, n in surplus if re.search(rf"\b{re.escape(n)}\b", body)]
+    if used:
+        raise PluginError(f"the kernel reads Triton's scratch parameters {used}; TensorRT does not pass them")
+    if not surplus:
+        return ptx
+    decls = [d.strip() for d in m.group(2).split(",")][: len(expected)]
+    header = ",\n".join(f"\t{d}" for d in decls)
+    return ptx[: m.start(2)] + "\n" + header + "\n" + ptx[m.end(2):]
+
+
 def _compile_uncached(job: CompileJob, key: str) -> CompiledKernel:
     import triton
     from triton.backends.compiler import GPUTarget
@@ -300,13 +352,15 @@ def _compile_uncached(job: CompileJob, key: str) -> CompiledKernel:
     ptx = compiled.asm["ptx"]
     # sm_XXa -> sm_XX: arch-specific PTX would not JIT onto any other GPU; ptxas below validates it.
     ptx = re.sub(r"^(\.target\s+sm_\d+)a\b", r"\1", ptx, flags=re.MULTILINE)
-    entry = re.search(r"\.entry\s+(\w+)\s*\(([^)]*)\)", ptx, re.DOTALL)
-    if entry is None:
-        raise PluginError(f"no .entry in the PTX compiled for sm_{job.arch}")
     md = compiled.metadata
     if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
         # A launcher (TensorRT) that passes no scratch buffer would make such a kernel fault.
         raise PluginError(f"the kernel needs Triton scratch memory on sm_{job.arch}; it cannot run as a plugin")
+    # Declare exactly TensorRT's launch arguments (inputs, int32 extra args, outputs).
+    ptx = match_launch_abi(ptx)
+    entry = _ENTRY.search(ptx)
+    if entry is None:
+        raise PluginError(f"no .entry in the PTX compiled for sm_{job.arch}")
     cubin, ptxas, stats = _assemble(ptx, job.arch)
     version = re.search(r"^\.version\s+(\S+)", ptx, re.MULTILINE)
     target = re.search(r"^\.target\s+(\S+)", ptx, re.MULTILINE)
@@ -507,8 +561,8 @@ def build_ptx(
             "input_pointers": list(INPUT_POINTERS),
             "scalars_int32": list(SCALAR_ARGS),
             "output_pointers": list(OUTPUT_POINTERS),
-            "trailing_pointers_unused": list(TRAILING_PARAMS),
-            "order": list(INPUT_POINTERS) + list(SCALAR_ARGS) + list(OUTPUT_POINTERS) + list(TRAILING_PARAMS),
+            "order": list(INPUT_POINTERS) + list(SCALAR_ARGS) + list(OUTPUT_POINTERS),
+            "ptx_param_types": list(LAUNCH_PARAM_TYPES),  # exactly TensorRT's AOT launch (no scratch)
         },
         "layout": "NCHW contiguous; offset[:, 2*(g*K+k)] = dy, +1 = dx; mask[:, g*K+k]",
         "launch": {"grid": GRID_FORMULA, "block": BLOCK_FORMULA, "shared_mem": "kernels[i].shared_mem"},

@@ -1,4 +1,4 @@
-"""TensorRT registration of ``dcpose_trt::DeformConv``: a Quickly Deployable Plugin (``tensorrt.plugin``).
+"""TensorRT registration of our deformable-conv plugin (``contract.PLUGIN_ID``), a Quickly Deployable Plugin.
 
 The ONNX node it serves is written by the exporter (:func:`dcpose_trt.export.deform_ops.translation_table`
 with ``"plugin"``): ONNX ``DeformConv`` semantics in domain ``dcpose_trt`` with
@@ -17,7 +17,8 @@ with ``"plugin"``): ONNX ``DeformConv`` semantics in domain ``dcpose_trt`` with
 * ``@trtp.register``: shapes and types as above (Ho, Wo are the offset's);
 * ``@trtp.autotune``: all-FP32 or all-FP16 I/O, LINEAR, tactics = :data:`TACTICS` (tile sizes);
 * ``@trtp.aot_impl``: the PTX of :mod:`.aot` (cached) for the building GPU's arch
-  (``DCPOSE_TRT_PTX_ARCH`` overrides it, e.g. ``80`` for a hardware-compatible Ampere+ engine), a
+  (the engine builder sets sm_80 for ``--hardware-compat ampere+``, :func:`set_ptx_arch`;
+  ``DCPOSE_TRT_PTX_ARCH`` overrides the build GPU's arch otherwise), a
   symbolic grid from the output shape and the kernel's int32 scalars as ``SymInt32`` extra args; such
   an engine runs in C++/trtexec without Python;
 * ``@trtp.impl``: the same kernel launched from Python through torch/Triton (debugging; the process
@@ -55,9 +56,30 @@ def _trt_version(trt) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def aot_extra_args(x, w, o, cout_g, offset_group: int, conv: tuple[int, ...]) -> list:
+    """The ``aot_impl``'s extra kernel arguments, in :data:`~dcpose_trt.plugins.deform_conv.SCALAR_ARGS`
+    order: TensorRT passes them as int32 between the input and the output pointers.
+
+    ``x``, ``w``, ``o``: shapes of X, W and the output (``trtp.ShapeExprs`` at build time, or plain ints);
+    ``conv``: ``(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)``.
+    """
+    return [x[1], x[2], x[3], o[1], o[2], o[3], w[1], cout_g, x[1] // offset_group, *conv]
+
+
+_ptx_arch: int | None = None  # set by the engine builder for hardware-compatible plans
+
+
+def set_ptx_arch(arch: int | None) -> None:
+    """Compile the AOT PTX for ``arch`` (e.g. 80 for ``--hardware-compat ampere+``); None: the build GPU's."""
+    global _ptx_arch
+    _ptx_arch = arch
+
+
 def current_arch() -> int:
-    """Compute capability (e.g. 86) the AOT PTX is compiled for: ``DCPOSE_TRT_PTX_ARCH`` or the GPU of
-    the current CUDA context (the one TensorRT builds on)."""
+    """Compute capability (e.g. 86) the AOT PTX is compiled for: :func:`set_ptx_arch`'s, else
+    ``DCPOSE_TRT_PTX_ARCH``, else the GPU of the current CUDA context (the one TensorRT builds on)."""
+    if _ptx_arch is not None:
+        return _ptx_arch
     env = os.environ.get("DCPOSE_TRT_PTX_ARCH")
     if env:
         from dcpose_trt.plugins.deform_conv.aot import parse_archs
@@ -94,14 +116,14 @@ def _const(expr, what: str) -> int:
 
 
 def register_plugin(lazy: bool = False):
-    """Import ``tensorrt.plugin`` and register ``dcpose_trt::DeformConv`` once; returns ``trtp``.
+    """Import ``tensorrt.plugin`` and register :data:`~dcpose_trt.contract.PLUGIN_ID` once; returns ``trtp``.
 
     Safe to call repeatedly and from several threads. Must run before parsing an ONNX model with the
     custom node (and, for JIT-only engines, before deserializing them).
 
     Args:
         lazy: ``tensorrt.plugin``'s ``lazy_register``: define the plugin in Python now but add its
-            creator to TensorRT's plugin registry only when ``trtp.op.dcpose_trt.DeformConv(...)`` is
+            creator to TensorRT's plugin registry only when ``trtp.op.dcpose_trt.<PLUGIN_NAME>(...)`` is
             first used. The ONNX parser needs the eager default.
 
     Raises:
@@ -204,9 +226,7 @@ def _define(trt, trtp, lazy: bool) -> None:
             cfg = DeformConfig(f"{kh}x{kw}-{cout_g}", kh, kw, cout_g, single_channel_groups=single)
             kernel = compile_kernel(current_arch(), dtype, cfg, tactic if tactic in TACTICS else 1)
             o = outputs[0].shape_expr
-            # Same order as SCALAR_ARGS / the kernel signature.
-            scalars = [x[1], x[2], x[3], o[1], o[2], o[3], w[1], cout_g, x[1] // offset_group,
-                       sh, sw, ph, pw, dh, dw]  # fmt: skip
+            scalars = aot_extra_args(x, w, o, cout_g, offset_group, (sh, sw, ph, pw, dh, dw))
             extra_args = trtp.SymIntExprs.from_tuple([trtp.SymInt32(v) for v in scalars])
             params = trtp.KernelLaunchParams()
             # grid = (cdiv(Ho * Wo, BLOCK_P), B * group * cdiv(Cout_g, BLOCK_CO), 1), as launch_geometry().
