@@ -30,7 +30,7 @@ from dcpose_trt.model.presets import bundled_model_path, get_preset
 from dcpose_trt.runtime.backends import Backend, TorchBackend
 from dcpose_trt.runtime.tracker import IoUTracker
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "openvino", "openvino-bf16", "openvino-int8")
 MODES = ("exact", "cached")
 
 
@@ -82,6 +82,10 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
         suffix = ".onnx"  # a split export directory (backbone.onnx + head.onnx)
     if backend == "auto":
         backend = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}.get(suffix, "torch")
+    if backend.startswith("openvino"):  # checkpoint (converted on demand and cached), IR, or gridsample ONNX
+        from dcpose_trt.runtime.ov_backend import open_backend
+
+        return open_backend(path, backend, preset)
     if backend == "torch":
         if suffix not in (".pth", ".pt", ".tar"):
             raise InputError(f"the torch backend needs a checkpoint (.pth), got {path}")
