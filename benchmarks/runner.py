@@ -406,7 +406,9 @@ class Artifacts:
             self._done[key] = out
         except Exception as exc:  # noqa: BLE001 - remembered, as in onnx()
             self._done[key] = exc
-            raise Skip(f"OpenVINO {key[1]} IR: {exc}") if isinstance(exc, DcposeTrtError) else exc
+            if isinstance(exc, DcposeTrtError):
+                raise Skip(f"OpenVINO {key[1]} IR: {exc}") from None
+            raise
         return out
 
     def calibration(self) -> tuple[Path, Path | None]:
@@ -466,6 +468,20 @@ class TimedBackend:
         return self._timed(self.inner.head, cur, prev, nxt, margin)
 
 
+def _deform_conv2d_fp32(input: Any, offset: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+                        dilation: Any = 1, mask: Any = None) -> Any:
+    """torchvision's deform_conv2d with autocast off and every tensor in FP32 (same signature)."""
+    import torch
+
+    from dcpose_trt.model import deform_conv2d_torchvision
+
+    def f(t: Any) -> Any:
+        return None if t is None else t.float()
+
+    with torch.autocast(input.device.type, enabled=False):
+        return deform_conv2d_torchvision(f(input), f(offset), f(weight), f(bias), stride, padding, dilation, f(mask))
+
+
 class TorchAutocastBackend:
     """A :class:`~dcpose_trt.runtime.backends.TorchBackend` under ``torch.autocast(dtype=bfloat16)``.
 
@@ -480,9 +496,18 @@ class TorchAutocastBackend:
         self.input_size: tuple[int, int] = inner.input_size
 
     def _autocast(self) -> Any:
+        import contextlib
+
         import torch
 
-        return torch.autocast(self.inner.device.type, dtype=torch.bfloat16)
+        from dcpose_trt.model import use_deform_conv
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(self.inner.device.type, dtype=torch.bfloat16))
+        # torchvision's deform_conv2d has no BF16 CPU kernel and no autocast rule: it runs in FP32, as a
+        # PyTorch user would have to arrange.
+        stack.enter_context(use_deform_conv(self.inner.model, _deform_conv2d_fp32))
+        return stack
 
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames float32[B, 9, H, W], margin float32[B, 2] → heatmaps float32[B, 17, H/4, W/4]."""
@@ -855,7 +880,8 @@ def machine_line(m: dict[str, Any]) -> str:
             f"{m.get('memory_gb')} GB RAM, {gpu_text}; "
             f"{m.get('os')}; Python {m.get('python')}, torch {v.get('torch')} ({m.get('torch_threads')} threads), "
             f"onnxruntime {v.get('onnxruntime')}, TensorRT {v.get('tensorrt') or '–'}, "
-            f"TensorRT-RTX {v.get('tensorrt_rtx') or '–'}, OpenVINO {v.get('openvino') or '–'}; load average {m.get('loadavg_start')} → "
+            f"TensorRT-RTX {v.get('tensorrt_rtx') or '–'}, OpenVINO {v.get('openvino') or '–'}; "
+            f"load average {m.get('loadavg_start')} → "
             f"{m.get('loadavg_end')}")
 
 

@@ -143,7 +143,7 @@ def quantize_backbone(backbone: Any, crops: np.ndarray, batch: int = 8) -> Any:
 
 def from_checkpoint(path: str | os.PathLike | None, precision: str = "fp32", cache_dir: str | os.PathLike | None = None,
                     calib: str | os.PathLike | None = None, calib_boxes: str | os.PathLike | None = None,
-                    calib_samples: int = 256, threads: int | None = None) -> OpenVINOBackend:
+                    calib_samples: int = 256, threads: int | None = None, calib_split: str = "val") -> OpenVINOBackend:
     """The OpenVINO backend of a checkpoint (None: the bundled model), converted once and cached as IR.
 
     The IR pair lands in ``<cache_dir>/<sha256[:16]>-<preset>-<precision>[-<calib hash>]/`` and is reused by
@@ -169,7 +169,8 @@ def from_checkpoint(path: str | os.PathLike | None, precision: str = "fp32", cac
             raise InputError("OpenVINO INT8 from a checkpoint needs real calibration crops: pass calib (a "
                              "PoseTrack-layout dataset, or a video/frames folder with calib_boxes), or give "
                              "an INT8 Q/DQ ONNX of the gridsample form ('dcpose-trt quantize')")
-        ckey = hashlib.sha256(f"{Path(calib).resolve()}|{calib_boxes}|{calib_samples}".encode()).hexdigest()[:8]
+        ckey = hashlib.sha256(f"{Path(calib).resolve()}|{calib_boxes}|{calib_samples}|{calib_split}".encode()
+                              ).hexdigest()[:8]
         key += f"-int8-{ckey}"
     folder = cache / key
     if not is_ir_pair(folder):
@@ -180,7 +181,7 @@ def from_checkpoint(path: str | os.PathLike | None, precision: str = "fp32", cac
                 build_ir(model, fp32)
             core = ov.Core()
             parts = {part: core.read_model(str(fp32 / f"{part}.xml")) for part in ("backbone", "head")}
-            build_ir(model, folder, ir_precision, calib, calib_boxes, calib_samples, parts)
+            build_ir(model, folder, ir_precision, calib, calib_boxes, calib_samples, parts, calib_split)
         else:
             build_ir(model, folder)
     return OpenVINOBackend(folder, precision=precision, threads=threads, cache_dir=cache)
@@ -193,7 +194,7 @@ def is_ir_pair(folder: Path) -> bool:
 
 def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.PathLike | None = None,
              calib_boxes: str | os.PathLike | None = None, calib_samples: int = 256,
-             parts: dict[str, Any] | None = None) -> Path:
+             parts: dict[str, Any] | None = None, calib_split: str = "val") -> Path:
     """Convert a :class:`DCPose` into an IR pair in ``folder`` (``int8``: NNCF backbone on ``calib`` crops).
 
     ``parts``: already converted FP32 ``{"backbone", "head"}`` models to start from (skips the conversion).
@@ -203,7 +204,7 @@ def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.
         from dcpose_trt.export.precision import QuantizeConfig, calibration_crops
 
         qc = QuantizeConfig(precision="int8", calib=Path(calib) if calib else None, calib_samples=calib_samples,
-                            calib_boxes=Path(calib_boxes) if calib_boxes else None)
+                            calib_boxes=Path(calib_boxes) if calib_boxes else None, calib_split=calib_split)
         qc.validate()
         p = model.preset
         crops = calibration_crops(qc, tuple(p.image_size), tuple(p.mean), tuple(p.std))
