@@ -9,6 +9,7 @@ TRT = ["tensorrt>=10.0"] + CUDA
 RTX = ["tensorrt-rtx>=1.0"] + CUDA
 LEAN = ["tensorrt-lean-cu13>=10.0"] + CUDA
 BENCH = ["matplotlib>=3.7"]
+OPENVINO = ["openvino>=2025.0", "nncf>=2.14"]
 EVAL = ["pycocotools>=2.0.7"]
 DEV = [
     "pytest>=8",
@@ -44,8 +45,9 @@ setup(
         "lean": LEAN,
         "bench": BENCH,
         "eval": EVAL,
+        "openvino": OPENVINO,
         "dev": DEV,
-        "all": ONNX + TRITON + CUDA + BENCH + EVAL,
+        "all": ONNX + TRITON + CUDA + BENCH + EVAL + OPENVINO,
     },
     entry_points={"console_scripts": ["dcpose-trt=dcpose_trt.cli:main"]},
 )
