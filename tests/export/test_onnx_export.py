@@ -34,6 +34,8 @@ class TestParity:
         got = OnnxRuntimeBackend(exports(form)).infer(frames, margin)
         assert got.shape == (batch, 17, 32, 24)
         assert np.abs(ref).max() > 0.1, "the test model must produce non-trivial heatmaps"
+        # ORT and torch block conv sums (K <= 9 * 64 terms) differently: ~sqrt(K) * eps32 relative per layer,
+        # ~1e-5 of the heatmap scale (O(1)) over the ~60 layers; 1e-4 leaves a 10x margin for any x86 kernel.
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
 
     def test_split_equals_full(self, exports, tiny_model_lively):
@@ -42,7 +44,9 @@ class TestParity:
         assert backend.split
         np.testing.assert_allclose(backend.infer(frames, margin), _torch(tiny_model_lively, frames, margin), atol=1e-4)
         full = OnnxRuntimeBackend(exports("deformconv")).infer(frames, margin)
-        np.testing.assert_allclose(backend.infer(frames, margin), full, atol=1e-5)
+        # Both are within 1e-4 of torch (above); split and full graphs fuse differently, so the bound between
+        # them follows from that one, not from this CPU's kernels.
+        np.testing.assert_allclose(backend.infer(frames, margin), full, atol=2e-4)
 
 
 class TestGraphs:

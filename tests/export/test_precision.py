@@ -8,8 +8,19 @@ import numpy as np
 import onnx
 import pytest
 
+from dcpose_trt.data.synth import SynthConfig, generate
 from dcpose_trt.errors import InputError
-from dcpose_trt.export import QuantizeConfig, check_qdq, get_metadata, int8_excluded_nodes, quantize_onnx
+from dcpose_trt.eval.fidelity import fidelity
+from dcpose_trt.export import (
+    ExportConfig,
+    QuantizeConfig,
+    check_qdq,
+    export_onnx,
+    get_metadata,
+    int8_excluded_nodes,
+    quantize_onnx,
+)
+from dcpose_trt.model.presets import BUNDLED_MODEL
 from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
 
 
@@ -18,6 +29,14 @@ def int8(exports, sample_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
     cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=16)
     return quantize_onnx(exports("deformconv"), out, cfg)
+
+
+@pytest.fixture(scope="module")
+def synth_data(tmp_path_factory):
+    """Synthetic videos like the ones the bundled model was trained on: one train, one val video of 8 frames."""
+    root = tmp_path_factory.mktemp("synth")
+    generate(SynthConfig(out=root, videos=2, frames=8, seed=0, split_ratio=0.5, workers=1))
+    return root
 
 
 def _inputs():
@@ -40,6 +59,8 @@ def test_fp16_runs_and_keeps_fp32_where_required(exports, tmp_path):
     ref = OnnxRuntimeBackend(exports("deformconv")).infer(frames, margin)
     got = OnnxRuntimeBackend(out).infer(frames, margin)
     assert got.dtype == np.float32 and np.isfinite(got).all()
+    # FP16 weights and activations round to 2^-11 (4.9e-4) relative at every conv; linear growth over the
+    # tiny model's depth stays ~3 % of the peak with fp32 accumulation (MLAS on x86; casts where no FP16 kernel).
     assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
 
 
@@ -91,22 +112,31 @@ def test_check_qdq_flags_asymmetric():
     assert any("uint8" in p for p in problems) and any("zero point" in p for p in problems)
 
 
-def test_int8_split_quantizes_backbone_and_keeps_head(exports, sample_clip, tmp_path):
-    """A split export: the backbone is calibrated on single-frame crops, the head stays FP32 (the rules)."""
+def test_int8_split_quantizes_backbone_and_keeps_head(exports, sample_clip, synth_data, tmp_path):
+    """A split export of the trained bundled model: the backbone is calibrated on single-frame crops, the head
+    stays FP32 (the rules), and INT8 keeps the keypoints of FP32."""
     cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=8)
     with pytest.raises(InputError, match="folder for its two parts"):
         quantize_onnx(exports("split"), tmp_path / "x.onnx", cfg)
-    out = quantize_onnx(exports("split"), tmp_path / "int8", cfg)
+    fp32 = export_onnx(BUNDLED_MODEL, tmp_path / "fp32", ExportConfig(deform="deformconv", split=True, check=False))
+    # Calibrate on the training distribution of the bundled model (synthetic train), evaluate on synthetic val.
+    cfg = QuantizeConfig("int8", calib=synth_data, calib_split="train", calib_samples=32)
+    out = quantize_onnx(fp32, tmp_path / "int8", cfg)
     bb, head = onnx.load(str(out / "backbone.onnx")), onnx.load(str(out / "head.onnx"))
     assert get_metadata(bb)["dcpose_trt.precision"] == get_metadata(head)["dcpose_trt.precision"] == "int8"
     assert sum(n.op_type == "QuantizeLinear" for n in bb.graph.node) > 50
-    assert check_qdq(bb, int8_excluded_nodes(onnx.load(str(exports("split") / "backbone.onnx")))) == []
+    assert check_qdq(bb, int8_excluded_nodes(onnx.load(str(fp32 / "backbone.onnx")))) == []
     assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in head.graph.node)
-    # The pair runs as a cached-mode backend, close to FP32.
-    x = np.random.default_rng(1).random((2, 3, 128, 96), np.float32)
-    ref, got = OnnxRuntimeBackend(exports("split")).backbone(x), OnnxRuntimeBackend(out).backbone(x)
-    assert got.shape == ref.shape and np.isfinite(got).all()
-    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
+    # The pair runs as a cached-mode backend and keeps FP32's keypoints (the trained model, so peaks are real).
+    report = fidelity(BUNDLED_MODEL, out, synth_data, split="val")
+    assert report.n_persons >= 12
+    # The reference finds joints (41 mean AP on this hard synthetic val; a model without real peaks gets ~0).
+    assert report.ap_reference is not None and report.ap_reference["Mean"] > 20, report.ap_reference
+    # Kernel-independent bound: INT8 noise (activation step = range / 127 per layer) moves a heatmap peak to
+    # another cell only where two cells nearly tie; 98 % of joints stay within one cell on the full synthetic
+    # val (precision.py), 100 % on this set on AVX-512 VNNI. Any x86 INT8 kernel (VNNI or AVX2 u8s8 with its
+    # 16-bit pair sums) is within that noise; mis-scaled or saturated layers move most joints.
+    assert report.overall["within_cell"] >= 0.9, report.format_table()
 
 
 def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, tmp_path, caplog):

@@ -72,6 +72,7 @@ def test_forward_equals_backbone_plus_head(tiny):
         full = tiny(x, margin)
         cur, prev, nxt = (tiny.backbone(x[:, 3 * i : 3 * i + 3]) for i in range(3))
         split = tiny.head(cur, prev, nxt, margin)
+    # fp32, the same convs at another batch size (kernels may block the sums differently): ~100 eps (1.2e-7).
     torch.testing.assert_close(full, split, rtol=1e-5, atol=1e-5)
 
 
@@ -109,6 +110,7 @@ def test_head_matches_official_per_joint_loops(tiny):
             for i, d in enumerate(DILATIONS)
         )
         got = tiny.head(cur, prev, nxt, margin)
+    # The same ops on the same values, only the concatenation order differs: a few eps (1.2e-7) at most.
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -199,7 +201,8 @@ def test_gridsample_reference_equals_torchvision(d):
     ref = deform_conv2d(x, off, weight, bias, padding=d, dilation=d, mask=mask)
     got = deform_conv2d_gridsample(x, off, weight, bias, padding=d, dilation=d, mask=mask)
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5), (got - ref).abs().max()
-    # float32 too, the dtype the model runs in
+    # float32 too, the dtype the model runs in: 153 products of N(0, 1) terms (output ~12) summed in another
+    # order, worst case 153 * eps32 * sum|terms| ~ 2e-4 absolute; typical ~sqrt(153) * eps * 12 ~ 2e-5.
     got32 = deform_conv2d_gridsample(x.float(), off.float(), weight.float(), bias.float(), padding=d,
                                      dilation=d, mask=mask.float())
     assert torch.allclose(got32.double(), ref, rtol=1e-4, atol=1e-4)
@@ -252,6 +255,7 @@ def test_model_with_gridsample_equals_torchvision(tiny):
         with use_deform_conv(tiny, deform_conv2d_gridsample):
             got = tiny(x, torch.ones(2, 2))
         again = tiny(x, torch.ones(2, 2))
+    # DCN sums (17 ch x 9 taps) in another order per layer, then the rest of the head: ~100 eps relative.
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
     assert torch.equal(again, ref)  # the context manager restored torchvision
 

@@ -8,7 +8,27 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pytest
 import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def _assert_same_poses(a: np.ndarray, b: np.ndarray, min_agree: float = 0.95) -> None:
+    """Keypoints float32[N, 17, 3] of one model run two ways (batch sizes, cached vs exact) agree.
+
+    Different batch sizes or graph splits pick different conv kernels/blockings, so float32 sums differ in
+    the last bits (~1e-6 relative). Scores (heatmap peaks) therefore agree to 1e-4 relative; a position is
+    an argmax, which such noise moves only where two cells nearly tie: allow a few such joints.
+    """
+    np.testing.assert_allclose(a[..., 2], b[..., 2], rtol=1e-4, atol=1e-4 * float(np.abs(a[..., 2]).max()))
+    agree = np.all(np.abs(a[..., :2] - b[..., :2]) <= 1e-3, axis=-1)
+    assert agree.mean() >= min_agree, f"{agree.mean():.1%} of joints agree"
+
+
+@pytest.fixture
+def assert_same_poses():
+    """The comparison of two runs' keypoints that tolerates argmax near-ties (see _assert_same_poses)."""
+    return _assert_same_poses

@@ -101,15 +101,16 @@ def test_cached_mode_one_backbone_call_per_person_frame(synth_video, model):
     assert np.isfinite(d).all()
 
 
-def test_cached_mode_equals_exact_for_a_static_person(model):
+def test_cached_mode_equals_exact_for_a_static_person(model, assert_same_poses):
     """Same box in every frame: re-aligned cached heatmaps are exactly the exact mode's crops."""
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(4)]
     boxes = [np.array([[30, 10, 60, 100, 0.9]], np.float32)] * 4
     a = PoseEstimator(backend=TorchBackend(model), mode="cached").run(frames, boxes)
     b = PoseEstimator(backend=TorchBackend(model), mode="exact").run(frames, boxes)
-    for x, y in zip(a, b, strict=True):
-        np.testing.assert_allclose(x.persons[0].keypoints, y.persons[0].keypoints, atol=1e-3)
+    # Cached mode runs the backbone on another batch size than exact mode: last-bit differences, so the
+    # comparison allows argmax near-ties (see assert_same_poses).
+    assert_same_poses(np.stack([x.persons[0].keypoints for x in a]), np.stack([y.persons[0].keypoints for y in b]))
 
 
 def test_cached_mode_needs_split_backend(model):

@@ -8,7 +8,14 @@ import torch
 
 from dcpose_trt.cli import main
 from dcpose_trt.data.synth import SynthConfig, generate
-from dcpose_trt.model import build_dcpose, load_checkpoint, read_checkpoint_meta, save_checkpoint
+from dcpose_trt.model import (
+    build_dcpose,
+    deform_conv2d_gridsample,
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+    use_deform_conv,
+)
 from dcpose_trt.model.presets import get_preset
 from dcpose_trt.train import TrainConfig, train
 from dcpose_trt.train.dataset import AugmentConfig, PoseTrackTrainSet, training_samples
@@ -59,21 +66,30 @@ def test_samples_use_neighbour_frames_and_same_affine(tiny_set):
 
 
 def test_training_steps_reduce_loss(tiny_set):
+    """Adam on one fixed batch drives the loss clearly down (the recipe learns; gradients flow end to end).
+
+    Not "loss after a few official-LR steps < loss before": from the official near-zero init, Adam's first
+    step at LR 1e-3 overshoots (loss x2.7 on one CPU), and whether it has recovered after 3 steps depends on
+    rounding, so on the CPU's kernels. At LR 1e-4 the loss falls by ~28 % in 7 steps (0.0081 -> 0.0058);
+    the 15 % margin is far above any kernel's rounding (fp32 losses differ by ~1e-6 relative across CPUs).
+    """
     torch.manual_seed(0)
-    samples = training_samples(tiny_set, "train")[:8]
+    samples = training_samples(tiny_set, "train")[:2]
     ds = PoseTrackTrainSet(samples, get_preset("tiny-128x96"), 1.5, AugmentConfig(enabled=False))
     batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
     model = build_dcpose("tiny-128x96").train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     losses = []
-    for _ in range(3):
-        out = model(batch["frames"], batch["margin"])
-        loss = joint_mse_loss(out, batch["target"], batch["target_weight"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    # The training loop's DCN (train() uses it too): the same op as torchvision's, with a faster backward.
+    with use_deform_conv(model, deform_conv2d_gridsample):
+        for _ in range(8):
+            out = model(batch["frames"], batch["margin"])
+            loss = joint_mse_loss(out, batch["target"], batch["target_weight"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    assert min(losses[-3:]) < 0.85 * losses[0], losses
 
 
 def test_train_cli_checkpoints_and_resume(tiny_set, tmp_path):
