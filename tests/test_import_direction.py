@@ -48,10 +48,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
     ("dcpose_trt.export.cli", "dcpose_trt.eval.fidelity"),
     # the benchmark takes the model loader from export; use dcpose_trt.model.load_model (#13 item 4).
     ("benchmarks.runner", "dcpose_trt.export.onnx_export"),
-    # export still has its own loader (export.onnx_export.load_model); switch it to model.load_model
-    # (#13 item 4).
-    ("dcpose_trt.export", "dcpose_trt.export.onnx_export"),
-    ("dcpose_trt.export.cli", "dcpose_trt.export.onnx_export"),
     # the on-demand export cache of `run` lives in runtime and calls export; its export/build half
     # belongs to engine (#13 item 6).
     ("dcpose_trt.runtime.model_cache", "dcpose_trt.export"),

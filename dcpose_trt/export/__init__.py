@@ -20,7 +20,6 @@ from dcpose_trt.export.onnx_export import (
     export_onnx,
     get_metadata,
     graph_diff_except_dcn,
-    load_model,
 )
 from dcpose_trt.export.precision import QuantizeConfig, check_qdq, int8_excluded_nodes, quantize_onnx
 
@@ -35,7 +34,6 @@ __all__ = [
     "get_metadata",
     "graph_diff_except_dcn",
     "int8_excluded_nodes",
-    "load_model",
     "make_deform_translation",
     "plugin_identity",
     "plugin_op_schema",

@@ -25,7 +25,8 @@ def _export(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
     check_writable(args.out, folder=args.split)
-    from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary, load_model
+    from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary
+    from dcpose_trt.model import load_model
 
     _progress_logging()
     cfg = ExportConfig(deform=args.deform, split=args.split, opset=args.opset, check=args.check)
