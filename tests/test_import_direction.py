@@ -2,7 +2,7 @@
 
 ``eval`` and ``train`` sit beside ``export``/``runtime`` and are imported by nothing below them;
 ``runtime`` imports neither ``train`` nor ``export``. The bottom modules (``errors``, ``_deps``,
-``_atomic``, ``contract`` and the package root) may be imported from anywhere. The check reads the
+``_atomic``, ``_env``, ``contract`` and the package root) may be imported from anywhere. The check reads the
 source with :mod:`ast` (nothing is imported), so it sees module-level *and* function-level imports.
 """
 
@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "dcpose_trt"
 
 #: Anyone may import these (``""`` is the package root: ``__version__``, ``DcposeTrtError``).
-BOTTOM = frozenset({"", "errors", "_deps", "_atomic", "contract"})
+BOTTOM = frozenset({"", "errors", "_deps", "_atomic", "_env", "contract"})
 
 #: What each stage package may import besides itself and BOTTOM. ``plugins`` (the DCN op and its
 #: TensorRT plugin) sits beside ``data``, on the model, under export/engine/runtime.

@@ -314,7 +314,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
         if not hasattr(trt.BuilderFlag, "FP16"):
             raise EngineBuildError(
                 f"{cfg.backend} {trt.__version__} has no BuilderFlag.FP16 (weakly typed FP16 was removed); "
-                "build an FP16 ONNX (dcpose-trt export --precision fp16) without --fp16-flag")
+                "build an FP16 ONNX (dcpose-trt quantize --precision fp16) without --fp16-flag")
         config.set_flag(trt.BuilderFlag.FP16)
         build_flags.append("FP16")
     if cfg.version_compatible:
