@@ -1,7 +1,8 @@
 """torch → ONNX export (three deformable-conv forms, split backbone/head) and FP16/INT8 ONNX.
 
 ``export_onnx(model, out, ExportConfig(...))`` writes the graph; ``quantize_onnx(onnx, out,
-QuantizeConfig(...))`` lowers its precision. onnx, onnxscript and onnxruntime are imported when used.
+QuantizeConfig(...))`` lowers its precision (:mod:`.fp16`, :mod:`.int8`, with the graph walks and Q/DQ
+checks of :mod:`.qdq`). onnx, onnxscript and onnxruntime are imported when used.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dcpose_trt.export.onnx_export import (
     get_metadata,
     graph_diff_except_dcn,
 )
-from dcpose_trt.export.precision import QuantizeConfig, check_qdq, int8_excluded_nodes, quantize_onnx
+from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
+from dcpose_trt.export.qdq import check_qdq, int8_excluded_nodes
 
 __all__ = [
     "DEFORM_FORMS",

@@ -88,7 +88,7 @@ class ExportConfig:
     check_atol: float = 1e-4
     check_rtol: float = 1e-4
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.deform not in DEFORM_FORMS:
             raise InputError(f"unknown --deform {self.deform!r}; choose one of: {', '.join(DEFORM_FORMS)}")
         need = 16 if self.deform == "gridsample" else 19
@@ -377,7 +377,6 @@ def export_graph(model: DCPose, part: str, cfg: ExportConfig) -> tuple[Any, Chec
     require("onnxscript", "onnx", "ONNX export")
     if part not in PARTS:
         raise InputError(f"unknown part {part!r}; choose one of: {', '.join(PARTS)}")
-    cfg.validate()
     model.eval()
     with _stage(f"exporting {model.preset.name} {part} ({cfg.deform}, opset {cfg.opset})"):
         proto = _torch_export(model, part, cfg)
@@ -424,7 +423,6 @@ def export_onnx(model: DCPose | str | os.PathLike | None, out: str | os.PathLike
     Raises:
         InputError: bad settings or paths. ExportError: the exporter or the check failed.
     """
-    cfg.validate()
     if not isinstance(model, nn.Module):
         model = load_model(model)
     out = Path(out)
