@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from dcpose_trt.errors import InputError
+from dcpose_trt._atomic import atomic_write_text
+from dcpose_trt.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
                   for f in frames_for_video(v, pred[key][v.name])]
             aps[key] = evaluate_frames(ev).table
         report.ap_reference, report.ap_candidate = aps["ref"], aps["cand"]
-    except Exception as exc:  # noqa: BLE001 - AP needs full GT (head boxes...); displacement stands alone
+    except DataError as exc:  # AP needs full GT (head boxes, every labeled frame); displacement stands alone
         log.warning("AP not computed: %s", exc)
     log.info("fidelity over %d persons in %d frames: %.2f%% within one heatmap cell (%dx%d heatmaps)",
              len(px), n_frames, 100 * report.overall["within_cell"], hh, hw)
@@ -176,7 +177,4 @@ def write_report(report: FidelityReport, path: str | os.PathLike) -> Path:
     """Write the report as JSON (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(report.to_json(), indent=2) + "\n")

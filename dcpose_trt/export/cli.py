@@ -1,4 +1,4 @@
-"""CLI verbs of the export stage: ``export``, ``quantize`` and ``fidelity``.
+"""CLI verbs of the export stage: ``export`` and ``quantize`` (``fidelity`` is the eval stage's).
 
 Only argparse at import time, so ``dcpose-trt --help`` needs none of torch.onnx, onnx or onnxruntime.
 Each verb parses its flags into the stage's config dataclass and calls one function.
@@ -52,20 +52,6 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fidelity(args: argparse.Namespace) -> int:
-    from dcpose_trt.errors import InputError
-    from dcpose_trt.eval.fidelity import fidelity, write_report
-
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
-    _progress_logging()
-    report = fidelity(args.reference, args.candidate, args.data, split=args.split, max_frames=args.max_frames)
-    print(report.format_table())
-    if args.json:
-        print(f"wrote {write_report(report, args.json)}")
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's verbs to the ``dcpose-trt`` parser."""
     p = sub.add_parser("export", help="export DCPose to ONNX (three deformable-conv forms, optional split)",
@@ -95,13 +81,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax")
     q.add_argument("--out", type=Path, required=True, help="output .onnx (for a split folder: a folder)")
     q.set_defaults(func=_quantize)
-
-    f = sub.add_parser("fidelity", help="keypoint displacement and AP of a candidate backend vs a reference",
-                       description="Compare keypoints of two models on a PoseTrack-layout split (GT boxes).")
-    f.add_argument("--reference", type=Path, required=True, help="checkpoint (.pth) or ONNX")
-    f.add_argument("--candidate", type=Path, required=True, help="ONNX (FP16/INT8) or TensorRT plan")
-    f.add_argument("--data", type=Path, required=True, help="PoseTrack-layout dataset root")
-    f.add_argument("--split", default="val", help="dataset split (default: val)")
-    f.add_argument("--max-frames", type=int, help="stop after this many labeled frames")
-    f.add_argument("--json", type=Path, help="also write the report as JSON")
-    f.set_defaults(func=_fidelity)
