@@ -44,9 +44,6 @@ HOME = {"load_model": "dcpose_trt.model"}
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
     # the benchmark takes the model loader from export; use dcpose_trt.model.load_model (#13 item 4).
     ("benchmarks.runner", "dcpose_trt.export.onnx_export"),
-    # the on-demand export cache of `run` lives in runtime and calls export; its export/build half
-    # belongs to engine (#13 item 6).
-    ("dcpose_trt.runtime.model_cache", "dcpose_trt.export"),
 })  # fmt: skip
 
 

@@ -68,7 +68,7 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
     which picks the backend from the file: for a plan the one its sidecar names (TensorRT or
     TensorRT-RTX), ONNX Runtime for ONNX, torch for a checkpoint. Without ``model``, the bundled tiny
     checkpoint is used. A checkpoint given to a backend that runs exported files (``onnxruntime``,
-    ``tensorrt``, ``tensorrt-rtx``, and any registered with :func:`~dcpose_trt.runtime.model_cache.register_exporter`)
+    ``tensorrt``, ``tensorrt-rtx``, and any registered with :func:`~dcpose_trt.engine.model_cache.register_exporter`)
     is exported on demand into the model cache (see :mod:`dcpose_trt.runtime.model_cache`) and reused.
     """
     from dcpose_trt.runtime import model_cache

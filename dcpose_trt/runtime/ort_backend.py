@@ -231,4 +231,4 @@ def open_onnxruntime(path: Path | None, name: str, preset: str | None, device: s
                 "the ONNX it was built from, or a checkpoint (.pth)" if is_plan else
                 f"export one with 'dcpose-trt export --model {path} --out model.onnx'")
         raise InputError(f"the onnxruntime backend needs an ONNX file, got {path}; {hint}")
-    return OnnxRuntimeBackend(path)
+    return OnnxRuntimeBackend(path, preset=preset)

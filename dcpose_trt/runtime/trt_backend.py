@@ -435,7 +435,7 @@ def open_plan(path: Path | None, name: str, preset: str | None, device: str) -> 
     """Opener of ``--backend tensorrt`` / ``tensorrt-rtx`` (and ``auto`` for a plan: the sidecar's builder)."""
     if path is None or path.suffix.lower() not in (".plan", ".engine"):
         raise InputError(f"the {name} backend needs a TensorRT plan (.plan); build one with 'dcpose-trt build'")
-    return TensorRTBackend(path, backend=name)
+    return TensorRTBackend(path, backend=name, preset=preset)
 
 # Re-exported: the torch-CUDA backend lived here.
 from dcpose_trt.runtime.torch_cuda import TorchCudaBackend, TorchCudaExecutor  # noqa: E402,F401
