@@ -69,11 +69,15 @@ class FidelityReport:
         return "\n".join(lines)
 
 
-def _open_backend(path: str | os.PathLike, preset: str | None) -> Any:
-    """Checkpoint → torch, ONNX (file or split folder) → ONNX Runtime, plan → TensorRT."""
+def _open_backend(path: str | os.PathLike, preset: str | None, backend: str = "auto") -> Any:
+    """Checkpoint → torch, ONNX (file or split folder) → ONNX Runtime, plan → TensorRT; or a named ``backend``."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"model not found: {p}")
+    if backend != "auto":
+        from dcpose_trt.runtime.estimator import make_backend
+
+        return make_backend(p, backend, preset)
     if p.suffix in (".pth", ".pt", ".tar"):
         from dcpose_trt.runtime.backends import TorchBackend
 
@@ -98,7 +102,8 @@ def _pt15_points(coords: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: str | os.PathLike,
-             split: str = "val", batch: int = 16, max_frames: int | None = None) -> FidelityReport:
+             split: str = "val", batch: int = 16, max_frames: int | None = None,
+             candidate_backend: str = "auto") -> FidelityReport:
     """Compare a candidate backend with a reference on a PoseTrack-layout split (GT boxes).
 
     Args:
@@ -107,6 +112,7 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
         data: dataset root with ``annotations/<split>/*.json`` and the images.
         split: dataset split. Defaults to ``val``.
         batch: persons per backend call. max_frames: stop after this many labeled frames.
+        candidate_backend: ``auto`` (by file type) or a registered backend name (``openvino-bf16``...).
     """
     from dcpose_trt.data.posetrack import load_split
     from dcpose_trt.data.transforms import clean_boxes, decode_heatmaps, make_inputs
@@ -116,7 +122,7 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
     from dcpose_trt.model import get_preset
 
     ref = _open_backend(reference, None)
-    cand = _open_backend(candidate, ref.preset_name)
+    cand = _open_backend(candidate, ref.preset_name, candidate_backend)
     if cand.preset_name != ref.preset_name:
         raise InputError(f"reference preset {ref.preset_name} != candidate preset {cand.preset_name}")
     preset = get_preset(ref.preset_name)

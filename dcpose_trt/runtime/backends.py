@@ -15,8 +15,9 @@ Protocols (abstract base classes; :class:`~dcpose_trt.runtime.PoseEstimator` dis
   decoding on the device.
 
 Registry: ``--backend NAME`` opens a model through :data:`REGISTRY` (name → :class:`BackendSpec`).
-Built-in names: ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx`` (and ``auto``, which picks
-one from the file). A new backend is one module (a :class:`Backend` subclass plus an opener) and one
+Built-in names: ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, ``openvino``,
+``openvino-bf16``, ``openvino-int8`` (and ``auto``, which picks torch, onnxruntime or the plan's
+TensorRT from the file). A new backend is one module (a :class:`Backend` subclass plus an opener) and one
 :func:`register_backend` line in :mod:`dcpose_trt.runtime.registry`.
 """
 
@@ -121,7 +122,7 @@ class BackendSpec:
         return fn(path, name, preset, device)
 
 
-#: ``--backend`` name → how to open a model with it (filled by :mod:`dcpose_trt.runtime.registry`).
+#: ``--backend`` name → how to open a model with it (filled at the bottom of this module).
 REGISTRY: dict[str, BackendSpec] = {}
 
 
@@ -213,3 +214,5 @@ register_backend("torch", "dcpose_trt.runtime.backends:open_torch", (".pth", ".p
 register_backend("onnxruntime", "dcpose_trt.runtime.ort_backend:open_onnxruntime", (".onnx",))
 register_backend("tensorrt", "dcpose_trt.runtime.trt_backend:open_plan", (".plan", ".engine"))
 register_backend("tensorrt-rtx", "dcpose_trt.runtime.trt_backend:open_plan", (".plan", ".engine"))
+for _name in ("openvino", "openvino-bf16", "openvino-int8"):  # the precision rides on the name
+    register_backend(_name, "dcpose_trt.runtime.ov_backend:open_openvino", (".pth", ".pt", ".tar", ".onnx", ".xml"))

@@ -31,6 +31,8 @@ from dcpose_trt.runtime.backends import REGISTRY, Backend, GpuPoseBackend, Split
 from dcpose_trt.runtime.tracker import IoUTracker
 
 MODES = ("exact", "cached")
+#: ``auto``: the backend for a model file's suffix (anything else: torch, for a checkpoint).
+AUTO = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}
 
 
 @dataclass
@@ -89,7 +91,7 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
     name = backend
     if backend == "auto":
         # A plan's sidecar names its builder: the TensorRT opener reads it (name "auto").
-        backend = next((n for n, spec in REGISTRY.items() if suffix in spec.suffixes), "torch")
+        backend = AUTO.get(suffix, "torch")
     spec = REGISTRY.get(backend)
     is_checkpoint = suffix in (".pth", ".pt", ".tar")
     if is_checkpoint and (spec is None or suffix not in spec.suffixes) and backend in model_cache.registered_backends():

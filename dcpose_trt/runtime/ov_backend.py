@@ -1,0 +1,302 @@
+"""OpenVINO backend: the :class:`~dcpose_trt.runtime.backends.Backend` interface on the CPU through OpenVINO.
+
+Sources, in order of preference:
+
+* a DCPose checkpoint (``.pth``, or None for the bundled model): converted on demand with OpenVINO's
+  PyTorch frontend (``ov.convert_model`` on the backbone and the head module; torchvision's
+  ``deform_conv2d`` becomes OpenVINO's native ``DeformableConvolution``) and saved as IR in a cache keyed
+  by the checkpoint's SHA-256, the precision and the OpenVINO version. This is the default because it
+  keeps the deformable convolution one native op: on tiny-128x96 the head ran in 172 ms vs 187 ms
+  for the ``gridsample`` ONNX form (FP32, 1 person, load average 10 on 2 cores, see README), and the
+  backbone in 8.5 vs 24 ms.
+* an ONNX file of the ``gridsample`` form (OpenVINO has no conversion rule for ONNX ``DeformConv``),
+  whole or split (folder with ``backbone.onnx`` + ``head.onnx``), FP32 or our INT8 Q/DQ export;
+* OpenVINO IR (``.xml``, or a folder with ``backbone.xml`` + ``head.xml``).
+
+Precisions: ``fp32``; ``bf16`` (OpenVINO's inference-precision hint; only where the CPU reports BF16,
+i.e. AVX-512 BF16 or AMX); ``int8`` (NNCF post-training quantization of the backbone, calibrated on real
+person crops, with the head kept in FP32 because its deformable-conv offsets decide sub-pixel positions;
+or a Q/DQ INT8 ONNX as exported). Compiled models are cached on disk (OpenVINO ``CACHE_DIR``) so a second
+start skips compilation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcpose_trt._deps import require
+from dcpose_trt.contract import META_PRECISION, META_PRESET
+from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the conversion step is the engine's)
+    build_ir,
+    convert_parts,
+    default_cache_dir,
+    ir_for_checkpoint,
+    is_ir_pair,
+)
+from dcpose_trt.errors import InputError
+from dcpose_trt.runtime.backends import Backend, SplitBackend
+
+log = logging.getLogger(__name__)
+
+NAME = "openvino"
+PRECISIONS = ("fp32", "bf16", "int8")
+# Backend names the CLI and make_backend accept: the precision rides on the name, so every verb that takes
+# --backend gets BF16/INT8 without a new flag.
+BACKEND_NAMES = ("openvino", "openvino-bf16", "openvino-int8")
+_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the non-quantized parts run in FP32
+
+
+def precision_of(backend: str) -> str:
+    """``"openvino-bf16"`` → ``"bf16"``; ``"openvino"`` → ``"fp32"``."""
+    if backend not in BACKEND_NAMES:
+        raise InputError(f"unknown OpenVINO backend {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}")
+    return backend.split("-", 1)[1] if "-" in backend else "fp32"
+
+
+def _ov() -> Any:
+    return require("openvino", "openvino", "the OpenVINO backend")
+
+
+def cpu_has_bf16() -> bool:
+    """True when OpenVINO's CPU plugin reports native BF16 (AVX-512 BF16 or AMX)."""
+    ov = _ov()
+    try:
+        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - no CPU plugin: no BF16
+        return False
+    return "BF16" in caps
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown OpenVINO precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision == "bf16" and not cpu_has_bf16():
+        raise InputError("OpenVINO BF16 needs a CPU with AVX-512 BF16 or AMX; this CPU has neither "
+                         "(use fp32 or int8)")
+
+
+def from_checkpoint(path: str | os.PathLike | None, precision: str = "fp32", cache_dir: str | os.PathLike | None = None,
+                    calib: str | os.PathLike | None = None, calib_boxes: str | os.PathLike | None = None,
+                    calib_samples: int = 256, threads: int | None = None, calib_split: str = "val") -> OpenVINOBackend:
+    """The OpenVINO backend of a checkpoint (None: the bundled model), converted once and cached as IR
+    (:func:`dcpose_trt.engine.openvino_ir.ir_for_checkpoint`)."""
+    _check_precision(precision)
+    folder, cache = ir_for_checkpoint(path, precision, cache_dir, calib, calib_boxes, calib_samples, calib_split)
+    return OpenVINOBackend(folder, precision=precision, threads=threads, cache_dir=cache)
+
+
+# %% Backend -------------------------------------------------------------------------------------------
+
+
+def _f32(a: np.ndarray, name: str, ndim: int) -> np.ndarray:
+    arr = np.ascontiguousarray(a, dtype=np.float32)
+    if arr.ndim != ndim:
+        raise InputError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    return arr
+
+
+class _Compiled:
+    """One compiled OpenVINO model with one infer request (the runtime serves one call at a time)."""
+
+    def __init__(self, core: Any, path: Path, config: dict[str, Any]):
+        ov = _ov()
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError/OpConversionFailure
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            hint = (" (OpenVINO cannot read ONNX DeformConv: export with --deform gridsample, or give the "
+                    "checkpoint)") if "DeformConv" in str(exc) else ""
+            raise InputError(f"OpenVINO cannot read {path}: {first[:200]}{hint}") from None
+        self.path = path
+        self.meta = _metadata(model, path)
+        self.inputs = [p.get_any_name() for p in model.inputs]
+        self.input_shapes = [p.get_partial_shape() for p in model.inputs]
+        # Compiling from the path (not the ov.Model) lets the CPU plugin's CACHE_DIR skip the compilation.
+        self.compiled = core.compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        del ov
+
+    def run(self, *arrays: np.ndarray) -> np.ndarray:
+        self.request.infer(list(arrays))
+        return self.request.get_output_tensor(0).data.copy()
+
+
+def _metadata(model: Any, path: Path) -> dict[str, str]:
+    """Preset and precision: ONNX metadata_props for ONNX files, rt_info for our IR."""
+    meta: dict[str, str] = {}
+    if path.suffix == ".onnx":
+        onnx = require("onnx", "onnx", "reading ONNX metadata")
+        proto = onnx.load(str(path), load_external_data=False)
+        meta = {p.key: p.value for p in proto.metadata_props}
+    elif model.has_rt_info(["framework", META_PRESET]):
+        meta[META_PRESET] = model.get_rt_info(["framework", META_PRESET]).astype(str)
+    if any("FakeQuantize" in op.get_type_name() or "FakeConvert" in op.get_type_name() for op in model.get_ops()):
+        meta[META_PRECISION] = "int8"
+    return meta
+
+
+class OpenVINOBackend(Backend):
+    """DCPose on OpenVINO's CPU plugin.
+
+    Constructing it with a split pair gives an :class:`OpenVINOSplitBackend` (its subclass that also
+    implements :class:`~dcpose_trt.runtime.backends.SplitBackend`).
+
+    Args:
+        path: an IR or ONNX file of the whole model (``frames``, ``margin`` inputs), or a split pair: a
+            folder with ``backbone.xml`` + ``head.xml`` (or ``.onnx``), or a ``(backbone, head)`` pair.
+            For a checkpoint use :func:`from_checkpoint`.
+        precision: ``fp32``, ``bf16`` (inference-precision hint) or ``int8`` (the file must be quantized:
+            an NNCF IR from :func:`from_checkpoint` or a Q/DQ ONNX).
+        preset: expected preset; a file of another preset raises :class:`InputError`.
+        threads: CPU inference threads (default: OpenVINO's, all usable cores).
+        cache_dir: OpenVINO compiled-model cache is ``<cache_dir>/compiled`` (default :func:`default_cache_dir`).
+
+    Attributes: name ``"openvino"``, preset_name, input_size (crop H, W), precision, split,
+    last_inference_time (s, last ``infer``), compile_seconds (reading + compiling all parts).
+    """
+
+    name = NAME
+
+    def __new__(cls, path: str | os.PathLike | Sequence[str | os.PathLike], *args: Any, **kwargs: Any
+                ) -> OpenVINOBackend:
+        if cls is OpenVINOBackend and not isinstance(cls._resolve(path), Path):
+            cls = OpenVINOSplitBackend  # a backbone/head pair
+        return super().__new__(cls)
+
+    def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], precision: str = "fp32",
+                 preset: str | None = None, threads: int | None = None, cache_dir: str | os.PathLike | None = None):
+        ov = _ov()
+        _check_precision(precision)
+        pair = self._resolve(path)
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        core = ov.Core()
+        try:
+            (cache / "compiled").mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(cache / "compiled")})
+        except OSError as exc:  # a read-only home only costs a recompilation per start
+            log.info("no OpenVINO model cache in %s: %s", cache, exc)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINT[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        t0 = time.perf_counter()
+        self._full: _Compiled | None = None
+        self._backbone: _Compiled | None = None
+        self._head: _Compiled | None = None
+        if isinstance(pair, Path):
+            self._full = _Compiled(core, pair, config)
+            parts = [self._full]
+            if len(self._full.inputs) != 2:
+                raise InputError(f"{pair} is not a whole DCPose model (inputs {self._full.inputs}); "
+                                 "for a split export give its folder")
+        else:
+            self._backbone = _Compiled(core, pair[0], config)
+            self._head = _Compiled(core, pair[1], config)
+            parts = [self._backbone, self._head]
+            if len(self._backbone.inputs) != 1 or len(self._head.inputs) != 4:
+                raise InputError(f"{pair[0]} / {pair[1]} are not a DCPose backbone/head pair")
+        self.compile_seconds = time.perf_counter() - t0
+        presets = {p.meta.get(META_PRESET) for p in parts}
+        if len(presets) != 1 or None in presets:
+            raise InputError(f"{', '.join(str(p.path) for p in parts)}: missing or inconsistent preset metadata "
+                             f"({presets}); convert with from_checkpoint or re-export with 'dcpose-trt export'")
+        self.preset_name: str = presets.pop()  # type: ignore[assignment]
+        if preset is not None and preset != self.preset_name:
+            raise InputError(f"{parts[0].path} was exported for preset {self.preset_name}, not {preset}")
+        shape = parts[0].input_shapes[0]
+        if shape.rank.get_length() != 4 or not (shape[2].is_static and shape[3].is_static):
+            raise InputError(f"{parts[0].path}: the crop size must be static, got input shape {shape}")
+        self.input_size: tuple[int, int] = (shape[2].get_length(), shape[3].get_length())
+        quantized = any(p.meta.get(META_PRECISION) == "int8" for p in parts)
+        if precision == "int8" and not quantized:
+            raise InputError(f"{parts[0].path} is not quantized; for INT8 give a Q/DQ ONNX or use from_checkpoint "
+                             "with calibration data")
+        self.precision = precision if precision != "fp32" or not quantized else "int8"
+        self.split = self._full is None
+        self.last_inference_time = 0.0
+
+    @staticmethod
+    def _resolve(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | tuple[Path, Path]:
+        if not isinstance(path, (str, os.PathLike)):
+            items = [Path(p) for p in path]
+            if len(items) != 2:
+                raise InputError(f"give one model file or a (backbone, head) pair, got {len(items)} paths")
+            return items[0], items[1]
+        p = Path(path)
+        if p.is_dir():
+            for ext in (".xml", ".onnx"):
+                if (p / f"backbone{ext}").is_file() and (p / f"head{ext}").is_file():
+                    return p / f"backbone{ext}", p / f"head{ext}"
+            for name in ("model.xml", "model.onnx"):
+                if (p / name).is_file():
+                    return p / name
+            raise InputError(f"{p} holds neither backbone + head (.xml or .onnx) nor model.xml/.onnx")
+        if not p.is_file():
+            raise InputError(f"model file not found: {p}")
+        if p.suffix not in (".xml", ".onnx"):
+            raise InputError(f"the OpenVINO backend reads IR (.xml), ONNX or a checkpoint, got {p}")
+        if p.stem == "backbone" and (p.parent / f"head{p.suffix}").is_file():
+            return p, p.parent / f"head{p.suffix}"
+        return p
+
+    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
+        f = _f32(frames, "frames", 4)
+        m = _f32(margin, "margin", 2)
+        if f.shape[1] != 9 or tuple(f.shape[2:]) != self.input_size or m.shape != (f.shape[0], 2):
+            raise InputError(f"expected frames [B, 9, {self.input_size[0]}, {self.input_size[1]}] and margin "
+                             f"[B, 2], got {f.shape} and {m.shape}")
+        t0 = time.perf_counter()
+        if self._full is not None:
+            out = self._full.run(f, m)
+        else:
+            b = f.shape[0]
+            assert isinstance(self, OpenVINOSplitBackend)
+            hm = self.backbone(np.concatenate([f[:, 0:3], f[:, 3:6], f[:, 6:9]], axis=0))
+            out = self.head(hm[:b], hm[b : 2 * b], hm[2 * b :], m)
+        self.last_inference_time = time.perf_counter() - t0
+        return out
+
+    def __repr__(self) -> str:
+        files = (self._full.path,) if self._full else (self._backbone.path, self._head.path)  # type: ignore[union-attr]
+        return f"OpenVINOBackend({', '.join(map(str, files))}, preset={self.preset_name}, precision={self.precision})"
+
+
+class OpenVINOSplitBackend(OpenVINOBackend, SplitBackend):
+    """A backbone/head pair on OpenVINO (a converted checkpoint, an IR pair or a split export)."""
+
+    def backbone(self, x: np.ndarray) -> np.ndarray:
+        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
+        assert self._backbone is not None  # a split pair (see __new__)
+        return self._backbone.run(_f32(x, "image", 4))
+
+    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
+        assert self._head is not None
+        return self._head.run(_f32(cur, "cur", 4), _f32(prev, "prev", 4), _f32(nxt, "next", 4),
+                              _f32(margin, "margin", 2))
+
+
+def open_backend(model: str | os.PathLike | None, backend: str = "openvino", preset: str | None = None,
+                 cache_dir: str | os.PathLike | None = None, threads: int | None = None) -> OpenVINOBackend:
+    """``make_backend``'s entry: a checkpoint (or None) is converted on demand, IR/ONNX files are read."""
+    precision = precision_of(backend)
+    path = Path(model) if model is not None else None
+    if path is None or (path.is_file() and path.suffix.lower() in (".pth", ".pt", ".tar")):
+        be = from_checkpoint(path, precision, cache_dir, threads=threads)
+    else:
+        be = OpenVINOBackend(path, precision, preset, threads, cache_dir)
+    if preset is not None and preset != be.preset_name:
+        raise InputError(f"{model} holds preset {be.preset_name}, not {preset}")
+    return be
+
+
+def open_openvino(path: Path | None, name: str, preset: str | None, device: str) -> OpenVINOBackend:
+    """Opener of ``--backend openvino`` / ``openvino-bf16`` / ``openvino-int8`` (the registry's entry)."""
+    return open_backend(path, name, preset)
