@@ -18,7 +18,9 @@ Registry: ``--backend NAME`` opens a model through :data:`REGISTRY` (name → :c
 Built-in names: ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, ``openvino``,
 ``openvino-bf16``, ``openvino-int8`` (and ``auto``, which picks torch, onnxruntime or the plan's
 TensorRT from the file). A new backend is one module (a :class:`Backend` subclass plus an opener) and one
-:func:`register_backend` line in :mod:`dcpose_trt.runtime.registry`.
+:func:`register_backend` line at the bottom of this module. ``torch-cuda``
+(:class:`~dcpose_trt.runtime.torch_cuda.TorchCudaBackend`, a :class:`GpuPoseBackend`) is built from a
+model object in code (the GPU check and tests), so it has no ``--backend`` entry.
 """
 
 from __future__ import annotations

@@ -109,8 +109,13 @@ def test_whole_gridsample_onnx(tmp_path, ov_fp32):
     a, b = be.infer(frames, margin), ov_fp32.infer(frames, margin)
     # Bilinear gather via GridSample vs the native op: FP32 rounding of different summation orders.
     assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(b).max()))
+    # A whole model is no SplitBackend: the cached mode refuses it up front.
+    from dcpose_trt.runtime import PoseEstimator
+    from dcpose_trt.runtime.backends import SplitBackend
+
+    assert not isinstance(be, SplitBackend) and isinstance(ov_fp32, SplitBackend)
     with pytest.raises(InputError, match="split"):
-        be.backbone(frames[:, :3])
+        PoseEstimator(backend=be, mode="cached")
 
 
 def test_deformconv_onnx_is_refused_with_a_hint(tmp_path):
