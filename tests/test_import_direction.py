@@ -42,13 +42,8 @@ HOME = {"load_model": "dcpose_trt.model"}
 #: of the [seams] issue (#13) are merged; the test fails when an entry no longer occurs, so it only
 #: shrinks. Do not add to it: fix the import instead.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
-    # the fidelity verb is registered under `export`; it belongs to `eval` (#13 item 6).
-    ("dcpose_trt.export.cli", "dcpose_trt.eval.fidelity"),
     # the benchmark takes the model loader from export; use dcpose_trt.model.load_model (#13 item 4).
     ("benchmarks.runner", "dcpose_trt.export.onnx_export"),
-    # the on-demand export cache of `run` lives in runtime and calls export; its export/build half
-    # belongs to engine (#13 item 6).
-    ("dcpose_trt.runtime.model_cache", "dcpose_trt.export"),
 })  # fmt: skip
 
 

@@ -87,7 +87,9 @@ def test_second_start_uses_the_caches(ov_fp32, ov_cache, monkeypatch):
     def no_convert(*a, **k):
         raise AssertionError("converted again despite the IR cache")
 
-    monkeypatch.setattr(ov_backend, "convert_parts", no_convert)
+    from dcpose_trt.engine import openvino_ir
+
+    monkeypatch.setattr(openvino_ir, "convert_parts", no_convert)
     again = ov_backend.from_checkpoint(None, "fp32", ov_cache)
     assert again.preset_name == ov_fp32.preset_name
     assert any((ov_cache / "compiled").iterdir()), "OpenVINO CACHE_DIR left empty"
@@ -107,8 +109,13 @@ def test_whole_gridsample_onnx(tmp_path, ov_fp32):
     a, b = be.infer(frames, margin), ov_fp32.infer(frames, margin)
     # Bilinear gather via GridSample vs the native op: FP32 rounding of different summation orders.
     assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(b).max()))
+    # A whole model is no SplitBackend: the cached mode refuses it up front.
+    from dcpose_trt.runtime import PoseEstimator
+    from dcpose_trt.runtime.backends import SplitBackend
+
+    assert not isinstance(be, SplitBackend) and isinstance(ov_fp32, SplitBackend)
     with pytest.raises(InputError, match="split"):
-        be.backbone(frames[:, :3])
+        PoseEstimator(backend=be, mode="cached")
 
 
 def test_deformconv_onnx_is_refused_with_a_hint(tmp_path):
