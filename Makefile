@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.py requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[onnx,triton,bench,dev,eval,rtx,ray]'
+	$(PIP) install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[onnx,triton,bench,dev,eval,rtx,ray,openvino]'
 	touch $(STAMP)
 
 install: $(STAMP)

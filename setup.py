@@ -15,6 +15,7 @@ TRT = ["tensorrt>=10.3"] + CUDA
 RTX = ["tensorrt-rtx>=1.0"] + CUDA
 LEAN = ["tensorrt-lean>=10.3"] + CUDA
 BENCH = ["matplotlib>=3.7"]
+OPENVINO = ["openvino>=2025.0", "nncf>=2.14"]
 EVAL = ["pycocotools>=2.0.7"]
 RAY = ["ray>=2.40"]  # many videos on a cluster: `dcpose-trt predict --workers N`
 DEV = [
@@ -54,8 +55,9 @@ setup(
         "bench": BENCH,
         "eval": EVAL,
         "ray": RAY,
+        "openvino": OPENVINO,
         "dev": DEV,
-        "all": ONNX + TRITON + CUDA + BENCH + EVAL,
+        "all": ONNX + TRITON + CUDA + BENCH + EVAL + OPENVINO,
     },
     entry_points={"console_scripts": ["dcpose-trt=dcpose_trt.cli:main"]},
 )

@@ -45,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, help="DCPose checkpoint (default: bundled model, else random init)")
     p.add_argument("--preset", default="tiny-128x96", help="model preset (default: %(default)s)")
     p.add_argument("--backends", default="torch,onnxruntime,tensorrt",
-                   help="comma list of torch, onnxruntime, tensorrt, tensorrt-rtx (default: %(default)s)")
-    p.add_argument("--precisions", default="fp32,fp16,int8", help="comma list (default: %(default)s)")
+                   help="comma list of torch, onnxruntime, tensorrt, tensorrt-rtx, openvino (default: %(default)s)")
+    p.add_argument("--precisions", default="fp32,fp16,int8",
+                   help="comma list of fp32, fp16, bf16 (torch autocast, OpenVINO), int8 (default: %(default)s)")
     p.add_argument("--persons", default="1,4,8,16", help="persons per frame, comma list (default: %(default)s)")
     p.add_argument("--modes", default="exact,cached", help="comma list of exact, cached (default: %(default)s)")
     p.add_argument("--iters", type=int, default=20, help="timed frames per row (default: %(default)s)")
@@ -61,6 +62,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-boxes", type=Path, help="person boxes for --calib when it is a video/frames folder")
     p.add_argument("--calib-samples", type=int, help="INT8 calibration crops (default: the quantizer's, 256)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch backend device")
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: usable cores)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime / OpenVINO threads (default: usable cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -56,13 +56,19 @@ SAMPLE_DATASET = SHARED_DATA / "posetrack18_sample"
 SAMPLE_CLIP = SAMPLE_DATASET / "videos" / "000001_mpiinew_test"
 SAMPLE_DETECTIONS = SAMPLE_DATASET / "annotations" / "test_posetrack18_human_detections.json"
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt", "tensorrt-rtx")
-PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "openvino")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 MODES = ("exact", "cached")
 STAGES = ("read", "crop", "infer", "align", "decode", "e2e")
 # The DCN form each backend gets (architecture.md: TensorRT-RTX has no built-in DeformConv plugin).
+# OpenVINO converts the torch module (torchvision's deform_conv2d → its native DeformableConvolution).
 DEFORM_FOR = {"torch": "torchvision", "onnxruntime": "deformconv", "tensorrt": "deformconv",
-              "tensorrt-rtx": "gridsample"}
+              "tensorrt-rtx": "gridsample", "openvino": "torchvision"}
+# /proc/cpuinfo flag → name, for the CPU extensions that decide which precisions run fast on the CPU.
+CPU_EXTENSIONS = (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"), ("avx512bw", "AVX-512BW"),
+                  ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"),
+                  ("avx512_fp16", "AVX-512 FP16"), ("amx_tile", "AMX"), ("amx_int8", "AMX-INT8"),
+                  ("amx_bf16", "AMX-BF16"), ("amx_fp16", "AMX-FP16"))
 
 # Dense tensor peaks in FLOP/s (performance_anchors.md §3.3): (FP16, INT8). The §3 floor of an FP32 row is
 # taken at the FP16 peak (TensorRT runs FP32 networks on TF32/FP16-class tensor cores at best).
@@ -92,8 +98,8 @@ class BenchConfig:
         preset: model preset. Defaults to ``"tiny-128x96"``.
         model: DCPose checkpoint; None uses the bundled model for its preset, else the preset's random
             initialisation with a warning (timings do not depend on weights).
-        backends: any of ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``.
-        precisions: any of ``fp32``, ``fp16``, ``int8``.
+        backends: any of ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, ``openvino``.
+        precisions: any of ``fp32``, ``fp16``, ``bf16``, ``int8`` (bf16: torch autocast and OpenVINO only).
         persons: person counts per frame, e.g. ``(1, 4, 8, 16)``; each is one batch.
         modes: ``exact`` (backbone on t-1, t, t+1 crops of the key box) and/or ``cached`` (backbone once
             per person-frame, split export).
@@ -175,8 +181,24 @@ class Skip(Exception):
 # %% Machine -------------------------------------------------------------------------------------------
 
 
+def cpu_extensions(flags: Sequence[str] | None = None) -> list[str]:
+    """Vector/matrix extensions of this CPU (AVX2, AVX-512, VNNI, BF16, AMX) from ``/proc/cpuinfo`` flags."""
+    if flags is None:
+        flags = []
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    break
+        except OSError:
+            return []
+    have = set(flags)
+    return [name for flag, name in CPU_EXTENSIONS if flag in have]
+
+
 def machine_info() -> dict[str, Any]:
-    """CPU model, cores, RAM, OS, Python, library versions (from ``dcpose-trt doctor``), GPU and driver."""
+    """CPU model and extensions, cores, RAM, OS, Python, library versions (``dcpose-trt doctor``), GPU, driver."""
+    from dcpose_trt._deps import available
     from dcpose_trt.doctor import diagnose
 
     cpu = platform.processor() or platform.machine()
@@ -187,6 +209,12 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    versions = {}
+    for mod in ("openvino", "nncf"):
+        if available(mod):
+            import importlib
+
+            versions[mod] = str(getattr(importlib.import_module(mod), "__version__", "?")).split("-")[0]
     try:
         mem_gb: float | None = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
@@ -197,13 +225,14 @@ def machine_info() -> dict[str, Any]:
     return {
         "host": socket.gethostname(),
         "cpu": cpu,
+        "cpu_extensions": cpu_extensions(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gb": mem_gb,
         "os": platform.platform(),
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
-        "versions": {p.module: p.version for p in report.packages},
+        "versions": {**{p.module: p.version for p in report.packages}, **versions},
         "gpu": asdict(report.gpu) if report.gpu.name else None,
         "loadavg_start": _loadavg(),
     }
@@ -353,6 +382,43 @@ class Artifacts:
         log.info("quantized %s in %.1f s", out, time.perf_counter() - t0)
         return out
 
+    def openvino_ir(self, precision: str) -> Path:
+        """The OpenVINO IR pair (``backbone.xml`` + ``head.xml``) for ``precision`` in the cache.
+
+        FP32 and BF16 share the FP32 IR (BF16 is a compile-time hint); INT8 is NNCF's quantization of it.
+        """
+        from dcpose_trt.runtime import ov_backend
+
+        key = ("openvino", "int8" if precision == "int8" else "fp32", True)
+        if key in self._done:
+            got = self._done[key]
+            if isinstance(got, Exception):
+                raise Skip(f"OpenVINO {key[1]} IR: {got}") if isinstance(got, DcposeTrtError) else got
+            return got
+        try:
+            fp32 = self.cache / f"{self.preset}.openvino.fp32"
+            if not ov_backend.is_ir_pair(fp32):
+                t0 = time.perf_counter()
+                ov_backend.build_ir(self.model, fp32)
+                log.info("converted %s in %.1f s", fp32, time.perf_counter() - t0)
+            out = fp32
+            if key[1] == "int8":
+                out = self.cache / f"{self.preset}.openvino.int8"
+                if not ov_backend.is_ir_pair(out):
+                    import openvino as ov
+
+                    calib, boxes = self.calibration()
+                    core = ov.Core()
+                    parts = {p: core.read_model(str(fp32 / f"{p}.xml")) for p in ("backbone", "head")}
+                    ov_backend.build_ir(self.model, out, "int8", calib, boxes, self.cfg.calib_samples or 256, parts)
+            self._done[key] = out
+        except Exception as exc:  # noqa: BLE001 - remembered, as in onnx()
+            self._done[key] = exc
+            if isinstance(exc, DcposeTrtError):
+                raise Skip(f"OpenVINO {key[1]} IR: {exc}") from None
+            raise
+        return out
+
     def calibration(self) -> tuple[Path, Path | None]:
         """INT8 calibration source: the configured one, else the shared PoseTrack sample with its detections."""
         if self.cfg.calib is not None:
@@ -408,6 +474,63 @@ class TimedBackend:
     def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """three float32[B, 17, h, w] heatmaps + margin float32[B, 2] → refined heatmaps (split backends)."""
         return self._timed(self.inner.head, cur, prev, nxt, margin)
+
+
+def _deform_conv2d_fp32(input: Any, offset: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+                        dilation: Any = 1, mask: Any = None) -> Any:
+    """torchvision's deform_conv2d with autocast off and every tensor in FP32 (same signature)."""
+    import torch
+
+    from dcpose_trt.model import deform_conv2d_torchvision
+
+    def f(t: Any) -> Any:
+        return None if t is None else t.float()
+
+    with torch.autocast(input.device.type, enabled=False):
+        return deform_conv2d_torchvision(f(input), f(offset), f(weight), f(bias), stride, padding, dilation, f(mask))
+
+
+class TorchAutocastBackend:
+    """A :class:`~dcpose_trt.runtime.backends.TorchBackend` under ``torch.autocast(dtype=bfloat16)``.
+
+    What a PyTorch user tries first for BF16; outputs come back as FP32 numpy arrays.
+    """
+
+    name = "torch"
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.preset_name: str = inner.preset_name
+        self.input_size: tuple[int, int] = inner.input_size
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        from dcpose_trt.model import use_deform_conv
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(self.inner.device.type, dtype=torch.bfloat16))
+        # torchvision's deform_conv2d has no BF16 CPU kernel and no autocast rule: it runs in FP32, as a
+        # PyTorch user would have to arrange.
+        stack.enter_context(use_deform_conv(self.inner.model, _deform_conv2d_fp32))
+        return stack
+
+    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """frames float32[B, 9, H, W], margin float32[B, 2] → heatmaps float32[B, 17, H/4, W/4]."""
+        with self._autocast():
+            return self.inner.infer(frames, margin)
+
+    def backbone(self, x: np.ndarray) -> np.ndarray:
+        """crops float32[B, 3, H, W] → heatmaps float32[B, 17, H/4, W/4]."""
+        with self._autocast():
+            return self.inner.backbone(x)
+
+    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """three float32[B, 17, h, w] heatmaps + margin float32[B, 2] → refined heatmaps."""
+        with self._autocast():
+            return self.inner.head(cur, prev, nxt, margin)
 
 
 def person_boxes(n: int, frame_hw: tuple[int, int], t: int) -> np.ndarray:
@@ -494,11 +617,27 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
 
     split = mode == "cached"
     if name == "torch":
-        if precision != "fp32":
-            raise Skip("the torch backend is the FP32 eager reference; FP16/INT8 run on onnxruntime or TensorRT")
+        if precision not in ("fp32", "bf16"):
+            raise Skip("the torch backend runs FP32 eager and BF16 autocast; FP16/INT8 run on onnxruntime, "
+                       "OpenVINO or TensorRT")
         from dcpose_trt.runtime import TorchBackend
 
+        if precision == "bf16":
+            return TorchAutocastBackend(TorchBackend(art.model, device))
         return TorchBackend(art.model, device)
+    if name == "openvino":
+        if not available("openvino"):
+            raise Skip("openvino is not installed: pip install 'dcpose-trt[openvino]'")
+        if precision not in ("fp32", "bf16", "int8"):
+            raise Skip("OpenVINO runs fp32, bf16 and int8 on the CPU")
+        from dcpose_trt.runtime import ov_backend
+
+        if precision == "bf16" and not ov_backend.cpu_has_bf16():
+            raise Skip("this CPU has neither AVX-512 BF16 nor AMX (OpenVINO reports no BF16)")
+        return ov_backend.OpenVINOBackend(art.openvino_ir(precision), precision, threads=cfg.threads,
+                                          cache_dir=art.cache / "openvino")
+    if precision == "bf16":
+        raise Skip(f"{name}: BF16 rows are torch autocast and OpenVINO only")
     if name == "onnxruntime":
         if not available("onnxruntime"):
             raise Skip("onnxruntime is not installed: pip install 'dcpose-trt[onnx]'")
@@ -744,11 +883,13 @@ def machine_line(m: dict[str, Any]) -> str:
     gpu = m.get("gpu")
     v = m.get("versions", {})
     gpu_text = f"{gpu['name']} (driver CUDA {gpu['driver']})" if gpu else "no GPU"
-    return (f"{m.get('cpu')}, {m.get('usable_cpus')} usable of {m.get('logical_cpus')} logical CPUs, "
+    ext = ", ".join(m.get("cpu_extensions") or []) or "extensions unknown"
+    return (f"{m.get('cpu')} ({ext}), {m.get('usable_cpus')} usable of {m.get('logical_cpus')} logical CPUs, "
             f"{m.get('memory_gb')} GB RAM, {gpu_text}; "
             f"{m.get('os')}; Python {m.get('python')}, torch {v.get('torch')} ({m.get('torch_threads')} threads), "
             f"onnxruntime {v.get('onnxruntime')}, TensorRT {v.get('tensorrt') or '–'}, "
-            f"TensorRT-RTX {v.get('tensorrt_rtx') or '–'}; load average {m.get('loadavg_start')} → "
+            f"TensorRT-RTX {v.get('tensorrt_rtx') or '–'}, OpenVINO {v.get('openvino') or '–'}; "
+            f"load average {m.get('loadavg_start')} → "
             f"{m.get('loadavg_end')}")
 
 

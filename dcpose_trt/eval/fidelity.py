@@ -68,11 +68,15 @@ class FidelityReport:
         return "\n".join(lines)
 
 
-def _open_backend(path: str | os.PathLike, preset: str | None) -> Any:
-    """Checkpoint → torch, ONNX (file or split folder) → ONNX Runtime, plan → TensorRT."""
+def _open_backend(path: str | os.PathLike, preset: str | None, backend: str = "auto") -> Any:
+    """Checkpoint → torch, ONNX (file or split folder) → ONNX Runtime, plan → TensorRT; or ``backend`` (openvino*)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"model not found: {p}")
+    if backend.startswith("openvino"):
+        from dcpose_trt.runtime.ov_backend import open_backend
+
+        return open_backend(p, backend, preset)
     if p.suffix in (".pth", ".pt", ".tar"):
         from dcpose_trt.runtime.backends import TorchBackend
 
@@ -97,7 +101,8 @@ def _pt15_points(coords: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: str | os.PathLike,
-             split: str = "val", batch: int = 16, max_frames: int | None = None) -> FidelityReport:
+             split: str = "val", batch: int = 16, max_frames: int | None = None,
+             candidate_backend: str = "auto") -> FidelityReport:
     """Compare a candidate backend with a reference on a PoseTrack-layout split (GT boxes).
 
     Args:
@@ -106,6 +111,7 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
         data: dataset root with ``annotations/<split>/*.json`` and the images.
         split: dataset split. Defaults to ``val``.
         batch: persons per backend call. max_frames: stop after this many labeled frames.
+        candidate_backend: ``auto`` (by file type) or ``openvino``/``openvino-bf16``/``openvino-int8``.
     """
     from dcpose_trt.data.posetrack import load_split
     from dcpose_trt.data.transforms import clean_boxes, decode_heatmaps, make_inputs
@@ -115,7 +121,7 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
     from dcpose_trt.model import get_preset
 
     ref = _open_backend(reference, None)
-    cand = _open_backend(candidate, ref.preset_name)
+    cand = _open_backend(candidate, ref.preset_name, candidate_backend)
     if cand.preset_name != ref.preset_name:
         raise InputError(f"reference preset {ref.preset_name} != candidate preset {cand.preset_name}")
     preset = get_preset(ref.preset_name)

@@ -59,7 +59,8 @@ def _fidelity(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     _progress_logging()
-    report = fidelity(args.reference, args.candidate, args.data, split=args.split, max_frames=args.max_frames)
+    report = fidelity(args.reference, args.candidate, args.data, split=args.split, max_frames=args.max_frames,
+                      candidate_backend=args.candidate_backend)
     print(report.format_table())
     if args.json:
         print(f"wrote {write_report(report, args.json)}")
@@ -103,5 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--data", type=Path, required=True, help="PoseTrack-layout dataset root")
     f.add_argument("--split", default="val", help="dataset split (default: val)")
     f.add_argument("--max-frames", type=int, help="stop after this many labeled frames")
+    f.add_argument("--candidate-backend", default="auto",
+                   choices=("auto", "openvino", "openvino-bf16", "openvino-int8"),
+                   help="auto: by file type; openvino*: run the candidate (checkpoint, IR or gridsample ONNX) "
+                        "on OpenVINO at that precision (default: %(default)s)")
     f.add_argument("--json", type=Path, help="also write the report as JSON")
     f.set_defaults(func=_fidelity)

@@ -30,7 +30,7 @@ from dcpose_trt.model.presets import bundled_model_path, get_preset
 from dcpose_trt.runtime.backends import Backend, TorchBackend
 from dcpose_trt.runtime.tracker import IoUTracker
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "openvino", "openvino-bf16", "openvino-int8")
 MODES = ("exact", "cached")
 
 
@@ -91,6 +91,10 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
         # A plan's sidecar names its builder; TensorRTBackend reads it (backend="auto").
         backend = "auto-plan" if is_plan else {".onnx": "onnxruntime"}.get(suffix, "torch")
     is_checkpoint = suffix in (".pth", ".pt", ".tar")
+    if backend.startswith("openvino"):  # checkpoint (converted on demand and cached), IR, or gridsample ONNX
+        from dcpose_trt.runtime.ov_backend import open_backend
+
+        return open_backend(path, backend, preset)
     if backend == "torch":
         if not is_checkpoint:
             raise InputError(f"the torch backend needs a checkpoint (.pth), got {path}")
