@@ -39,6 +39,7 @@ setup(
         "torch>=2.4",
         "torchvision>=0.19",
         "numpy>=1.24",
+        "packaging>=21",
         "opencv-python-headless>=4.8",
         "scipy>=1.10",
         "tqdm>=4.60",

@@ -90,11 +90,11 @@ def run_demo(out: Path, clip: Path | None, synth_frames: int = 40) -> dict:
         generate(SynthConfig(out=synth_root, videos=1, frames=synth_frames, seed=2026, split_ratio=0.0, workers=1))
     video_dir = next((synth_root / "images" / "val").iterdir())
     from dcpose_trt.data.posetrack import read_boxes_file
+    from dcpose_trt.data.video import boxes_of_video
 
     # The synthetic detector boxes, re-keyed by frame number for this one video.
     dets = read_boxes_file(synth_root / "detections" / "val.json", min_score=0.2)
-    boxes = [{"frame": int(Path(str(k)).stem), "bbox": list(b[:4]), "score": b[4]}
-             for k, rows in dets.items() if Path(str(k)).parent.name == video_dir.name for b in rows]
+    boxes = boxes_of_video(dets, video_dir.name)
     boxes_file = out / "synth_boxes.json"
     atomic_write_text(boxes_file, json.dumps(boxes))
     videos["synthetic"] = (video_dir, boxes_file)

@@ -20,25 +20,28 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dcpose_trt._env import at_least, extra_for, installed_dist, installed_version, parse_version, probe_gpu
 from dcpose_trt.contract import DEFORM_FORMS, PRECISIONS
 
-# module -> (label, pip extra that installs it). Order = table order.
+# module -> (label, pip extra that installs it). Order = table order; the extras are dcpose_trt._env's.
 PACKAGES: dict[str, tuple[str, str]] = {
-    "torch": ("PyTorch", ""),
-    "onnx": ("ONNX", "onnx"),
-    "onnxruntime": ("ONNX Runtime", "onnx"),
-    "tensorrt": ("TensorRT", "trt"),
-    "tensorrt_rtx": ("TensorRT-RTX", "rtx"),
-    "tensorrt_lean": ("TensorRT lean runtime", "lean"),
-    "cuda.bindings": ("cuda-python", "cuda"),
-    "triton": ("Triton", "triton"),
+    module: (label, extra_for(module)) for module, label in (
+        ("torch", "PyTorch"),
+        ("onnx", "ONNX"),
+        ("onnxruntime", "ONNX Runtime"),
+        ("tensorrt", "TensorRT"),
+        ("tensorrt_rtx", "TensorRT-RTX"),
+        ("tensorrt_lean", "TensorRT lean runtime"),
+        ("cuda.bindings", "cuda-python"),
+        ("triton", "Triton"),
+    )
 }
 
 # Minimum versions the architecture relies on (architecture.md, "three paths").
-TRT_PLUGIN_MIN = (10, 9)  # our ahead-of-time DeformConv plugin (IPluginV3 QDP with aot_impl)
-TRT_DEFORMCONV_MIN = (10, 1)  # ONNX DeformConv through TensorRT's built-in plugin
-TRT_GRIDSAMPLE_MIN = (8, 5)  # GridSample layer
-ORT_DEFORMCONV_MIN = (1, 25)  # CPU kernel for ONNX DeformConv (opset 19)
+TRT_PLUGIN_MIN = "10.9"  # our ahead-of-time DeformConv plugin (IPluginV3 QDP with aot_impl)
+TRT_DEFORMCONV_MIN = "10.1"  # ONNX DeformConv through TensorRT's built-in plugin
+TRT_GRIDSAMPLE_MIN = "8.5"  # GridSample layer
+ORT_DEFORMCONV_MIN = "1.25"  # CPU kernel for ONNX DeformConv (opset 19)
 FORMS = DEFORM_FORMS
 
 
@@ -144,30 +147,13 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def _version_tuple(v: str | None) -> tuple[int, ...]:
-    out: list[int] = []
-    for part in (v or "").split("+")[0].split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
-
-
 def _probe(module: str) -> Package:
     label, extra = PACKAGES[module]
     try:
         mod = importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001 - any failure (ImportError, OSError from a native lib, ...) = absent
         return Package(module, label, None, _one_line(exc), extra)
-    version = getattr(mod, "__version__", None)
-    if version is None:
-        from importlib import metadata
-
-        try:
-            version = metadata.version(module.split(".")[0].replace("_", "-"))
-        except Exception:  # noqa: BLE001 - metadata lookups on odd installs
-            version = "unknown"
+    version = getattr(mod, "__version__", None) or installed_version(module) or "unknown"
     pkg = Package(module, label, str(version), "", extra)
     try:
         if module == "torch":
@@ -194,65 +180,29 @@ def cuda_stack_advice(driver: str | None, bindings: str | None, trt_dist: str | 
     """
     if not driver or not driver[:1].isdigit():
         return None
-    have = _version_tuple(driver)[:1]
+    have = parse_version(driver)
+    if have is None:
+        return None
     majors = {}
-    if bindings:
-        majors["cuda-python " + bindings] = _version_tuple(bindings)[0]
+    if bindings and (b := parse_version(bindings)) is not None:
+        majors["cuda-python " + bindings] = b.major
     if trt_dist and trt_dist.rsplit("-cu", 1)[-1].isdigit():
         majors[trt_dist] = int(trt_dist.rsplit("-cu", 1)[-1])
-    too_new = [name for name, major in majors.items() if (major,) > have]
+    too_new = [name for name, major in majors.items() if major > have.major]
     if not too_new:
         return None
-    extra = CUDA_EXTRAS.get(have[0])
+    extra = CUDA_EXTRAS.get(have.major)
     fix = f"pip install 'dcpose-trt[{extra}]'" if extra else "update the NVIDIA driver"
     return (f"{', '.join(too_new)} need(s) a CUDA {max(majors.values())} driver but this driver supports "
             f"CUDA {driver}: {fix} (Jetson: TensorRT and CUDA come with JetPack, install them with apt)")
 
 
-def _installed_dist(*names: str) -> str | None:
-    """The first installed distribution of ``names`` (package metadata, no import)."""
-    from importlib import metadata
-
-    for name in names:
-        try:
-            metadata.version(name)
-        except metadata.PackageNotFoundError:  # noqa: PERF203 - a handful of names
-            continue
-        return name
-    return None
-
-
-def _gpu(packages: dict[str, Package]) -> Gpu:
-    """GPU and driver via cuda-python when installed (what the runtime uses), else torch.cuda."""
-    gpu = Gpu()
-    if packages["cuda.bindings"].ok:
-        try:
-            cudart = importlib.import_module("cuda.bindings.runtime")
-            err, drv = cudart.cudaDriverGetVersion()
-            if int(err) == 0 and drv:
-                gpu.driver = f"{drv // 1000}.{drv % 1000 // 10}"
-            err, count = cudart.cudaGetDeviceCount()
-            if int(err) == 0 and count:
-                err, prop = cudart.cudaGetDeviceProperties(0)
-                if int(err) == 0:
-                    gpu.name = prop.name.decode(errors="replace").rstrip("\x00")
-                    gpu.compute_capability = f"{prop.major}.{prop.minor}"
-                    gpu.count, gpu.source = int(count), "cuda-python"
-                    return gpu
-        except Exception:  # noqa: BLE001 - fall back to torch below
-            pass
-    if packages["torch"].ok:
-        try:
-            torch = importlib.import_module("torch")
-            if torch.cuda.is_available():
-                major, minor = torch.cuda.get_device_capability(0)
-                gpu.name, gpu.compute_capability = torch.cuda.get_device_name(0), f"{major}.{minor}"
-                gpu.count, gpu.source = torch.cuda.device_count(), "torch"
-                if gpu.driver is None and torch.version.cuda:
-                    gpu.driver = f">= {torch.version.cuda} (torch build)"
-        except Exception:  # noqa: BLE001 - a broken torch CUDA setup = no GPU
-            pass
-    return gpu
+def _gpu() -> Gpu:
+    """GPU and driver from :func:`dcpose_trt._env.probe_gpu` (cuda-python, else torch, else nvidia-smi)."""
+    found = probe_gpu()
+    if found.gpu is None:
+        return Gpu(driver=found.driver)
+    return Gpu(found.gpu.name, found.gpu.compute_capability, found.driver, found.count, found.source)
 
 
 def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], list[str]]:
@@ -278,7 +228,7 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
     note = ""
     if ort.ok:
         forms = ["gridsample"]
-        if _version_tuple(ort.version) >= ORT_DEFORMCONV_MIN:
+        if at_least(ort.version, ORT_DEFORMCONV_MIN):
             forms.insert(0, "deformconv")
         ort_run = {f: list(all_p) for f in forms}
         provs = ort.details.get("providers", [])
@@ -292,9 +242,8 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
     cuda_ok = pk["cuda.bindings"].ok
     trt = pk["tensorrt"]
     if trt.ok:
-        v = _version_tuple(trt.version)
         forms = [f for f, need in (("plugin", TRT_PLUGIN_MIN), ("deformconv", TRT_DEFORMCONV_MIN),
-                                   ("gridsample", TRT_GRIDSAMPLE_MIN)) if v >= need]
+                                   ("gridsample", TRT_GRIDSAMPLE_MIN)) if at_least(trt.version, need)]
         if "plugin" in forms and not pk["triton"].ok:
             forms.remove("plugin")  # the plugin's kernel is compiled from Triton at build time
             hints.append(f"the DeformConv plugin needs Triton to compile its kernel: {pk['triton'].install}")
@@ -302,8 +251,8 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
         build = {f: list(all_p) for f in forms} if has_gpu else {}
         run = {f: list(all_p) for f in forms} if has_gpu and cuda_ok else {}
         why = [] if has_gpu else ["no CUDA GPU: TensorRT builds and runs need one"]
-        if v < TRT_PLUGIN_MIN:
-            why.append(f"plugin form needs TensorRT >= {'.'.join(map(str, TRT_PLUGIN_MIN))}")
+        if not at_least(trt.version, TRT_PLUGIN_MIN):
+            why.append(f"plugin form needs TensorRT >= {TRT_PLUGIN_MIN}")
         caps.append(Capability("tensorrt", build, run, "; ".join(why)))
     else:
         caps.append(Capability("tensorrt", {}, {}, trt.reason))
@@ -329,13 +278,8 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
         hints.append(f"TensorRT lean runtime (run version-compatible plans): {lean.install}")
     if not cuda_ok:
         hints.append(f"cuda-python (the GPU runtime's CUDA calls): {pk['cuda.bindings'].install}")
-    from importlib import metadata
-
-    bindings = None
-    if cuda_ok:
-        dist = _installed_dist("cuda-bindings", "cuda-python")
-        bindings = metadata.version(dist) if dist else None
-    advice = cuda_stack_advice(gpu.driver, bindings, _installed_dist("tensorrt-cu13", "tensorrt-cu12"))
+    bindings = installed_version("cuda.bindings") if cuda_ok else None
+    advice = cuda_stack_advice(gpu.driver, bindings, installed_dist("tensorrt-cu13", "tensorrt-cu12"))
     if advice:
         hints.insert(0, advice)
     if not pk["triton"].ok:
@@ -351,7 +295,7 @@ def diagnose() -> Report:
     """Probe this machine. Never raises because of a missing or broken optional package."""
     packages = [_probe(m) for m in PACKAGES]
     by_module = {p.module: p for p in packages}
-    gpu = _gpu(by_module)
+    gpu = _gpu()
     caps, hints = _capabilities(by_module, gpu)
     return Report(platform.python_version(), platform.platform(), packages, gpu, caps, hints)
 

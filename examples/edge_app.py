@@ -10,9 +10,9 @@ import argparse
 import json
 import sys
 
+from dcpose_trt.data.video import BoxesFromFile, FrameSource
 from dcpose_trt.errors import DcposeTrtError
 from dcpose_trt.runtime import PoseEstimator
-from dcpose_trt.runtime.io import BoxesFromFile, FrameSource
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from dcpose_trt.errors import InputError
 
 # The work each verb would start; it must not be reached when the output path is bad.
 WORK = {
-    "export": ("dcpose_trt.export.onnx_export", "load_model"),
+    "export": ("dcpose_trt.model", "load_model"),
     "quantize": ("dcpose_trt.export.precision", "quantize_onnx"),
     "build": ("dcpose_trt.engine.builder", "build_engine"),
     "bench": ("benchmarks.runner", "run_benchmark"),

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from dcpose_trt.errors import InputError
-
 
 def _size(text: str) -> tuple[int, int]:
     """Parse ``WxH`` (e.g. ``320x240``) into (width, height)."""
@@ -20,7 +18,10 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this stage's verbs to the ``dcpose-trt`` parser."""
+    """Add this stage's verbs to the ``dcpose-trt`` parser. Options default to None; the help shows
+    :class:`SynthConfig`'s defaults, which apply."""
+    from dcpose_trt.data.synth import SynthConfig as C
+
     p = sub.add_parser(
         "synth",
         help="make a synthetic pose-video dataset in the PoseTrack18 layout",
@@ -30,19 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", required=True, help="output directory (created)")
-    p.add_argument("--videos", type=int, default=60, help="number of videos, train + val (default 60)")
-    p.add_argument("--frames", type=int, default=30, help="frames per video (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--split-ratio", type=float, default=0.8, help="fraction of videos in train (default 0.8)")
-    p.add_argument("--size", type=_size, default=(320, 240), help="frame size WxH (default 320x240)")
+    p.add_argument("--videos", type=int, help=f"number of videos, train + val (default {C.videos})")
+    p.add_argument("--frames", type=int, help=f"frames per video (default {C.frames})")
+    p.add_argument("--seed", type=int, help=f"random seed (default {C.seed})")
+    p.add_argument("--split-ratio", type=float, help=f"fraction of videos in train (default {C.split_ratio})")
+    p.add_argument("--size", type=_size, help=f"frame size WxH (default {C.size[0]}x{C.size[1]})")
     p.add_argument(
         "--hard-val",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="more occlusion and blur in val than in train (default on)",
+        help=f"more occlusion and blur in val than in train (default {'on' if C.hard_val else 'off'})",
     )
     p.add_argument(
-        "--workers", type=int, default=0, help="processes (default: min(4, CPUs)); output is the same"
+        "--workers", type=int, help="processes (default: min(4, CPUs)); output is the same"
     )
     p.set_defaults(func=_run_synth)
 
@@ -55,18 +55,10 @@ def _run_synth(args: argparse.Namespace) -> int:
     check_writable(args.out, folder=True)
     from dcpose_trt.data.synth import SynthConfig, generate
 
-    if args.workers < 0:
-        raise InputError(f"--workers must be >= 0, got {args.workers}")
-    cfg = SynthConfig(
-        out=Path(args.out),
-        videos=args.videos,
-        frames=args.frames,
-        seed=args.seed,
-        split_ratio=args.split_ratio,
-        size=args.size,
-        hard_val=args.hard_val,
-        workers=args.workers,
-    )
+    given = dict(videos=args.videos, frames=args.frames, seed=args.seed, split_ratio=args.split_ratio,
+                 size=args.size, hard_val=args.hard_val, workers=args.workers)
+    # Options default to None: what the user did not give comes from SynthConfig.
+    cfg = SynthConfig(out=Path(args.out), **{k: v for k, v in given.items() if v is not None})
     s = generate(cfg)
     print(
         f"wrote {len(s.videos['train'])} train + {len(s.videos['val'])} val videos "

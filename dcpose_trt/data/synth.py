@@ -86,6 +86,8 @@ class SynthConfig:
             raise InputError(f"--size must be at least 64x48, got {w}x{h}")
         if self.videos > 999999:
             raise InputError(f"--videos must be < 1000000 (6-digit video ids), got {self.videos}")
+        if self.workers < 0:
+            raise InputError(f"--workers must be >= 0, got {self.workers}")
 
 
 @dataclass(frozen=True)

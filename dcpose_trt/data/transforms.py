@@ -215,16 +215,3 @@ def decode_heatmaps(
         trans = get_affine_transform(centers[i], scales[i], 0.0, (w, h), inv=True)
         out[i] = affine_points(coords[i], trans)
     return out.astype(np.float32), maxvals
-
-
-def frame_window(t: int, num_frames: int) -> tuple[int, int, tuple[int, int]]:
-    """Neighbours of frame ``t`` (0-based) in a sequence of ``num_frames``.
-
-    Returns ``(prev, next, margin)``: ±1 frame, the current frame standing in at either end; the
-    margin is (1, 1) even at the ends, as in the official data pipeline.
-    """
-    if not 0 <= t < num_frames:
-        raise InputError(f"frame {t} is outside a sequence of {num_frames} frames")
-    prev = t - 1 if t > 0 else t
-    nxt = t + 1 if t + 1 < num_frames else t
-    return prev, nxt, (1, 1)

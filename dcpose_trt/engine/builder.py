@@ -229,6 +229,204 @@ def serialize_vc_plugins(config: Any, parser: Any, plugin_libs: list[str]) -> li
     return libs
 
 
+def make_logger(backend: str, build_log: BuildLog) -> trt.ILogger:
+    """An ``ILogger`` that hands every message to ``build_log``.
+
+    Verbose on purpose: the layer listing arrives as verbose lines; :class:`BuildLog` routes the rest
+    through Python logging at the matching level.
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = import_backend(backend)
+
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+            build_log.record(severity.name, msg)
+
+    return Logger()
+
+
+def create_network(builder: trt.Builder, logger: trt.ILogger, onnx_path: Path, info: OnnxInfo,
+                   cfg: BuildConfig) -> tuple[trt.INetworkDefinition, trt.OnnxParser, str | None]:
+    """Parse ``onnx_path`` into a new network; returns (network, parser, plugin implementation).
+
+    The network is strongly typed unless ``cfg.fp16_flag``; with our DCN plugin it prefers the plugin's
+    ahead-of-time implementation where TensorRT has it (``"aot"``; else ``"jit"``; None: no plugin).
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = import_backend(cfg.backend)
+    flags = 0
+    if not cfg.fp16_flag:
+        # TensorRT 10 needs the flag; in 11 and TensorRT-RTX networks are always strongly typed, but the
+        # flag still exists and is accepted.
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    plugin_impl = None
+    if info.needs_dcpose_plugin:
+        plugin_impl = "jit"
+        if hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS"):
+            # Our plugin has both a JIT impl (debugging) and an AOT impl; the AOT one puts PTX in the plan
+            # so it runs without Python (TensorRT >= 10.9).
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
+            plugin_impl = "aot"
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    configure_parser(trt, parser, info)
+    # parse_from_file resolves external weight files relative to the model.
+    if not parser.parse_from_file(str(onnx_path)):
+        raise EngineBuildError(f"TensorRT could not parse {onnx_path}:\n  {_parse_errors(parser)}")
+    return network, parser, plugin_impl
+
+
+def create_config(builder: trt.Builder, parser: trt.OnnxParser, cfg: BuildConfig,
+                  plugin_libs: list[str]) -> tuple[trt.IBuilderConfig, list[str]]:
+    """The builder config of ``cfg`` (memory, optimisation level, flags, hardware compatibility);
+    returns (config, names of the flags set, for the sidecar)."""
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = import_backend(cfg.backend)
+    config = builder.create_builder_config()
+    if cfg.workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, cfg.workspace_mb << 20)
+    config.builder_optimization_level = cfg.opt_level
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    build_flags = []
+    if cfg.fp16_flag:
+        if not hasattr(trt.BuilderFlag, "FP16"):
+            raise EngineBuildError(
+                f"{cfg.backend} {trt.__version__} has no BuilderFlag.FP16 (weakly typed FP16 was removed); "
+                "build an FP16 ONNX (dcpose-trt quantize --precision fp16) without --fp16-flag")
+        config.set_flag(trt.BuilderFlag.FP16)
+        build_flags.append("FP16")
+    if cfg.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        build_flags.append("VERSION_COMPATIBLE")
+        serialize_vc_plugins(config, parser, plugin_libs)
+    rtx_capture = require_user_allocation(trt, config)
+    if rtx_capture:
+        build_flags.append(rtx_capture)
+    if cfg.hardware_compat == "ampere+":
+        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    elif cfg.hardware_compat == "same-cc":
+        if not hasattr(trt.HardwareCompatibilityLevel, "SAME_COMPUTE_CAPABILITY"):
+            raise EngineBuildError(f"--hardware-compat same-cc needs TensorRT >= 10.9 "
+                                   f"(this is {cfg.backend} {trt.__version__})")
+        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY
+    return config, build_flags
+
+
+def set_targets(config: trt.IBuilderConfig, cfg: BuildConfig) -> list[str]:
+    """TensorRT-RTX: the compute capabilities to compile for (``cfg.compute_capabilities``); returns them."""
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = import_backend(cfg.backend)
+    targets: list[str] = []
+    if not cfg.compute_capabilities:
+        return targets
+    if not (hasattr(trt, "ComputeCapability") and hasattr(config, "num_compute_capabilities")
+            and hasattr(config, "set_compute_capability")):
+        raise EngineBuildError(
+            f"--compute-capability is a TensorRT-RTX option; {cfg.backend} {trt.__version__} builds for "
+            "the GPU it runs on")
+    members = trt.ComputeCapability.__members__
+    config.num_compute_capabilities = len(cfg.compute_capabilities)
+    for i, cc in enumerate(cfg.compute_capabilities):
+        key = "SM" + cc.replace(".", "")
+        if key not in members:
+            known = sorted(f"{k[2:-1]}.{k[-1]}" for k in members if k.startswith("SM"))
+            raise InputError(f"{cfg.backend} cannot target compute capability {cc}; it knows {known}")
+        config.set_compute_capability(members[key], i)
+        targets.append(cc)
+    return targets
+
+
+def add_profiles(builder: trt.Builder, config: trt.IBuilderConfig, inputs: list[trt.ITensor],
+                 batched: list[str], cfg: BuildConfig) -> list[dict[str, Any]]:
+    """One optimization profile per ``cfg.profiles`` entry over the ``batched`` inputs' first dimension;
+    returns the profiles as the sidecar records them (``[]`` for a fixed-shape network)."""
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = import_backend(cfg.backend)
+    if not batched:
+        return []
+    profile_json = []
+    for lo, opt, hi in cfg.profiles:
+        profile = builder.create_optimization_profile()
+        shapes = {}
+        for t in inputs:
+            if t.name not in batched:
+                continue
+            rest = _dims(t.shape)[1:]
+            dims = [[b, *rest] for b in (lo, opt, hi)]
+            profile.set_shape(t.name, trt.Dims(dims[0]), trt.Dims(dims[1]), trt.Dims(dims[2]))
+            shapes[t.name] = {"min": dims[0], "opt": dims[1], "max": dims[2]}
+        config.add_optimization_profile(profile)
+        profile_json.append({"batch": [lo, opt, hi], "shapes": shapes})
+    return profile_json
+
+
+def timing_cache_path(cfg: BuildConfig) -> Path | None:
+    """The timing cache the build loads and updates (None: none; TensorRT-RTX has none)."""
+    if cfg.backend != "tensorrt-rtx":
+        return cfg.timing_cache
+    if cfg.timing_cache is not None:
+        log.info("TensorRT-RTX has no timing cache (its cache calls are no-ops); ignoring --timing-cache")
+    return None
+
+
+def load_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
+    """Give the build the cache at ``path`` (a new one when absent or from another TensorRT/GPU)."""
+    blob = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if not config.set_timing_cache(cache, False):
+        # A cache from another TensorRT/GPU is rejected rather than silently mixed in.
+        log.warning("timing cache %s does not match this TensorRT/GPU; starting a new one", path)
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+
+
+def save_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
+    """Write the build's (updated) timing cache to ``path``, atomically."""
+    from dcpose_trt._atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, _host_bytes(config.get_timing_cache().serialize()))
+
+
+def serialize(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
+              cfg: BuildConfig, what: str, build_log: BuildLog) -> tuple[trt.IHostMemory, float]:
+    """Build the serialized plan with a progress bar that Ctrl-C cancels; returns (plan, seconds).
+
+    Raises:
+        KeyboardInterrupt: cancelled. EngineBuildError: the builder returned nothing (the last errors it
+            logged are in the message).
+    """
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = import_backend(cfg.backend)
+    cancel = threading.Event()
+    monitor = _make_progress_monitor(cfg.backend, cancel, enabled=cfg.progress)
+    config.progress_monitor = monitor
+    t0 = time.perf_counter()
+    with _cancel_on_sigint(cancel):
+        serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - t0
+    monitor.close()
+    if cancel.is_set():
+        raise KeyboardInterrupt
+    if serialized is None:
+        detail = "\n  ".join(build_log.errors[-10:]) or "no error was logged (run with -vv)"
+        raise EngineBuildError(f"{cfg.backend} {trt.__version__} failed to build {what}:\n  {detail}")
+    return serialized, seconds
+
+
 def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig | None = None) -> Path:
     """Build ``out_plan`` (and ``out_plan + ".json"``) from ``onnx_path``; returns the plan path.
 
@@ -261,164 +459,44 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
         from dcpose_trt.engine._trt import trt
     else:
         trt = import_backend(cfg.backend)
-
     build_log = BuildLog()
-
-    class Logger(trt.ILogger):
-        # Verbose on purpose: the layer listing arrives as verbose lines; BuildLog routes the rest
-        # through Python logging at the matching level.
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-            build_log.record(severity.name, msg)
-
-    logger = Logger()
+    logger = make_logger(cfg.backend, build_log)
     plugin_libs = _plugin_setup(logger, info, cfg)
     ptx_arch = plugin_ptx_arch(info, cfg)
     builder = trt.Builder(logger)
-
-    # --- network ---------------------------------------------------------------------------------
-    flags = 0
-    strongly_typed = not cfg.fp16_flag
-    if strongly_typed:
-        # TensorRT 10 needs the flag; in 11 and TensorRT-RTX networks are always strongly typed, but the
-        # flag still exists and is accepted.
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    plugin_impl = None
-    if info.needs_dcpose_plugin:
-        plugin_impl = "jit"
-        if hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS"):
-            # Our plugin has both a JIT impl (debugging) and an AOT impl; the AOT one puts PTX in the plan
-            # so it runs without Python (TensorRT >= 10.9).
-            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
-            plugin_impl = "aot"
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    configure_parser(trt, parser, info)
-    # parse_from_file resolves external weight files relative to the model.
-    if not parser.parse_from_file(str(onnx_path)):
-        raise EngineBuildError(f"TensorRT could not parse {onnx_path}:\n  {_parse_errors(parser)}")
-
+    network, parser, plugin_impl = create_network(builder, logger, onnx_path, info, cfg)
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     outputs = [network.get_output(i) for i in range(network.num_outputs)]
+    config, build_flags = create_config(builder, parser, cfg, plugin_libs)
+    targets = set_targets(config, cfg)
+    profile_json = add_profiles(builder, config, inputs, batched, cfg)
+    cache_path = timing_cache_path(cfg)
+    if cache_path is not None:
+        load_timing_cache(config, cache_path)
 
-    # --- builder config ---------------------------------------------------------------------------
-    config = builder.create_builder_config()
-    if cfg.workspace_mb is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, cfg.workspace_mb << 20)
-    config.builder_optimization_level = cfg.opt_level
-    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    build_flags = []
-    if cfg.fp16_flag:
-        if not hasattr(trt.BuilderFlag, "FP16"):
-            raise EngineBuildError(
-                f"{cfg.backend} {trt.__version__} has no BuilderFlag.FP16 (weakly typed FP16 was removed); "
-                "build an FP16 ONNX (dcpose-trt export --precision fp16) without --fp16-flag")
-        config.set_flag(trt.BuilderFlag.FP16)
-        build_flags.append("FP16")
-    if cfg.version_compatible:
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-        build_flags.append("VERSION_COMPATIBLE")
-        serialize_vc_plugins(config, parser, plugin_libs)
-    rtx_capture = require_user_allocation(trt, config)
-    if rtx_capture:
-        build_flags.append(rtx_capture)
-    if cfg.hardware_compat == "ampere+":
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
-    elif cfg.hardware_compat == "same-cc":
-        if not hasattr(trt.HardwareCompatibilityLevel, "SAME_COMPUTE_CAPABILITY"):
-            raise EngineBuildError(f"--hardware-compat same-cc needs TensorRT >= 10.9 "
-                                   f"(this is {cfg.backend} {trt.__version__})")
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY
-
-    targets: list[str] = []
-    if cfg.compute_capabilities:
-        if not (hasattr(trt, "ComputeCapability") and hasattr(config, "num_compute_capabilities")
-                and hasattr(config, "set_compute_capability")):
-            raise EngineBuildError(
-                f"--compute-capability is a TensorRT-RTX option; {cfg.backend} {trt.__version__} builds for "
-                "the GPU it runs on")
-        members = trt.ComputeCapability.__members__
-        config.num_compute_capabilities = len(cfg.compute_capabilities)
-        for i, cc in enumerate(cfg.compute_capabilities):
-            key = "SM" + cc.replace(".", "")
-            if key not in members:
-                known = sorted(f"{k[2:-1]}.{k[-1]}" for k in members if k.startswith("SM"))
-                raise InputError(f"{cfg.backend} cannot target compute capability {cc}; it knows {known}")
-            config.set_compute_capability(members[key], i)
-            targets.append(cc)
-
-    profile_json = []
-    for lo, opt, hi in cfg.profiles:
-        profile = builder.create_optimization_profile()
-        shapes = {}
-        for t in inputs:
-            if t.name not in batched:
-                continue
-            rest = _dims(t.shape)[1:]
-            dims = [[b, *rest] for b in (lo, opt, hi)]
-            profile.set_shape(t.name, trt.Dims(dims[0]), trt.Dims(dims[1]), trt.Dims(dims[2]))
-            shapes[t.name] = {"min": dims[0], "opt": dims[1], "max": dims[2]}
-        if batched:
-            config.add_optimization_profile(profile)
-        profile_json.append({"batch": [lo, opt, hi], "shapes": shapes})
-    if not batched:
-        profile_json = []
-
-    timing_cache_path = cfg.timing_cache if cfg.backend != "tensorrt-rtx" else None
-    if cfg.timing_cache is not None and timing_cache_path is None:
-        log.info("TensorRT-RTX has no timing cache (its cache calls are no-ops); ignoring --timing-cache")
-    if timing_cache_path is not None:
-        blob = timing_cache_path.read_bytes() if timing_cache_path.is_file() else b""
-        cache = config.create_timing_cache(blob)
-        if not config.set_timing_cache(cache, False):
-            # A cache from another TensorRT/GPU is rejected rather than silently mixed in.
-            log.warning("timing cache %s does not match this TensorRT/GPU; starting a new one",
-                        timing_cache_path)
-            config.set_timing_cache(config.create_timing_cache(b""), False)
-
-    cancel = threading.Event()
-    monitor = _make_progress_monitor(cfg.backend, cancel, enabled=cfg.progress)
-    config.progress_monitor = monitor
-
-    # --- build ------------------------------------------------------------------------------------
     log.info("building %s from %s with %s %s", out_plan, onnx_path, cfg.backend, trt.__version__)
-    t0 = time.perf_counter()
-    with _cancel_on_sigint(cancel):
-        serialized = builder.build_serialized_network(network, config)
-    seconds = time.perf_counter() - t0
-    monitor.close()
-    if cancel.is_set():
-        raise KeyboardInterrupt
-    if serialized is None:
-        detail = "\n  ".join(build_log.errors[-10:]) or "no error was logged (run with -vv)"
-        raise EngineBuildError(f"{cfg.backend} {trt.__version__} failed to build {onnx_path}:\n  {detail}")
+    serialized, seconds = serialize(builder, network, config, cfg, str(onnx_path), build_log)
     log.info("built %s in %.1f s", out_plan, seconds)
+    if cache_path is not None:
+        save_timing_cache(config, cache_path)
 
-    if timing_cache_path is not None:
-        from dcpose_trt._atomic import atomic_write_bytes
-
-        atomic_write_bytes(timing_cache_path, _host_bytes(config.get_timing_cache().serialize()))
-
-    machine = local_machine()
     artifact = PlanArtifact(
         backend=cfg.backend,
         backend_version=str(trt.__version__),
-        gpu=machine.gpu if not targets else None,
+        gpu=local_machine().gpu if not targets else None,
         compute_capabilities=tuple(targets),
         onnx=info,
         profiles=profile_json,
         inputs=[{"name": t.name, "dtype": t.dtype.name.lower(), "shape": _dims(t.shape)} for t in inputs],
         outputs=[{"name": t.name, "dtype": t.dtype.name.lower(), "shape": _dims(t.shape)} for t in outputs],
         build={
-            "strongly_typed": strongly_typed,
+            "strongly_typed": not cfg.fp16_flag,
             "flags": build_flags,
             "hardware_compat": cfg.hardware_compat,
             "version_compatible": cfg.version_compatible,
             "opt_level": cfg.opt_level,
             "workspace_mb": cfg.workspace_mb,
-            "timing_cache": str(timing_cache_path) if timing_cache_path else None,
+            "timing_cache": str(cache_path) if cache_path else None,
             "plugin_libraries": plugin_libs,
             "plugin_impl": plugin_impl,
             "plugin_ptx_arch": ptx_arch,

@@ -9,34 +9,39 @@ _BACKENDS = ("tensorrt", "tensorrt-rtx")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this stage's verbs to the ``dcpose-trt`` parser."""
+    """Add this stage's verbs to the ``dcpose-trt`` parser. Options default to None; the help shows
+    :class:`BuildConfig`'s defaults, which apply."""
+    from dcpose_trt.engine.config import HARDWARE_COMPAT, BuildConfig
+
+    default_persons = ",".join(map(str, BuildConfig.profiles[0]))
     p = sub.add_parser(
         "build", help="build a TensorRT / TensorRT-RTX plan (+ JSON sidecar) from an exported ONNX",
         description="Build MODEL.plan and MODEL.plan.json from an ONNX file. The network is strongly typed: "
                     "its precision (FP32/FP16/INT8) is the ONNX's own.")
     p.add_argument("--onnx", required=True, type=Path, help="exported model (dcpose-trt export)")
     p.add_argument("--out", required=True, type=Path, help="plan to write, e.g. dcpose.plan")
-    p.add_argument("--backend", choices=_BACKENDS, default="tensorrt")
+    p.add_argument("--backend", choices=_BACKENDS, help=f"(default: {BuildConfig.backend})")
     batch = p.add_mutually_exclusive_group()
     batch.add_argument("--persons", metavar="N,N,...",
-                       help="person-batch buckets, e.g. 1,8,32: one profile min/opt/max = 1/8/32 "
-                            "(default), or one per bucket with --profile-per-bucket")
+                       help=f"person-batch buckets, e.g. 1,8,32: one profile min/opt/max (default: "
+                            f"{default_persons}), or one per bucket with --profile-per-bucket")
     batch.add_argument("--batch", metavar="MIN,OPT,MAX", action="append",
                        help="an explicit batch profile; repeat for several profiles")
-    p.add_argument("--profile-per-bucket", action="store_true",
+    p.add_argument("--profile-per-bucket", action="store_true", default=None,
                    help="with --persons: one optimization profile per bucket")
     p.add_argument("--workspace", type=int, metavar="MB", help="workspace memory-pool limit in MiB")
     p.add_argument("--timing-cache", type=Path, metavar="PATH", help="timing cache to load and update")
-    p.add_argument("--opt-level", type=int, default=3, metavar="N", help="builder optimisation level 0-5")
-    p.add_argument("--version-compatible", action="store_true",
+    p.add_argument("--opt-level", type=int, metavar="N",
+                   help=f"builder optimisation level 0-5 (default: {BuildConfig.opt_level})")
+    p.add_argument("--version-compatible", action="store_true", default=None,
                    help="plan loads on later TensorRT of the same major (lean runtime)")
-    p.add_argument("--hardware-compat", choices=("none", "ampere+", "same-cc"), default="none")
+    p.add_argument("--hardware-compat", choices=HARDWARE_COMPAT, help=f"(default: {BuildConfig.hardware_compat})")
     p.add_argument("--plugin-dir", type=Path, metavar="DIR", help="load plugin libraries (*.so) from DIR")
     p.add_argument("--compute-capability", metavar="CC,...",
                    help="TensorRT-RTX: target GPUs (e.g. 8.6,8.9,12.0); builds without a GPU")
-    p.add_argument("--fp16-flag", action="store_true",
+    p.add_argument("--fp16-flag", action="store_true", default=None,
                    help="legacy: weakly typed network + BuilderFlag.FP16 (TensorRT 10 only)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_false", dest="progress", default=None, help="no progress bar")
     p.set_defaults(func=_build)
 
     c = sub.add_parser("check-plan", help="tell whether a plan fits this machine (and how to rebuild it)")
@@ -50,6 +55,7 @@ def _config(args: argparse.Namespace):  # -> BuildConfig (kept lazy)
     from dcpose_trt.engine.config import BuildConfig, parse_ints, profiles_from_persons
     from dcpose_trt.errors import InputError
 
+    profiles_t: tuple[tuple[int, int, int], ...] | None = None
     if args.batch:
         profiles = []
         for text in args.batch:
@@ -58,17 +64,19 @@ def _config(args: argparse.Namespace):  # -> BuildConfig (kept lazy)
                 raise InputError(f"--batch takes MIN,OPT,MAX, got {text!r}")
             profiles.append((values[0], values[1], values[2]))
         profiles_t = tuple(profiles)
-    else:
-        persons = parse_ints(args.persons, "--persons") if args.persons else (1, 8, 32)
-        profiles_t = profiles_from_persons(persons, per_bucket=args.profile_per_bucket)
+    elif args.persons or args.profile_per_bucket:
+        persons = parse_ints(args.persons, "--persons") if args.persons else BuildConfig.profiles[0]
+        profiles_t = profiles_from_persons(persons, per_bucket=bool(args.profile_per_bucket))
     ccs = tuple(c.strip() for c in args.compute_capability.split(",") if c.strip()) \
-        if args.compute_capability else ()
-    return BuildConfig(
+        if args.compute_capability else None
+    given = dict(
         backend=args.backend, profiles=profiles_t, workspace_mb=args.workspace,
         timing_cache=args.timing_cache,
         opt_level=args.opt_level, version_compatible=args.version_compatible,
         hardware_compat=args.hardware_compat, plugin_dir=args.plugin_dir, compute_capabilities=ccs,
-        fp16_flag=args.fp16_flag, progress=not args.no_progress)
+        fp16_flag=args.fp16_flag, progress=args.progress)
+    # Options default to None: what the user did not give comes from BuildConfig.
+    return BuildConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from dcpose_trt._atomic import atomic_write_bytes
+from dcpose_trt._env import installed_version, parse_version
 from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine
 from dcpose_trt.engine.onnx_info import OnnxInfo, file_sha256, onnx_sha256
-from dcpose_trt.errors import PlanMismatchError
+from dcpose_trt.errors import InputError, PlanMismatchError
 
 SCHEMA = "dcpose_trt.plan/1"
 
@@ -174,13 +175,10 @@ class PlanCheck:
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
-    out = []
-    for part in v.split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
+    """The release numbers of ``v`` (``"10.13.3.9"`` -> ``(10, 13, 3, 9)``) by :mod:`packaging.version`
+    rules; ``()`` when it is not a version."""
+    parsed = parse_version(v)
+    return parsed.release if parsed is not None else ()
 
 
 def _version_reason(meta: dict[str, Any], machine: Machine) -> str | None:
@@ -260,7 +258,7 @@ def _gpu_reason(meta: dict[str, Any], machine: Machine) -> str | None:
     return None
 
 
-def _rebuild_command(meta: dict[str, Any], plan: Path, onnx_path: Path | None) -> str:
+def rebuild_command(meta: dict[str, Any], plan: Path, onnx_path: Path | None = None) -> str:
     """The sidecar's build command with ``--out`` naming the plan as it is called now (it may have been
     renamed or moved) and ``--onnx`` the caller's ONNX when given."""
     import shlex
@@ -278,7 +276,8 @@ def _rebuild_command(meta: dict[str, Any], plan: Path, onnx_path: Path | None) -
 
 
 def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] | None = None,
-          preset: str | None = None, machine: Machine | None = None) -> PlanCheck:
+          preset: str | None = None, machine: Machine | None = None, *,
+          sidecar: dict[str, Any] | None = None) -> PlanCheck:
     """Tell whether ``plan_path`` can run here, and if not exactly why and how to rebuild it.
 
     Checks, in order: plan and sidecar present and consistent (sha256); the TensorRT / TensorRT-RTX
@@ -293,6 +292,8 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
         preset: the model preset the caller expects (``"w48-384x288"``).
         machine: facts about the machine to check against; defaults to :func:`local_machine` (tests pass
             other machines).
+        sidecar: the plan's sidecar when the caller has already read it (:func:`read_sidecar`), so the
+            file is read once.
     """
     plan = Path(plan_path)
     onnx = Path(onnx_path) if onnx_path is not None else None
@@ -300,13 +301,13 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
     if not plan.exists() and not sidecar_path(plan).exists():
         return PlanCheck(plan, False, ["no such plan file"], cmd, checked=False)
     try:
-        meta = read_sidecar(plan)
+        meta = sidecar if sidecar is not None else read_sidecar(plan)
     except PlanMismatchError as exc:
         reason = str(exc).split(": ", 1)[-1]
         if not sidecar_path(plan).exists():  # read_sidecar's own advice would repeat the rebuild command
             reason = f"no sidecar {sidecar_path(plan).name} next to it (dcpose-trt build writes one)"
         return PlanCheck(plan, False, [reason], cmd, checked=False)
-    cmd = _rebuild_command(meta, plan, onnx)
+    cmd = rebuild_command(meta, plan, onnx)
     if not plan.is_file():
         return PlanCheck(plan, False, ["the plan file is missing"], cmd, meta)
 
@@ -325,10 +326,45 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
     return PlanCheck(plan, not reasons, reasons, cmd, meta)
 
 
-def ensure_plan_fits(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] | None = None,
+#: runtime flavour -> the module whose installed version counts for it. The lean runtime loads
+#: version-compatible plans built by full TensorRT, so its version stands in for full TensorRT's.
+RUNTIME_FLAVOURS: dict[str, tuple[str, str]] = {
+    "tensorrt": ("tensorrt", "tensorrt"),
+    "tensorrt-rtx": ("tensorrt-rtx", "tensorrt_rtx"),
+    "tensorrt-lean": ("tensorrt", "tensorrt_lean"),
+}
+
+
+def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None,
+                     backend: str | None = None, *, onnx_path: str | os.PathLike[str] | None = None,
                      preset: str | None = None, machine: Machine | None = None) -> dict[str, Any]:
-    """:func:`check`, raising :class:`PlanMismatchError` with its one-line message; returns the sidecar."""
-    result = check(plan_path, onnx_path, preset, machine)
+    """:func:`check` for a runtime about to load ``plan_path``; returns the sidecar, raises when it does not fit.
+
+    Args:
+        plan_path: ``MODEL.plan``.
+        sidecar: its sidecar when already read (:func:`read_sidecar`); None reads it.
+        backend: the runtime that will load the plan: ``tensorrt``, ``tensorrt-rtx``, or ``tensorrt-lean``
+            (whose installed version then stands in for full TensorRT's); None: the sidecar's backend.
+        onnx_path, preset, machine: as for :func:`check`.
+
+    Raises:
+        InputError: ``backend`` is unknown or cannot load a plan built by the sidecar's backend.
+        PlanMismatchError: the plan does not fit (one line with the reasons and the rebuild command), or
+            it cannot be checked (no plan, no or a broken sidecar).
+    """
+    machine = machine or local_machine()
+    meta = sidecar
+    if backend is not None:
+        meta = sidecar if sidecar is not None else read_sidecar(plan_path)
+        if backend not in RUNTIME_FLAVOURS:
+            raise InputError(f"unknown runtime {backend!r}; choose one of {', '.join(RUNTIME_FLAVOURS)}")
+        built_as, module = RUNTIME_FLAVOURS[backend]
+        if built_as != meta["backend"]["name"]:
+            raise InputError(f"{plan_path} was built with {meta['backend']['name']}; {backend} cannot load it")
+        if module != built_as.replace("-", "_"):
+            versions = {**machine.backend_versions, built_as: installed_version(module) or ""}
+            machine = Machine(versions, machine.gpu)
+    result = check(plan_path, onnx_path, preset, machine, sidecar=meta)
     if not result.ok:
         raise PlanMismatchError(result.message)
     return result.meta

@@ -115,9 +115,9 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
     """
     from dcpose_trt.data.posetrack import load_split
     from dcpose_trt.data.transforms import clean_boxes, decode_heatmaps, make_inputs
+    from dcpose_trt.data.video import posetrack_windows
     from dcpose_trt.eval.posetrack_ap import evaluate_frames, frames_for_video
     from dcpose_trt.eval.results import PredictedFrame, PredictedPerson
-    from dcpose_trt.export.precision import _imread
     from dcpose_trt.model import get_preset
 
     ref = _open_backend(reference, None)
@@ -130,16 +130,13 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
     disp_px, disp_cells, dscore = [], [], []
     pred: dict[str, dict[str, list]] = {"ref": {}, "cand": {}}
     n_frames = 0
-    for video, frame in index.labeled_frames():
+    for video, frame, window, gt_boxes in posetrack_windows(index):
         if max_frames is not None and n_frames >= max_frames:
             break
-        boxes = clean_boxes(index.boxes(video.name, frame.index, "gt"))
+        boxes = clean_boxes(gt_boxes)
         if not len(boxes):
             continue
         n_frames += 1
-        prev, nxt = video.neighbours(frame.index)
-        cur = _imread(frame.path)
-        window = [cur, *(_imread(p) if p.is_file() else cur for p in (video.frame_path(prev), video.frame_path(nxt)))]
         frames, centers, scales = make_inputs(window, boxes, preset.image_size, preset.mean, preset.std)
         margin = np.ones((len(frames), 2), np.float32)
         outs = {}

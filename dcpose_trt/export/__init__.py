@@ -1,7 +1,8 @@
 """torch → ONNX export (three deformable-conv forms, split backbone/head) and FP16/INT8 ONNX.
 
 ``export_onnx(model, out, ExportConfig(...))`` writes the graph; ``quantize_onnx(onnx, out,
-QuantizeConfig(...))`` lowers its precision. onnx, onnxscript and onnxruntime are imported when used.
+QuantizeConfig(...))`` lowers its precision (:mod:`.fp16`, :mod:`.int8`, with the graph walks and Q/DQ
+checks of :mod:`.qdq`). onnx, onnxscript and onnxruntime are imported when used.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from dcpose_trt.export.onnx_export import (
     export_onnx,
     get_metadata,
     graph_diff_except_dcn,
-    load_model,
 )
-from dcpose_trt.export.precision import QuantizeConfig, check_qdq, int8_excluded_nodes, quantize_onnx
+from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
+from dcpose_trt.export.qdq import check_qdq, int8_excluded_nodes
 
 __all__ = [
     "DEFORM_FORMS",
@@ -35,7 +36,6 @@ __all__ = [
     "get_metadata",
     "graph_diff_except_dcn",
     "int8_excluded_nodes",
-    "load_model",
     "make_deform_translation",
     "plugin_identity",
     "plugin_op_schema",

@@ -21,15 +21,20 @@ def _progress_logging() -> None:
             logger.setLevel(logging.INFO)
 
 
+def _given(**values: object) -> dict[str, object]:
+    """The options the user gave (argparse defaults are None): the config dataclass supplies the rest."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _export(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
     check_writable(args.out, folder=args.split)
-    from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary, load_model
+    from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary
+    from dcpose_trt.model import load_model
 
     _progress_logging()
-    cfg = ExportConfig(deform=args.deform, split=args.split, opset=args.opset, check=args.check)
-    cfg.validate()
+    cfg = ExportConfig(**_given(deform=args.deform, split=args.split, opset=args.opset, check=args.check))
     model = load_model(args.model, args.preset)
     out = export_onnx(model, args.out, cfg)
     files = [out / "backbone.onnx", out / "head.onnx"] if args.split else [out]
@@ -44,9 +49,9 @@ def _quantize(args: argparse.Namespace) -> int:
     from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
 
     _progress_logging()
-    cfg = QuantizeConfig(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
-                         calib_samples=args.calib_samples, calib_split=args.calib_split,
-                         calib_method=args.calib_method)
+    cfg = QuantizeConfig(**_given(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
+                                  calib_samples=args.calib_samples, calib_split=args.calib_split,
+                                  calib_method=args.calib_method))
     out = quantize_onnx(args.onnx, args.out, cfg)
     print(f"wrote {out} ({args.precision})")
     return 0
@@ -68,19 +73,24 @@ def _fidelity(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this stage's verbs to the ``dcpose-trt`` parser."""
+    """Add this stage's verbs to the ``dcpose-trt`` parser. Options default to None; the help shows the
+    config dataclasses' defaults, which apply."""
+    from dcpose_trt.export.onnx_export import ExportConfig
+    from dcpose_trt.export.precision import CALIB_METHODS, QuantizeConfig
+
     p = sub.add_parser("export", help="export DCPose to ONNX (three deformable-conv forms, optional split)",
                        description="Export DCPose to ONNX with a dynamic person batch.")
     p.add_argument("--model", type=Path, help="DCPose checkpoint (.pth); default: the bundled tiny model")
     p.add_argument("--preset", help="preset (default: the checkpoint's, else tiny-128x96)")
     p.add_argument("--out", type=Path, required=True, help="output .onnx (with --split: a folder)")
-    p.add_argument("--deform", choices=DEFORM_FORMS, default="deformconv",
+    p.add_argument("--deform", choices=DEFORM_FORMS,
                    help="plugin: dcpose_trt TensorRT plugin node; deformconv: ONNX DeformConv (opset 19); "
-                        "gridsample: standard ops only (default: deformconv)")
-    p.add_argument("--split", action="store_true", help="write backbone.onnx and head.onnx into --out")
-    p.add_argument("--opset", type=int, default=19, help="ONNX opset (default: 19)")
-    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
-                   help="compare ONNX Runtime with PyTorch on a random batch (default: on)")
+                        f"gridsample: standard ops only (default: {ExportConfig.deform})")
+    p.add_argument("--split", action="store_true", default=None, help="write backbone.onnx and head.onnx into --out")
+    p.add_argument("--opset", type=int, help=f"ONNX opset (default: {ExportConfig.opset})")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction,
+                   help="compare ONNX Runtime with PyTorch on a random batch "
+                        f"(default: {'on' if ExportConfig.check else 'off'})")
     p.set_defaults(func=_export)
 
     q = sub.add_parser("quantize", help="FP16 or INT8 (Q/DQ) copy of an exported ONNX",
@@ -91,9 +101,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib", type=Path, help="INT8: video file, frames folder, or PoseTrack-layout dataset")
     q.add_argument("--calib-boxes", type=Path, help="INT8: person boxes for a video/frames folder (boxes.json "
                    "or a COCO detection list)")
-    q.add_argument("--calib-samples", type=int, default=256, help="person crops to calibrate on (default: 256)")
-    q.add_argument("--calib-split", default="val", help="split of a PoseTrack-layout dataset (default: val)")
-    q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy"), default="minmax")
+    q.add_argument("--calib-samples", type=int,
+                   help=f"person crops to calibrate on (default: {QuantizeConfig.calib_samples})")
+    q.add_argument("--calib-split",
+                   help=f"split of a PoseTrack-layout dataset (default: {QuantizeConfig.calib_split})")
+    q.add_argument("--calib-method", choices=CALIB_METHODS, help=f"(default: {QuantizeConfig.calib_method})")
     q.add_argument("--out", type=Path, required=True, help="output .onnx (for a split folder: a folder)")
     q.set_defaults(func=_quantize)
 

@@ -51,10 +51,9 @@ from dcpose_trt.contract import (  # noqa: F401 - META_* re-exported for the pre
 )
 from dcpose_trt.errors import ExportError, InputError
 from dcpose_trt.export.deform_ops import DEFORM_FORMS, plugin_identity, translation_table
-from dcpose_trt.model import DEFAULT_PRESET, build_dcpose, load_checkpoint, read_checkpoint_meta, use_deform_conv
+from dcpose_trt.model import load_model, use_deform_conv
 from dcpose_trt.model.dcpose import DCPose
 from dcpose_trt.model.deform import deform_conv2d_gridsample
-from dcpose_trt.model.presets import BUNDLED_MODEL, BUNDLED_PRESET, get_preset
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class ExportConfig:
     check_atol: float = 1e-4
     check_rtol: float = 1e-4
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.deform not in DEFORM_FORMS:
             raise InputError(f"unknown --deform {self.deform!r}; choose one of: {', '.join(DEFORM_FORMS)}")
         need = 16 if self.deform == "gridsample" else 19
@@ -108,40 +107,6 @@ class CheckResult:
     max_abs_diff: float | None
     max_abs_ref: float | None
     note: str = ""
-
-
-# ----------------------------------------------------------------------------------------------------
-# Model loading
-# ----------------------------------------------------------------------------------------------------
-
-
-def load_model(checkpoint: str | os.PathLike | None = None, preset: str | None = None) -> DCPose:
-    """The model to export: a checkpoint, else the bundled model, else the preset's random init.
-
-    Args:
-        checkpoint: DCPose checkpoint; its stored preset is used unless ``preset`` is given.
-        preset: preset name. Without a checkpoint, a preset other than the bundled model's gets its
-            random initialisation (with a warning).
-    """
-    if preset is not None:
-        get_preset(preset)  # an unknown name is an error before any warning about weights
-    if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise InputError(f"checkpoint not found: {path}")
-        preset = preset or read_checkpoint_meta(path).get("preset")
-        # Official checkpoints carry no preset: they are the W48 model.
-        model = build_dcpose(preset or DEFAULT_PRESET)
-        load_checkpoint(model, path)
-        return model.eval()
-    if preset in (None, BUNDLED_PRESET) and BUNDLED_MODEL.is_file():
-        model = build_dcpose(read_checkpoint_meta(BUNDLED_MODEL).get("preset", BUNDLED_PRESET))
-        load_checkpoint(model, BUNDLED_MODEL)
-        return model.eval()
-    preset = preset or BUNDLED_PRESET
-    why = "no --model given" if preset != BUNDLED_PRESET else f"the bundled model {BUNDLED_MODEL} is missing"
-    log.warning("%s: exporting the random initialisation of preset %s (heatmaps are meaningless)", why, preset)
-    return build_dcpose(preset).eval()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -412,7 +377,6 @@ def export_graph(model: DCPose, part: str, cfg: ExportConfig) -> tuple[Any, Chec
     require("onnxscript", "onnx", "ONNX export")
     if part not in PARTS:
         raise InputError(f"unknown part {part!r}; choose one of: {', '.join(PARTS)}")
-    cfg.validate()
     model.eval()
     with _stage(f"exporting {model.preset.name} {part} ({cfg.deform}, opset {cfg.opset})"):
         proto = _torch_export(model, part, cfg)
@@ -444,7 +408,8 @@ def export_onnx(model: DCPose | str | os.PathLike | None, out: str | os.PathLike
     """Export DCPose to ONNX.
 
     Args:
-        model: a :class:`DCPose`, a checkpoint path, or None for the bundled model (see :func:`load_model`).
+        model: a :class:`DCPose`, a checkpoint path, or None for the bundled model (see
+            :func:`dcpose_trt.model.load_model`).
         out: the ``.onnx`` file; with ``cfg.split`` a folder that receives ``backbone.onnx`` and ``head.onnx``.
         cfg: the export settings.
 
@@ -458,7 +423,6 @@ def export_onnx(model: DCPose | str | os.PathLike | None, out: str | os.PathLike
     Raises:
         InputError: bad settings or paths. ExportError: the exporter or the check failed.
     """
-    cfg.validate()
     if not isinstance(model, nn.Module):
         model = load_model(model)
     out = Path(out)

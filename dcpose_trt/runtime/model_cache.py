@@ -179,7 +179,8 @@ def _stage_bar(step: ExportStep, progress: bool):
 
 
 def _export(checkpoint: Path, preset: str | None, out: Path, deform: str) -> Path:
-    from dcpose_trt.export import ExportConfig, export_onnx, load_model
+    from dcpose_trt.export import ExportConfig, export_onnx
+    from dcpose_trt.model import load_model
 
     return export_onnx(load_model(checkpoint, preset), out, ExportConfig(deform=deform))
 

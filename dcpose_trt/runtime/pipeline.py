@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from dcpose_trt.data.transforms import as_bgr8
+from dcpose_trt.data.video import BoxesFromFile, FrameSource
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.estimator import FramePoses, PoseEstimator
 from dcpose_trt.runtime.io import (
     AtomicVideoWriter,
-    BoxesFromFile,
-    FrameSource,
     clip_boxes,
     draw_poses,
     write_json_atomic,

@@ -320,19 +320,6 @@ def _import_runtime(flavour: str) -> Any:
     return require(module, extra, f"running {flavour.replace('-lean', '')} plans")
 
 
-def _runtime_version(flavour: str) -> str | None:
-    """Installed version of a runtime module from package metadata (no native library load)."""
-    from importlib import metadata
-
-    module = RUNTIME_MODULES[flavour][0]
-    for dist in (module, f"{module}-cu12", f"{module}-cu13", f"{module}_cu12", f"{module}_cu13"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:  # noqa: PERF203 - a handful of names
-            continue
-    return None
-
-
 def _dims(dims: Any) -> tuple[int, ...]:
     return tuple(int(dims[i]) for i in range(len(dims)))
 
@@ -798,8 +785,8 @@ class TensorRTBackend(_GpuPoseMixin):
 
     def __init__(self, path: str | os.PathLike[str], backend: str = "auto", onnx: str | os.PathLike[str] | None = None,
                  preset: str | None = None, device: int = 0, use_graphs: bool = True) -> None:
-        from dcpose_trt.engine import check, read_sidecar
-        from dcpose_trt.engine._trt import local_machine
+        from dcpose_trt.engine import ensure_plan_fits, read_sidecar
+        from dcpose_trt.engine.plan import rebuild_command
 
         self.path = Path(path)
         self._gpu_setup()
@@ -818,14 +805,7 @@ class TensorRTBackend(_GpuPoseMixin):
             flavour = "tensorrt-lean"
         trt_module = _import_runtime(flavour)  # MissingDependencyError: pip install 'dcpose-trt[trt|rtx|lean]'
         cudart()  # MissingDependencyError: pip install 'dcpose-trt[cuda]'
-        machine = local_machine()
-        if flavour == "tensorrt-lean":
-            # check() knows full TensorRT's version; the lean runtime's stands in for it.
-            versions = {**machine.backend_versions, "tensorrt": _runtime_version(flavour) or ""}
-            machine = type(machine)(versions, machine.gpu)
-        fit = check(self.path, onnx, preset, machine)
-        if not fit.ok:
-            raise PlanMismatchError(fit.message)
+        ensure_plan_fits(self.path, meta, flavour, onnx_path=onnx, preset=preset)  # lean: its version counts
         self.meta = meta
         self.name = built
         self.runtime = trt_module.__name__
@@ -833,7 +813,7 @@ class TensorRTBackend(_GpuPoseMixin):
         self.preset_name: str = meta.get("preset") or (preset or "")
         if not self.preset_name:
             raise PlanMismatchError(f"{self.path}: the sidecar names no model preset; rebuild it with: "
-                                    f"{fit.rebuild_command}")
+                                    f"{rebuild_command(meta, self.path, Path(onnx) if onnx is not None else None)}")
         from dcpose_trt.model.presets import get_preset
 
         p = get_preset(self.preset_name)

@@ -59,6 +59,10 @@ class TrainConfig:
     max_steps: int | None = None  # per epoch; for smoke tests
     augment: bool = True
 
+    def __post_init__(self) -> None:
+        if self.single_frame and self.freeze_backbone:
+            raise InputError("--single-frame trains the backbone; it cannot be combined with --freeze-backbone")
+
 
 def latest_checkpoint(out: Path) -> tuple[Path, int] | None:
     best = None
@@ -74,8 +78,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     Writes ``epoch_{N}_state.pth`` after every epoch N (0-based, official naming) and ``final.pth``.
     """
-    if cfg.single_frame and cfg.freeze_backbone:
-        raise InputError("--single-frame trains the backbone; it cannot be combined with --freeze-backbone")
     out = Path(cfg.out)
     resume_from = latest_checkpoint(out) if cfg.resume else None
     if cfg.resume and resume_from is None:

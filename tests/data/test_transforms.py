@@ -13,11 +13,11 @@ from dcpose_trt.data.transforms import (
     box_to_center_scale,
     clean_boxes,
     decode_heatmaps,
-    frame_window,
     get_affine_transform,
     make_inputs,
     to_input,
 )
+from dcpose_trt.data.video import frame_window
 from dcpose_trt.errors import InputError
 
 BOX = (50, 100, 150, 300)

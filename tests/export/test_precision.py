@@ -116,8 +116,8 @@ def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, t
     and carries exactly the Q/DQ (same tensors, same scales) of the INT8 deformconv export.
     """
     from dcpose_trt.export.deform_ops import plugin_identity
+    from dcpose_trt.export.int8 import has_plugin_nodes, plugin_to_standard
     from dcpose_trt.export.onnx_export import graph_diff_except_dcn
-    from dcpose_trt.export.precision import has_plugin_nodes, plugin_to_standard
 
     cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=16)
     with caplog.at_level(logging.DEBUG):

@@ -50,6 +50,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dcpose_trt._atomic import atomic_write_bytes, atomic_write_text
 from dcpose_trt.errors import PluginError
 from dcpose_trt.plugins.deform_conv import (
     PLUGIN_ID,
@@ -537,7 +538,7 @@ def build_ptx(
         k = results[job]
         sub = out / f"sm_{job.arch}"
         sub.mkdir(exist_ok=True)
-        (sub / f"{job.stem}.ptx").write_text(k.ptx)
+        atomic_write_text(sub / f"{job.stem}.ptx", k.ptx)
         entry = {
             **k.meta(),
             "ptx": f"sm_{job.arch}/{job.stem}.ptx",
@@ -546,7 +547,7 @@ def build_ptx(
             "cached": k.cached,
         }
         if k.cubin is not None:
-            (sub / f"{job.stem}.cubin").write_bytes(k.cubin)
+            atomic_write_bytes(sub / f"{job.stem}.cubin", k.cubin)
             entry["cubin"] = f"sm_{job.arch}/{job.stem}.cubin"
         entries.append(entry)
 
@@ -570,7 +571,7 @@ def build_ptx(
         "configs": {c.name: asdict(c) for c in cfg_list},
         "kernels": entries,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))  # last: the index
     return manifest
 
 

@@ -35,6 +35,7 @@ import os
 import threading
 
 from dcpose_trt._deps import require
+from dcpose_trt._env import at_least, local_gpu
 from dcpose_trt.errors import PluginError
 from dcpose_trt.plugins.deform_conv import (
     PLUGIN_ID,
@@ -45,15 +46,10 @@ from dcpose_trt.plugins.deform_conv import (
 INPUTS = ("X", "W", "offset", "B", "mask")  # the node's input order = the kernel's pointer order
 ATTRIBUTE_TYPES = {"strides": "ints[2]", "pads": "ints[4]", "dilations": "ints[2]", "group": "int",
                    "offset_group": "int"}  # fmt: skip
-MIN_TRT_AOT = (10, 9)
+MIN_TRT_AOT = "10.9"
 
 _lock = threading.Lock()
 _registered: dict[str, object] = {}
-
-
-def _trt_version(trt) -> tuple[int, int]:
-    parts = str(trt.__version__).split(".")
-    return int(parts[0]), int(parts[1])
 
 
 def aot_extra_args(x, w, o, cout_g, offset_group: int, conv: tuple[int, ...]) -> list:
@@ -100,10 +96,9 @@ def current_arch() -> int:
             e2, minor = cu.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev)
             if e1 == e2 == cu.CUresult.CUDA_SUCCESS:
                 return 10 * major + minor
-    import torch
-
-    if torch.cuda.is_available():
-        major, minor = torch.cuda.get_device_capability()
+    gpu = local_gpu()  # no cuda-python: the first GPU torch or nvidia-smi sees
+    if gpu is not None:
+        major, minor = (int(v) for v in gpu.compute_capability.split(".")[:2])
         return 10 * major + minor
     raise PluginError("no CUDA device to compile the plugin for; set DCPOSE_TRT_PTX_ARCH (e.g. 86)")
 
@@ -134,7 +129,7 @@ def register_plugin(lazy: bool = False):
         if "trtp" in _registered:
             return _registered["trtp"]
         trt = require("tensorrt", "trt", "registering the deformable-conv TensorRT plugin")
-        if _trt_version(trt) < (10, 6):
+        if not at_least(trt.__version__, "10.6"):
             raise PluginError(
                 f"TensorRT {trt.__version__} has no tensorrt.plugin (Quickly Deployable Plugins need >= 10.6, "
                 "ahead-of-time >= 10.9); export with --deform gridsample or deformconv instead"
@@ -196,7 +191,7 @@ def _define(trt, trtp, lazy: bool) -> None:
         types = ", ".join(["FP32|FP16"] * (len(INPUTS) + 1))
         return [trtp.AutoTuneCombination(types, "LINEAR", sorted(TACTICS))]
 
-    if hasattr(trtp, "aot_impl") and _trt_version(trt) >= MIN_TRT_AOT:
+    if hasattr(trtp, "aot_impl") and at_least(trt.__version__, MIN_TRT_AOT):
 
         @trtp.aot_impl(PLUGIN_ID)
         def deform_conv_aot_impl(
