@@ -150,8 +150,7 @@ def from_checkpoint(path: str | os.PathLike | None, precision: str = "fp32", cac
     later calls; INT8 needs ``calib`` (a PoseTrack-layout dataset, or a video/frames folder with
     ``calib_boxes``), as ``dcpose-trt quantize`` does.
     """
-    from dcpose_trt.export.onnx_export import load_model
-    from dcpose_trt.model import bundled_model_path
+    from dcpose_trt.model import bundled_model_path, load_model
 
     _check_precision(precision)
     ov = _ov()
@@ -201,11 +200,11 @@ def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.
     """
     parts = dict(parts) if parts is not None else convert_parts(model)
     if precision == "int8":
-        from dcpose_trt.export.precision import QuantizeConfig, calibration_crops
+        from dcpose_trt.export.int8 import calibration_crops
+        from dcpose_trt.export.precision import QuantizeConfig
 
         qc = QuantizeConfig(precision="int8", calib=Path(calib) if calib else None, calib_samples=calib_samples,
                             calib_boxes=Path(calib_boxes) if calib_boxes else None, calib_split=calib_split)
-        qc.validate()
         p = model.preset
         crops = calibration_crops(qc, tuple(p.image_size), tuple(p.mean), tuple(p.std))
         parts["backbone"] = quantize_backbone(parts["backbone"], crops)
