@@ -42,16 +42,6 @@ HOME = {"load_model": "dcpose_trt.model"}
 #: of the [seams] issue (#13) are merged; the test fails when an entry no longer occurs, so it only
 #: shrinks. Do not add to it: fix the import instead.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
-    # the fidelity verb is registered under `export`; it belongs to `eval` (#13 item 6).
-    ("dcpose_trt.export.cli", "dcpose_trt.eval.fidelity"),
-    # the on-demand export cache of `run` lives in runtime and calls export; its export/build half
-    # belongs to engine (#13 item 6).
-    ("dcpose_trt.runtime.model_cache", "dcpose_trt.export"),
-    # branch `ov` (merged into seams-bench): the OpenVINO backend converts the model itself with export's
-    # private wrappers and calibration; that conversion belongs to export (as the runtime model cache's).
-    ("dcpose_trt.runtime.ov_backend", "dcpose_trt.export.onnx_export"),
-    ("dcpose_trt.runtime.ov_backend", "dcpose_trt.export.precision"),
-    ("dcpose_trt.runtime.ov_backend", "dcpose_trt.export.int8"),
 })  # fmt: skip
 
 

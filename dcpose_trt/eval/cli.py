@@ -1,4 +1,4 @@
-"""CLI verbs of the eval stage: ``dcpose-trt eval`` (``predict`` is the scale stage's, ``scale/cli.py``).
+"""CLI verbs of the eval stage: ``eval`` and ``fidelity`` (``predict`` is the scale stage's, ``scale/cli.py``).
 
 Only argparse-level code at import time; the metric is imported when the verb runs.
 """
@@ -6,6 +6,7 @@ Only argparse-level code at import time; the metric is imported when the verb ru
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,12 +27,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_run_eval)
 
+    f = sub.add_parser("fidelity", help="keypoint displacement and AP of a candidate backend vs a reference",
+                       description="Compare keypoints of two models on a PoseTrack-layout split (GT boxes).")
+    f.add_argument("--reference", type=Path, required=True, help="checkpoint (.pth) or ONNX")
+    f.add_argument("--candidate", type=Path, required=True, help="ONNX (FP16/INT8) or TensorRT plan")
+    f.add_argument("--data", type=Path, required=True, help="PoseTrack-layout dataset root")
+    f.add_argument("--split", default="val", help="dataset split (default: val)")
+    f.add_argument("--max-frames", type=int, help="stop after this many labeled frames")
+    f.add_argument("--candidate-backend", default="auto",
+                   choices=("auto", "openvino", "openvino-bf16", "openvino-int8"),
+                   help="auto: by file type; openvino*: run the candidate (checkpoint, IR or gridsample ONNX) "
+                        "on OpenVINO at that precision (default: %(default)s)")
+    f.add_argument("--json", type=Path, help="also write the report as JSON")
+    f.set_defaults(func=_fidelity)
+
 
 def _run_eval(args: argparse.Namespace) -> int:
     import json
     import math
-    from pathlib import Path
 
+    from dcpose_trt._atomic import atomic_write_text
     from dcpose_trt.eval.posetrack_ap import evaluate_dirs, format_table
 
     res = evaluate_dirs(args.gt, args.pred)
@@ -50,5 +65,24 @@ def _run_eval(args: argparse.Namespace) -> int:
         }
         out = Path(args.json_out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+def _fidelity(args: argparse.Namespace) -> int:
+    import logging
+
+    from dcpose_trt.errors import InputError
+    from dcpose_trt.eval.fidelity import fidelity, write_report
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    logger = logging.getLogger("dcpose_trt.eval.fidelity")  # progress (INFO) even without -v: it takes a while
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    report = fidelity(args.reference, args.candidate, args.data, split=args.split, max_frames=args.max_frames,
+                      candidate_backend=args.candidate_backend)
+    print(report.format_table())
+    if args.json:
+        print(f"wrote {write_report(report, args.json)}")
     return 0

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from dcpose_trt.errors import InputError
+from dcpose_trt._atomic import atomic_write_text
+from dcpose_trt.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,14 @@ class FidelityReport:
 
 
 def _open_backend(path: str | os.PathLike, preset: str | None, backend: str = "auto") -> Any:
-    """Checkpoint → torch, ONNX (file or split folder) → ONNX Runtime, plan → TensorRT; or ``backend`` (openvino*)."""
+    """Checkpoint → torch, ONNX (file or split folder) → ONNX Runtime, plan → TensorRT; or a named ``backend``."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"model not found: {p}")
-    if backend.startswith("openvino"):
-        from dcpose_trt.runtime.ov_backend import open_backend
+    if backend != "auto":
+        from dcpose_trt.runtime.estimator import make_backend
 
-        return open_backend(p, backend, preset)
+        return make_backend(p, backend, preset)
     if p.suffix in (".pth", ".pt", ".tar"):
         from dcpose_trt.runtime.backends import TorchBackend
 
@@ -111,7 +112,7 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
         data: dataset root with ``annotations/<split>/*.json`` and the images.
         split: dataset split. Defaults to ``val``.
         batch: persons per backend call. max_frames: stop after this many labeled frames.
-        candidate_backend: ``auto`` (by file type) or ``openvino``/``openvino-bf16``/``openvino-int8``.
+        candidate_backend: ``auto`` (by file type) or a registered backend name (``openvino-bf16``...).
     """
     from dcpose_trt.data.posetrack import load_split
     from dcpose_trt.data.transforms import clean_boxes, decode_heatmaps, make_inputs
@@ -171,7 +172,7 @@ def fidelity(reference: str | os.PathLike, candidate: str | os.PathLike, data: s
                   for f in frames_for_video(v, pred[key][v.name])]
             aps[key] = evaluate_frames(ev).table
         report.ap_reference, report.ap_candidate = aps["ref"], aps["cand"]
-    except Exception as exc:  # noqa: BLE001 - AP needs full GT (head boxes...); displacement stands alone
+    except DataError as exc:  # AP needs full GT (head boxes, every labeled frame); displacement stands alone
         log.warning("AP not computed: %s", exc)
     log.info("fidelity over %d persons in %d frames: %.2f%% within one heatmap cell (%dx%d heatmaps)",
              len(px), n_frames, 100 * report.overall["within_cell"], hh, hw)
@@ -182,7 +183,4 @@ def write_report(report: FidelityReport, path: str | os.PathLike) -> Path:
     """Write the report as JSON (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(report.to_json(), indent=2) + "\n")

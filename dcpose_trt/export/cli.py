@@ -1,4 +1,4 @@
-"""CLI verbs of the export stage: ``export``, ``quantize`` and ``fidelity``.
+"""CLI verbs of the export stage: ``export`` and ``quantize`` (``fidelity`` is the eval stage's).
 
 Only argparse at import time, so ``dcpose-trt --help`` needs none of torch.onnx, onnx or onnxruntime.
 Each verb parses its flags into the stage's config dataclass and calls one function.
@@ -57,21 +57,6 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fidelity(args: argparse.Namespace) -> int:
-    from dcpose_trt.errors import InputError
-    from dcpose_trt.eval.fidelity import fidelity, write_report
-
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
-    _progress_logging()
-    report = fidelity(args.reference, args.candidate, args.data, split=args.split, max_frames=args.max_frames,
-                      candidate_backend=args.candidate_backend)
-    print(report.format_table())
-    if args.json:
-        print(f"wrote {write_report(report, args.json)}")
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's verbs to the ``dcpose-trt`` parser. Options default to None; the help shows the
     config dataclasses' defaults, which apply."""
@@ -108,17 +93,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-method", choices=CALIB_METHODS, help=f"(default: {QuantizeConfig.calib_method})")
     q.add_argument("--out", type=Path, required=True, help="output .onnx (for a split folder: a folder)")
     q.set_defaults(func=_quantize)
-
-    f = sub.add_parser("fidelity", help="keypoint displacement and AP of a candidate backend vs a reference",
-                       description="Compare keypoints of two models on a PoseTrack-layout split (GT boxes).")
-    f.add_argument("--reference", type=Path, required=True, help="checkpoint (.pth) or ONNX")
-    f.add_argument("--candidate", type=Path, required=True, help="ONNX (FP16/INT8) or TensorRT plan")
-    f.add_argument("--data", type=Path, required=True, help="PoseTrack-layout dataset root")
-    f.add_argument("--split", default="val", help="dataset split (default: val)")
-    f.add_argument("--max-frames", type=int, help="stop after this many labeled frames")
-    f.add_argument("--candidate-backend", default="auto",
-                   choices=("auto", "openvino", "openvino-bf16", "openvino-int8"),
-                   help="auto: by file type; openvino*: run the candidate (checkpoint, IR or gridsample ONNX) "
-                        "on OpenVINO at that precision (default: %(default)s)")
-    f.add_argument("--json", type=Path, help="also write the report as JSON")
-    f.set_defaults(func=_fidelity)

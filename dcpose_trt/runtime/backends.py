@@ -1,74 +1,218 @@
-"""Inference backends: one interface, ``infer(frames, margin) -> heatmaps``.
+"""Inference backends: the runner protocol, the backend registry, and the PyTorch reference backend.
 
-Every backend takes ``frames`` ``float32[B, 9, H, W]`` (channels [current, previous, next], RGB,
-ImageNet-normalised crops) and ``margin`` ``float32[B, 2]`` and returns refined heatmaps
-``float32[B, 17, H/4, W/4]`` as numpy arrays. Backends for split models also implement
-``backbone(x: float32[B, 3, H, W]) -> float32[B, 17, h, w]`` and
-``head(cur, prev, nxt, margin) -> float32[B, 17, h, w]``.
+Protocols (abstract base classes; :class:`~dcpose_trt.runtime.PoseEstimator` dispatches with
+``isinstance``, never by probing attributes):
+
+* :class:`Backend`: ``name``, ``preset_name``, ``input_size``, ``single_frame``,
+  ``infer(frames, margin) -> heatmaps``, ``last_inference_time``, ``close()``, context manager.
+  ``frames`` is ``float32[B, 9, H, W]`` (channels [current, previous, next], RGB, ImageNet-normalised
+  crops), ``margin`` ``float32[B, 2]``; the result is refined heatmaps ``float32[B, 17, H/4, W/4]``.
+* :class:`SplitBackend` (a :class:`Backend`) adds the two halves the cached mode runs:
+  ``backbone(x: float32[B, 3, H, W]) -> float32[B, 17, h, w]`` and
+  ``head(cur, prev, nxt, margin) -> float32[B, 17, h, w]``.
+* :class:`GpuPoseBackend` (a :class:`Backend`) adds the fused GPU path
+  ``pose(window, boxes) -> (coords float32[N, 17, 2], scores float32[N, 17])``: crops, inference and
+  decoding on the device.
+
+Registry: ``--backend NAME`` opens a model through :data:`REGISTRY` (name → :class:`BackendSpec`).
+Built-in names: ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, ``openvino``,
+``openvino-bf16``, ``openvino-int8`` (and ``auto``, which picks torch, onnxruntime or the plan's
+TensorRT from the file). A new backend is one module (a :class:`Backend` subclass plus an opener) and one
+:func:`register_backend` line in :mod:`dcpose_trt.runtime.registry`.
 """
 
 from __future__ import annotations
 
+import abc
+import importlib
 import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from dcpose_trt.model import build_dcpose, load_checkpoint, read_checkpoint_meta
-from dcpose_trt.model.dcpose import DCPose
+if TYPE_CHECKING:
+    import torch
+
+    from dcpose_trt.model.dcpose import DCPose
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """What :class:`~dcpose_trt.runtime.PoseEstimator` needs from an inference engine."""
+class Backend(abc.ABC):
+    """What :class:`~dcpose_trt.runtime.PoseEstimator` needs from an inference engine.
+
+    Attributes:
+        name: the registry name (``--backend``) or, for a plan, the builder that made it.
+        preset_name: the model preset (``tiny-128x96``...). input_size: crop (H, W).
+        single_frame: True for the HRNet baseline (the current frame's backbone alone: one crop per
+            person instead of three).
+        last_inference_time: seconds of the last ``infer`` call.
+    """
 
     name: str
     preset_name: str
-    input_size: tuple[int, int]  # crop (H, W)
+    input_size: tuple[int, int]
+    single_frame: bool = False
+    last_inference_time: float = 0.0
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray: ...
+    @abc.abstractmethod
+    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
+
+    def close(self) -> None:  # noqa: B027 - a backend without resources has nothing to release
+        """Release device buffers, sessions and streams now (idempotent)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-class TorchBackend:
+class SplitBackend(Backend):
+    """A backend that also runs the backbone and the temporal head separately (the cached mode)."""
+
+    @abc.abstractmethod
+    def backbone(self, x: np.ndarray) -> np.ndarray:
+        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
+
+    @abc.abstractmethod
+    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
+
+
+class GpuPoseBackend(Backend):
+    """A backend that crops, infers and decodes on the GPU in one call (the fused path)."""
+
+    @abc.abstractmethod
+    def pose(self, window: Sequence[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[current, previous, next] BGR frames + clean boxes ``float32[N, 5]`` →
+        (image coordinates ``float32[N, 17, 2]``, peak scores ``float32[N, 17]``)."""
+
+
+# -- registry ---------------------------------------------------------------------------------------
+
+#: ``opener(path, name, preset, device) -> Backend``: ``path`` is the model file (None: bundled model),
+#: ``name`` the requested backend name. The opener checks the file kind and raises InputError.
+Opener = Callable[[Path | None, str, "str | None", str], Backend]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One ``--backend`` choice.
+
+    Attributes:
+        name: the ``--backend`` value.
+        opener: ``"module:function"`` of the opener (imported only when this backend is used, so an
+            optional dependency stays optional).
+        suffixes: the model kinds it runs as file suffixes (``.pth``, ``.onnx``, ``.plan``...); a
+            folder counts as ``.onnx`` (a split export). A checkpoint given to a backend without
+            ``.pth`` here is exported on demand into the model cache.
+    """
+
+    name: str
+    opener: str
+    suffixes: tuple[str, ...]
+
+    def open(self, path: Path | None, name: str, preset: str | None, device: str) -> Backend:
+        module, func = self.opener.split(":")
+        fn: Opener = getattr(importlib.import_module(module), func)
+        return fn(path, name, preset, device)
+
+
+#: ``--backend`` name → how to open a model with it (filled at the bottom of this module).
+REGISTRY: dict[str, BackendSpec] = {}
+
+
+def register_backend(name: str, opener: str, suffixes: Sequence[str]) -> None:
+    """Make ``--backend name`` open models of ``suffixes`` with ``opener`` (``"module:function"``)."""
+    REGISTRY[name] = BackendSpec(name, opener, tuple(suffixes))
+
+
+# -- PyTorch ------------------------------------------------------------------------------------------
+
+
+def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+
+
+class TorchBackend(SplitBackend):
     """PyTorch eager reference backend (CPU, or CUDA when ``device="cuda"``)."""
 
     name = "torch"
 
     def __init__(self, model: DCPose, device: str | torch.device = "cpu", single_frame: bool = False):
+        import torch
+
         self.model = model.eval().to(device)
         # The single-frame HRNet baseline: heatmaps of the current frame's backbone alone.
         self.single_frame = single_frame
         self.device = torch.device(device)
         self.preset_name: str = model.preset_name
-        self.input_size: tuple[int, int] = tuple(model.preset.image_size)  # type: ignore[assignment]
+        h, w = model.preset.image_size
+        self.input_size = (int(h), int(w))
+        self.last_inference_time = 0.0
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None, preset: str | None = None,
                         device: str = "cpu") -> TorchBackend:
-        """Build the model for ``preset`` (or the preset stored in the checkpoint) and load ``path``."""
-        meta = read_checkpoint_meta(path) if path is not None else {}
-        model = build_dcpose(preset or meta.get("preset") or "w48-384x288")
-        if path is not None:
-            load_checkpoint(model, Path(path))
-        return cls(model, device, single_frame=bool(meta.get("single_frame", False)))
+        """The model of ``path`` (read once; :func:`dcpose_trt.model.load_model`), else of ``preset``, else
+        the bundled model."""
+        from dcpose_trt.model import load_model, read_checkpoint
 
-    @torch.inference_mode()
+        ckpt = read_checkpoint(path) if path is not None else None
+        model = load_model(ckpt, preset)
+        return cls(model, device, single_frame=bool(ckpt is not None and ckpt.meta.get("single_frame", False)))
+
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        f = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
-        if self.single_frame:
-            return self.model.backbone(f[:, :3]).float().cpu().numpy()
-        m = torch.from_numpy(np.ascontiguousarray(margin, dtype=np.float32)).to(self.device)
-        return self.model(f, m).float().cpu().numpy()
+        import torch
 
-    @torch.inference_mode()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            f = _tensor(frames, self.device)
+            if self.single_frame:
+                out = self.model.backbone(f[:, :3]).float().cpu().numpy()
+            else:
+                out = self.model(f, _tensor(margin, self.device)).float().cpu().numpy()
+        self.last_inference_time = time.perf_counter() - t0
+        return out
+
     def backbone(self, x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-        return self.model.backbone(t).float().cpu().numpy()
+        import torch
 
-    @torch.inference_mode()
+        with torch.inference_mode():
+            return self.model.backbone(_tensor(x, self.device)).float().cpu().numpy()
+
     def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        t = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
-             for a in (cur, prev, nxt, margin)]
-        return self.model.head(*t).float().cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            t = [_tensor(a, self.device) for a in (cur, prev, nxt, margin)]
+            return self.model.head(*t).float().cpu().numpy()
+
+
+def open_torch(path: Path | None, name: str, preset: str | None, device: str) -> TorchBackend:
+    """Opener of ``--backend torch``: a checkpoint (``.pth``), or the bundled model when ``path`` is None."""
+    from dcpose_trt.errors import InputError
+
+    if path is not None and path.suffix.lower() not in (".pth", ".pt", ".tar"):
+        raise InputError(f"the torch backend needs a checkpoint (.pth), got {path}")
+    return TorchBackend.from_checkpoint(path, preset, device)
+
+
+def backend_names() -> tuple[str, ...]:
+    """The ``--backend`` choices: ``auto`` and every registered backend."""
+    return ("auto", *REGISTRY)
+
+
+# One line per backend: name, opener, the model files it runs.
+register_backend("torch", "dcpose_trt.runtime.backends:open_torch", (".pth", ".pt", ".tar"))
+register_backend("onnxruntime", "dcpose_trt.runtime.ort_backend:open_onnxruntime", (".onnx",))
+register_backend("tensorrt", "dcpose_trt.runtime.trt_backend:open_plan", (".plan", ".engine"))
+register_backend("tensorrt-rtx", "dcpose_trt.runtime.trt_backend:open_plan", (".plan", ".engine"))
+for _name in ("openvino", "openvino-bf16", "openvino-int8"):  # the precision rides on the name
+    register_backend(_name, "dcpose_trt.runtime.ov_backend:open_openvino", (".pth", ".pt", ".tar", ".onnx", ".xml"))

@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--video", required=True, help="video file, folder of frames, or camera index (e.g. 0)")
     p.add_argument("--model", help="checkpoint (.pth), ONNX, split-export folder or plan (default: bundled model)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx",
-                                                            "openvino", "openvino-bf16", "openvino-int8"))
+    from dcpose_trt.runtime.backends import backend_names
+
+    p.add_argument("--backend", default="auto", choices=backend_names())
     p.add_argument("--mode", default="exact", choices=("exact", "cached"),
                    help="cached: backbone once per person-frame (needs a --split export); default: %(default)s")
     p.add_argument("--causal", action="store_true", help="no look-ahead: refine frame t with t-1 and t-2")

@@ -27,11 +27,12 @@ from dcpose_trt.data.transforms import (
 )
 from dcpose_trt.errors import InputError
 from dcpose_trt.model.presets import bundled_model_path, get_preset
-from dcpose_trt.runtime.backends import Backend, TorchBackend
+from dcpose_trt.runtime.backends import REGISTRY, Backend, GpuPoseBackend, SplitBackend, backend_names
 from dcpose_trt.runtime.tracker import IoUTracker
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "openvino", "openvino-bf16", "openvino-int8")
 MODES = ("exact", "cached")
+#: ``auto``: the backend for a model file's suffix (anything else: torch, for a checkpoint).
+AUTO = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}
 
 
 @dataclass
@@ -65,15 +66,16 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
                  device: str = "cpu", progress: bool = True) -> Backend:
     """Open ``model`` (checkpoint ``.pth``, ``.onnx`` or TensorRT ``.plan``) with the requested backend.
 
-    ``auto`` picks the backend from the file: for a plan the one its sidecar names (TensorRT or
+    ``backend`` is a name of the registry (:data:`~dcpose_trt.runtime.backends.REGISTRY`) or ``auto``,
+    which picks the backend from the file: for a plan the one its sidecar names (TensorRT or
     TensorRT-RTX), ONNX Runtime for ONNX, torch for a checkpoint. Without ``model``, the bundled tiny
     checkpoint is used. A checkpoint given to a backend that runs exported files (``onnxruntime``,
-    ``tensorrt``, ``tensorrt-rtx``, and any registered with :func:`~dcpose_trt.runtime.model_cache.register_exporter`)
+    ``tensorrt``, ``tensorrt-rtx``, and any registered with :func:`~dcpose_trt.engine.model_cache.register_exporter`)
     is exported on demand into the model cache (see :mod:`dcpose_trt.runtime.model_cache`) and reused.
     """
     from dcpose_trt.runtime import model_cache
 
-    known = (*BACKENDS, *model_cache.registered_backends())
+    known = (*backend_names(), *model_cache.registered_backends())
     if backend not in known:
         raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(dict.fromkeys(known))}")
     if model is None:
@@ -86,36 +88,18 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
     suffix = path.suffix.lower() if path is not None else ".pth"
     if path is not None and path.is_dir():
         suffix = ".onnx"  # a split export directory (backbone.onnx + head.onnx)
-    is_plan = suffix in (".plan", ".engine")
+    name = backend
     if backend == "auto":
-        # A plan's sidecar names its builder; TensorRTBackend reads it (backend="auto").
-        backend = "auto-plan" if is_plan else {".onnx": "onnxruntime"}.get(suffix, "torch")
+        # A plan's sidecar names its builder: the TensorRT opener reads it (name "auto").
+        backend = AUTO.get(suffix, "torch")
+    spec = REGISTRY.get(backend)
     is_checkpoint = suffix in (".pth", ".pt", ".tar")
-    if backend.startswith("openvino"):  # checkpoint (converted on demand and cached), IR, or gridsample ONNX
-        from dcpose_trt.runtime.ov_backend import open_backend
-
-        return open_backend(path, backend, preset)
-    if backend == "torch":
-        if not is_checkpoint:
-            raise InputError(f"the torch backend needs a checkpoint (.pth), got {path}")
-        return TorchBackend.from_checkpoint(path, preset, device)
-    if is_checkpoint and backend in model_cache.registered_backends():
+    if is_checkpoint and (spec is None or suffix not in spec.suffixes) and backend in model_cache.registered_backends():
         # The bundled (or given) checkpoint, exported (and built) once for this backend and cached.
         return model_cache.open_cached(path, backend, preset=preset, progress=progress)
-    if backend == "onnxruntime":
-        if suffix != ".onnx":
-            hint = ("a TensorRT plan runs with --backend tensorrt/tensorrt-rtx (or auto); for ONNX Runtime give "
-                    "the ONNX it was built from, or a checkpoint (.pth)" if is_plan else
-                    f"export one with 'dcpose-trt export --model {path} --out model.onnx'")
-            raise InputError(f"the onnxruntime backend needs an ONNX file, got {path}; {hint}")
-        from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path)
-    if path is None or not is_plan:
-        raise InputError(f"the {backend} backend needs a TensorRT plan (.plan); build one with 'dcpose-trt build'")
-    from dcpose_trt.runtime.trt_backend import TensorRTBackend  # tensorrt / tensorrt-rtx
-
-    return TensorRTBackend(path, backend="auto" if backend == "auto-plan" else backend)
+    if spec is None:
+        raise InputError(f"the {backend} backend runs only checkpoints exported on demand; pass a checkpoint (.pth)")
+    return spec.open(path, name, preset, device)
 
 
 class _Entry:
@@ -157,9 +141,12 @@ class PoseEstimator:
                  device: str = "cpu", tracker: IoUTracker | None = None):
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-        self.backend: Backend = (backend if not isinstance(backend, str)
+        if not isinstance(backend, (str, Backend)):
+            raise InputError(f"backend must be a name ({', '.join(backend_names())}) or a "
+                             f"dcpose_trt.runtime.backends.Backend, got {type(backend).__name__}")
+        self.backend: Backend = (backend if isinstance(backend, Backend)
                                  else make_backend(model, backend, preset, device))
-        if mode == "cached" and not (hasattr(self.backend, "backbone") and hasattr(self.backend, "head")):
+        if mode == "cached" and not isinstance(self.backend, SplitBackend):
             raise InputError(f"mode='cached' needs a split model (backbone + head); the {self.backend.name} "
                              "backend was given a full model: export with 'dcpose-trt export --split'")
         self.preset = get_preset(self.backend.preset_name)
@@ -172,9 +159,7 @@ class PoseEstimator:
 
     def close(self) -> None:
         """Release the backend's resources (CUDA buffers, streams, graphs) now."""
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        self.backend.close()
 
     def __enter__(self) -> PoseEstimator:
         return self
@@ -204,22 +189,26 @@ class PoseEstimator:
         window = [as_bgr8(f) for f in window]
         h, w = self.preset.image_size
         out = []
-        gpu_pose = getattr(self.backend, "pose", None)  # GPU backends crop and decode on the device
+        backend = self.backend
         for s in range(0, len(boxes), self.max_batch):
             chunk = boxes[s : s + self.max_batch]
-            if gpu_pose is not None:
-                coords, maxvals = gpu_pose(window, chunk)
+            if isinstance(backend, GpuPoseBackend):  # crops, inference and decoding on the device
+                coords, maxvals = backend.pose(window, chunk)
             else:
                 frames, centers, scales = make_inputs(window, chunk, (h, w), self.preset.mean, self.preset.std)
-                heatmaps = self.backend.infer(frames, np.ones((len(chunk), 2), np.float32))
+                heatmaps = backend.infer(frames, np.ones((len(chunk), 2), np.float32))
                 coords, maxvals = decode_heatmaps(heatmaps, centers, scales)
             # The single-frame baseline runs the backbone on the current crop only.
-            self.stats["backbone_crops"] += (1 if getattr(self.backend, "single_frame", False) else 3) * len(chunk)
+            self.stats["backbone_crops"] += (1 if backend.single_frame else 3) * len(chunk)
             out.append(np.concatenate([coords, (maxvals * chunk[:, 4:5])[..., None]], axis=-1))
         self.stats["person_frames"] += len(boxes)
         return np.concatenate(out).astype(np.float32), boxes
 
     # -- cached mode ------------------------------------------------------------------------------
+    def _split(self) -> SplitBackend:
+        assert isinstance(self.backend, SplitBackend)  # checked in __init__ for mode="cached"
+        return self.backend
+
     def _run_backbone(self, e: _Entry) -> None:
         """Backbone once per person of this frame, each in its own box's crop."""
         h, w = self.preset.image_size
@@ -236,7 +225,7 @@ class PoseEstimator:
                 trans = get_affine_transform(c, sc, 0.0, (w, h))
                 x[i] = to_input(crop_person(e.frame, trans, (h, w)), self.preset.mean, self.preset.std)
                 e.centers[s + i], e.scales[s + i] = c, sc
-            e.heatmaps[s : s + len(chunk)] = self.backend.backbone(x)  # type: ignore[attr-defined]
+            e.heatmaps[s : s + len(chunk)] = self._split().backbone(x)
             self.stats["backbone_crops"] += len(chunk)
 
     def _aligned(self, key: _Entry, i: int, other: _Entry) -> np.ndarray:
@@ -267,7 +256,7 @@ class PoseEstimator:
         for s in range(0, n, self.max_batch):
             sl = slice(s, s + self.max_batch)
             margin = np.ones((len(key.boxes[sl]), 2), np.float32)
-            hm = self.backend.head(key.heatmaps[sl], p[sl], q[sl], margin)  # type: ignore[attr-defined]
+            hm = self._split().head(key.heatmaps[sl], p[sl], q[sl], margin)
             coords, maxvals = decode_heatmaps(hm, key.centers[sl], key.scales[sl])
             out.append(np.concatenate([coords, (maxvals * key.boxes[sl, 4:5])[..., None]], axis=-1))
         self.stats["person_frames"] += n

@@ -2,7 +2,8 @@
 
 Runs FP32, FP16 and INT8 (Q/DQ) files of the ``deformconv`` and ``gridsample`` forms (the ``plugin``
 form's custom node has no ONNX Runtime kernel). A split export (``backbone.onnx`` + ``head.onnx``)
-also gets ``backbone``/``head`` for the cached-backbone runtime; ``infer`` then chains the two.
+opens as :class:`OnnxRuntimeSplitBackend` (a :class:`~dcpose_trt.runtime.backends.SplitBackend`:
+``backbone``/``head`` for the cached-backbone runtime; ``infer`` then chains the two).
 CPU provider by default; the CUDA provider first when onnxruntime-gpu offers it.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from dcpose_trt._deps import require
 from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, META_DEFORM, META_PRECISION, META_PRESET
 from dcpose_trt.errors import InputError
+from dcpose_trt.runtime.backends import Backend, SplitBackend
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,11 @@ def _f32(a: np.ndarray, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Backend):
     """DCPose on ONNX Runtime.
+
+    Constructing it with a split export gives an :class:`OnnxRuntimeSplitBackend` (its subclass that
+    also implements :class:`~dcpose_trt.runtime.backends.SplitBackend`).
 
     Args:
         path: an exported ``.onnx`` (whole model), a split-export folder holding ``backbone.onnx`` and
@@ -115,6 +120,12 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
+
+    def __new__(cls, path: str | os.PathLike | Sequence[str | os.PathLike], *args: Any, **kwargs: Any
+                ) -> OnnxRuntimeBackend:
+        if cls is OnnxRuntimeBackend and not isinstance(cls._resolve(path), Path):
+            cls = OnnxRuntimeSplitBackend  # a backbone/head pair
+        return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], providers: Sequence[str] | None = None,
                  preset: str | None = None, threads: int | None = None):
@@ -185,25 +196,39 @@ class OnnxRuntimeBackend:
             out = self._full.run({"frames": f, "margin": m})
         else:
             b = f.shape[0]
+            assert isinstance(self, OnnxRuntimeSplitBackend)
             hm = self.backbone(np.concatenate([f[:, 0:3], f[:, 3:6], f[:, 6:9]], axis=0))
             out = self.head(hm[:b], hm[b:2 * b], hm[2 * b:], m)
         self.last_inference_time = time.perf_counter() - t0
         return out
 
-    def backbone(self, x: np.ndarray) -> np.ndarray:
-        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]`` (split only)."""
-        if self._backbone is None:
-            raise InputError("this ONNX is a whole model; backbone() needs a split export (dcpose-trt export --split)")
-        return self._backbone.run({"image": _f32(x, "image", 4)})
-
-    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps (split only)."""
-        if self._head is None:
-            raise InputError("this ONNX is a whole model; head() needs a split export (dcpose-trt export --split)")
-        return self._head.run({"cur": _f32(cur, "cur", 4), "prev": _f32(prev, "prev", 4),
-                               "next": _f32(nxt, "next", 4), "margin": _f32(margin, "margin", 2)})
-
     def __repr__(self) -> str:
         files = (self._full.path,) if self._full else (self._backbone.path, self._head.path)  # type: ignore[union-attr]
         return (f"OnnxRuntimeBackend({', '.join(map(str, files))}, preset={self.preset_name}, "
                 f"precision={self.precision}, providers={self.providers})")
+
+
+class OnnxRuntimeSplitBackend(OnnxRuntimeBackend, SplitBackend):
+    """A split export (``backbone.onnx`` + ``head.onnx``) on ONNX Runtime: also ``backbone`` and ``head``."""
+
+    def backbone(self, x: np.ndarray) -> np.ndarray:
+        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
+        assert self._backbone is not None  # a split pair (see __new__)
+        return self._backbone.run({"image": _f32(x, "image", 4)})
+
+    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
+        assert self._head is not None
+        return self._head.run({"cur": _f32(cur, "cur", 4), "prev": _f32(prev, "prev", 4),
+                               "next": _f32(nxt, "next", 4), "margin": _f32(margin, "margin", 2)})
+
+
+def open_onnxruntime(path: Path | None, name: str, preset: str | None, device: str) -> OnnxRuntimeBackend:
+    """Opener of ``--backend onnxruntime``: an ``.onnx`` file or a split-export folder."""
+    if path is None or not (path.is_dir() or path.suffix.lower() == ".onnx"):
+        is_plan = path is not None and path.suffix.lower() in (".plan", ".engine")
+        hint = ("a TensorRT plan runs with --backend tensorrt/tensorrt-rtx (or auto); for ONNX Runtime give "
+                "the ONNX it was built from, or a checkpoint (.pth)" if is_plan else
+                f"export one with 'dcpose-trt export --model {path} --out model.onnx'")
+        raise InputError(f"the onnxruntime backend needs an ONNX file, got {path}; {hint}")
+    return OnnxRuntimeBackend(path, preset=preset)

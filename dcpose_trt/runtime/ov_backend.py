@@ -22,7 +22,6 @@ start skips compilation.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -33,7 +32,16 @@ from typing import Any
 import numpy as np
 
 from dcpose_trt._deps import require
+from dcpose_trt.contract import META_PRECISION, META_PRESET
+from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the conversion step is the engine's)
+    build_ir,
+    convert_parts,
+    default_cache_dir,
+    ir_for_checkpoint,
+    is_ir_pair,
+)
 from dcpose_trt.errors import InputError
+from dcpose_trt.runtime.backends import Backend, SplitBackend
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +50,6 @@ PRECISIONS = ("fp32", "bf16", "int8")
 # Backend names the CLI and make_backend accept: the precision rides on the name, so every verb that takes
 # --backend gets BF16/INT8 without a new flag.
 BACKEND_NAMES = ("openvino", "openvino-bf16", "openvino-int8")
-_META_PRESET = "dcpose_trt.preset"
-_META_PRECISION = "dcpose_trt.precision"
 _HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the non-quantized parts run in FP32
 
 
@@ -52,14 +58,6 @@ def precision_of(backend: str) -> str:
     if backend not in BACKEND_NAMES:
         raise InputError(f"unknown OpenVINO backend {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}")
     return backend.split("-", 1)[1] if "-" in backend else "fp32"
-
-
-def default_cache_dir() -> Path:
-    """``$DCPOSE_TRT_CACHE/openvino``, else ``$XDG_CACHE_HOME/dcpose_trt/openvino`` (``~/.cache``)."""
-    root = os.environ.get("DCPOSE_TRT_CACHE")
-    if root:
-        return Path(root) / "openvino"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dcpose_trt" / "openvino"
 
 
 def _ov() -> Any:
@@ -76,14 +74,6 @@ def cpu_has_bf16() -> bool:
     return "BF16" in caps
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise InputError(f"unknown OpenVINO precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
@@ -92,140 +82,14 @@ def _check_precision(precision: str) -> None:
                          "(use fp32 or int8)")
 
 
-# %% Conversion ----------------------------------------------------------------------------------------
-
-
-def convert_parts(model: Any) -> dict[str, Any]:
-    """Backbone and head of a :class:`DCPose` → ``{"backbone": ov.Model, "head": ov.Model}`` (dynamic batch).
-
-    Backbone ``image float32[B, 3, H, W]`` → ``float32[B, 17, h, w]``; head ``cur, prev, next
-    float32[B, 17, h, w]`` + ``margin float32[B, 2]`` → ``float32[B, 17, h, w]``.
-    """
-    import torch
-    import torchvision.ops  # noqa: F401 - imported before tracing: its import-time _cuda_version op breaks the trace
-
-    from dcpose_trt.export.onnx_export import _Backbone, _Head  # the wrappers the ONNX export uses
-
-    ov = _ov()
-    model = model.eval().cpu()
-    h, w = model.preset.image_size
-    hh, hw = model.preset.heatmap_size
-    hm = [torch.rand(2, 17, hh, hw) * 0.1 for _ in range(3)]
-    specs = {
-        "backbone": (_Backbone(model).eval(), (torch.rand(2, 3, h, w),), [[-1, 3, h, w]]),
-        "head": (_Head(model).eval(), (*hm, torch.ones(2, 2)), [[-1, 17, hh, hw]] * 3 + [[-1, 2]]),
-    }
-    out = {}
-    for part, (module, example, shapes) in specs.items():
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            m = ov.convert_model(module, example_input=example, input=[ov.PartialShape(s) for s in shapes])
-        m.set_rt_info(model.preset_name, ["framework", _META_PRESET])
-        log.info("converted the %s with OpenVINO's PyTorch frontend in %.1f s", part, time.perf_counter() - t0)
-        out[part] = m
-    return out
-
-
-def quantize_backbone(backbone: Any, crops: np.ndarray, batch: int = 8) -> Any:
-    """NNCF post-training INT8 quantization of a backbone ``ov.Model`` on real crops ``float32[N, 9, H, W]``.
-
-    Each crop window gives three backbone images (current, previous, next), as at inference.
-    """
-    nncf = require("nncf", "openvino", "OpenVINO INT8 (NNCF post-training quantization)")
-    images = np.ascontiguousarray(crops.reshape(-1, 3, *crops.shape[2:]), dtype=np.float32)
-    batches = [images[i : i + batch] for i in range(0, len(images), batch)]
-    t0 = time.perf_counter()
-    q = nncf.quantize(backbone, nncf.Dataset(batches), subset_size=len(batches),
-                      preset=nncf.QuantizationPreset.PERFORMANCE)
-    log.info("NNCF quantized the backbone on %d images in %.1f s", len(images), time.perf_counter() - t0)
-    return q
-
-
 def from_checkpoint(path: str | os.PathLike | None, precision: str = "fp32", cache_dir: str | os.PathLike | None = None,
                     calib: str | os.PathLike | None = None, calib_boxes: str | os.PathLike | None = None,
                     calib_samples: int = 256, threads: int | None = None, calib_split: str = "val") -> OpenVINOBackend:
-    """The OpenVINO backend of a checkpoint (None: the bundled model), converted once and cached as IR.
-
-    The IR pair lands in ``<cache_dir>/<sha256[:16]>-<preset>-<precision>[-<calib hash>]/`` and is reused by
-    later calls; INT8 needs ``calib`` (a PoseTrack-layout dataset, or a video/frames folder with
-    ``calib_boxes``), as ``dcpose-trt quantize`` does.
-    """
-    from dcpose_trt.model import bundled_model_path, load_model
-
+    """The OpenVINO backend of a checkpoint (None: the bundled model), converted once and cached as IR
+    (:func:`dcpose_trt.engine.openvino_ir.ir_for_checkpoint`)."""
     _check_precision(precision)
-    ov = _ov()
-    ckpt = Path(path) if path is not None else bundled_model_path()
-    if ckpt is None:
-        raise InputError("no checkpoint given and no bundled model in this install")
-    if not ckpt.is_file():
-        raise InputError(f"checkpoint not found: {ckpt}")
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"{_file_sha256(ckpt)[:16]}-ov{ov.__version__.split('-')[0]}"
-    # BF16 is a compile-time hint on the FP32 IR; only INT8 changes the IR (and depends on the calibration).
-    ir_precision = "int8" if precision == "int8" else "fp32"
-    if ir_precision == "int8":
-        if calib is None:
-            raise InputError("OpenVINO INT8 from a checkpoint needs real calibration crops: pass calib (a "
-                             "PoseTrack-layout dataset, or a video/frames folder with calib_boxes), or give "
-                             "an INT8 Q/DQ ONNX of the gridsample form ('dcpose-trt quantize')")
-        ckey = hashlib.sha256(f"{Path(calib).resolve()}|{calib_boxes}|{calib_samples}|{calib_split}".encode()
-                              ).hexdigest()[:8]
-        key += f"-int8-{ckey}"
-    folder = cache / key
-    if not is_ir_pair(folder):
-        model = load_model(ckpt)
-        if ir_precision == "int8":  # quantize the (cached) FP32 conversion
-            fp32 = cache / key.split("-int8-")[0]
-            if not is_ir_pair(fp32):
-                build_ir(model, fp32)
-            core = ov.Core()
-            parts = {part: core.read_model(str(fp32 / f"{part}.xml")) for part in ("backbone", "head")}
-            build_ir(model, folder, ir_precision, calib, calib_boxes, calib_samples, parts, calib_split)
-        else:
-            build_ir(model, folder)
+    folder, cache = ir_for_checkpoint(path, precision, cache_dir, calib, calib_boxes, calib_samples, calib_split)
     return OpenVINOBackend(folder, precision=precision, threads=threads, cache_dir=cache)
-
-
-def is_ir_pair(folder: Path) -> bool:
-    """True when ``folder`` holds a converted ``backbone.xml`` + ``head.xml``."""
-    return (folder / "backbone.xml").is_file() and (folder / "head.xml").is_file()
-
-
-def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.PathLike | None = None,
-             calib_boxes: str | os.PathLike | None = None, calib_samples: int = 256,
-             parts: dict[str, Any] | None = None, calib_split: str = "val") -> Path:
-    """Convert a :class:`DCPose` into an IR pair in ``folder`` (``int8``: NNCF backbone on ``calib`` crops).
-
-    ``parts``: already converted FP32 ``{"backbone", "head"}`` models to start from (skips the conversion).
-    """
-    parts = dict(parts) if parts is not None else convert_parts(model)
-    if precision == "int8":
-        from dcpose_trt.export.int8 import calibration_crops
-        from dcpose_trt.export.precision import QuantizeConfig
-
-        qc = QuantizeConfig(precision="int8", calib=Path(calib) if calib else None, calib_samples=calib_samples,
-                            calib_boxes=Path(calib_boxes) if calib_boxes else None, calib_split=calib_split)
-        p = model.preset
-        crops = calibration_crops(qc, tuple(p.image_size), tuple(p.mean), tuple(p.std))
-        parts["backbone"] = quantize_backbone(parts["backbone"], crops)
-    _save_pair(parts, folder)
-    return folder
-
-
-def _save_pair(parts: dict[str, Any], folder: Path) -> None:
-    """Write ``backbone.xml/.bin`` + ``head.xml/.bin`` into ``folder`` atomically (a temp folder renamed)."""
-    ov = _ov()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    tmp.mkdir(exist_ok=True)
-    for part, m in parts.items():
-        ov.save_model(m, str(tmp / f"{part}.xml"), compress_to_fp16=False)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process won the race: keep its copy
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # %% Backend -------------------------------------------------------------------------------------------
@@ -271,15 +135,18 @@ def _metadata(model: Any, path: Path) -> dict[str, str]:
         onnx = require("onnx", "onnx", "reading ONNX metadata")
         proto = onnx.load(str(path), load_external_data=False)
         meta = {p.key: p.value for p in proto.metadata_props}
-    elif model.has_rt_info(["framework", _META_PRESET]):
-        meta[_META_PRESET] = model.get_rt_info(["framework", _META_PRESET]).astype(str)
+    elif model.has_rt_info(["framework", META_PRESET]):
+        meta[META_PRESET] = model.get_rt_info(["framework", META_PRESET]).astype(str)
     if any("FakeQuantize" in op.get_type_name() or "FakeConvert" in op.get_type_name() for op in model.get_ops()):
-        meta[_META_PRECISION] = "int8"
+        meta[META_PRECISION] = "int8"
     return meta
 
 
-class OpenVINOBackend:
+class OpenVINOBackend(Backend):
     """DCPose on OpenVINO's CPU plugin.
+
+    Constructing it with a split pair gives an :class:`OpenVINOSplitBackend` (its subclass that also
+    implements :class:`~dcpose_trt.runtime.backends.SplitBackend`).
 
     Args:
         path: an IR or ONNX file of the whole model (``frames``, ``margin`` inputs), or a split pair: a
@@ -296,6 +163,12 @@ class OpenVINOBackend:
     """
 
     name = NAME
+
+    def __new__(cls, path: str | os.PathLike | Sequence[str | os.PathLike], *args: Any, **kwargs: Any
+                ) -> OpenVINOBackend:
+        if cls is OpenVINOBackend and not isinstance(cls._resolve(path), Path):
+            cls = OpenVINOSplitBackend  # a backbone/head pair
+        return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], precision: str = "fp32",
                  preset: str | None = None, threads: int | None = None, cache_dir: str | os.PathLike | None = None):
@@ -329,7 +202,7 @@ class OpenVINOBackend:
             if len(self._backbone.inputs) != 1 or len(self._head.inputs) != 4:
                 raise InputError(f"{pair[0]} / {pair[1]} are not a DCPose backbone/head pair")
         self.compile_seconds = time.perf_counter() - t0
-        presets = {p.meta.get(_META_PRESET) for p in parts}
+        presets = {p.meta.get(META_PRESET) for p in parts}
         if len(presets) != 1 or None in presets:
             raise InputError(f"{', '.join(str(p.path) for p in parts)}: missing or inconsistent preset metadata "
                              f"({presets}); convert with from_checkpoint or re-export with 'dcpose-trt export'")
@@ -340,7 +213,7 @@ class OpenVINOBackend:
         if shape.rank.get_length() != 4 or not (shape[2].is_static and shape[3].is_static):
             raise InputError(f"{parts[0].path}: the crop size must be static, got input shape {shape}")
         self.input_size: tuple[int, int] = (shape[2].get_length(), shape[3].get_length())
-        quantized = any(p.meta.get(_META_PRECISION) == "int8" for p in parts)
+        quantized = any(p.meta.get(META_PRECISION) == "int8" for p in parts)
         if precision == "int8" and not quantized:
             raise InputError(f"{parts[0].path} is not quantized; for INT8 give a Q/DQ ONNX or use from_checkpoint "
                              "with calibration data")
@@ -384,27 +257,30 @@ class OpenVINOBackend:
             out = self._full.run(f, m)
         else:
             b = f.shape[0]
+            assert isinstance(self, OpenVINOSplitBackend)
             hm = self.backbone(np.concatenate([f[:, 0:3], f[:, 3:6], f[:, 6:9]], axis=0))
             out = self.head(hm[:b], hm[b : 2 * b], hm[2 * b :], m)
         self.last_inference_time = time.perf_counter() - t0
         return out
 
-    def backbone(self, x: np.ndarray) -> np.ndarray:
-        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]`` (split only)."""
-        if self._backbone is None:
-            raise InputError("this is a whole model; backbone() needs a split one (a checkpoint or a --split export)")
-        return self._backbone.run(_f32(x, "image", 4))
-
-    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps (split only)."""
-        if self._head is None:
-            raise InputError("this is a whole model; head() needs a split one (a checkpoint or a --split export)")
-        return self._head.run(_f32(cur, "cur", 4), _f32(prev, "prev", 4), _f32(nxt, "next", 4),
-                              _f32(margin, "margin", 2))
-
     def __repr__(self) -> str:
         files = (self._full.path,) if self._full else (self._backbone.path, self._head.path)  # type: ignore[union-attr]
         return f"OpenVINOBackend({', '.join(map(str, files))}, preset={self.preset_name}, precision={self.precision})"
+
+
+class OpenVINOSplitBackend(OpenVINOBackend, SplitBackend):
+    """A backbone/head pair on OpenVINO (a converted checkpoint, an IR pair or a split export)."""
+
+    def backbone(self, x: np.ndarray) -> np.ndarray:
+        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
+        assert self._backbone is not None  # a split pair (see __new__)
+        return self._backbone.run(_f32(x, "image", 4))
+
+    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
+        assert self._head is not None
+        return self._head.run(_f32(cur, "cur", 4), _f32(prev, "prev", 4), _f32(nxt, "next", 4),
+                              _f32(margin, "margin", 2))
 
 
 def open_backend(model: str | os.PathLike | None, backend: str = "openvino", preset: str | None = None,
@@ -419,3 +295,8 @@ def open_backend(model: str | os.PathLike | None, backend: str = "openvino", pre
     if preset is not None and preset != be.preset_name:
         raise InputError(f"{model} holds preset {be.preset_name}, not {preset}")
     return be
+
+
+def open_openvino(path: Path | None, name: str, preset: str | None, device: str) -> OpenVINOBackend:
+    """Opener of ``--backend openvino`` / ``openvino-bf16`` / ``openvino-int8`` (the registry's entry)."""
+    return open_backend(path, name, preset)

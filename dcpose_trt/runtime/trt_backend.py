@@ -1,30 +1,23 @@
-"""The low-latency GPU runtime: TensorRT / TensorRT-RTX / lean-runtime plans on cuda-python.
+"""TensorRT / TensorRT-RTX / lean-runtime plans on cuda-python: :class:`TensorRTExecutor`, :class:`TensorRTBackend`.
 
-:class:`BucketExecutor` is the machinery every GPU path shares: one CUDA stream; per person *bucket*
-(the batch sizes the plan's optimization profiles are built for, e.g. 1 / 8 / 32) pinned host and device
-buffers allocated once; async copies; an eager warm-up run, then one CUDA graph per bucket captured and
-replayed; a batch larger than the largest bucket is split; ``close()`` releases everything in reverse
-order. Two engines plug into it:
+:class:`TensorRTExecutor` plugs an ``ICudaEngine`` into the shared
+:class:`~dcpose_trt.runtime.executor.BucketExecutor`: one execution context per bucket (its profile and
+input shapes fixed, so its CUDA graph stays valid), all contexts sharing one activation-memory block (the
+buckets run one after another on one stream), ``set_tensor_address`` + ``execute_async_v3``.
+:class:`TensorRTBackend` puts the :class:`~dcpose_trt.runtime.backends.Backend` interface on it, with the
+fused GPU path ``pose(window, boxes)`` (:mod:`dcpose_trt.runtime.gpu_pose`).
 
-* :class:`TensorRTExecutor`: an ``ICudaEngine`` with one execution context per bucket (its profile and
-  input shapes fixed, so its graph stays valid), all contexts sharing one activation-memory block (the
-  buckets run one after another on one stream), ``set_tensor_address`` + ``execute_async_v3``.
-* :class:`TorchCudaExecutor`: a torch CUDA module on the same stream, buffers and graphs (the GPU machines
-  available to this project have no TensorRT; ``pytest -m gpu`` exercises this path).
-
-:class:`TensorRTBackend` and :class:`TorchCudaBackend` put the :class:`~dcpose_trt.runtime.backends.Backend`
-interface on them. Besides ``infer(frames, margin)`` (CPU crops in, heatmaps out) they offer
-``pose(window, boxes)``: frames go to the GPU once, the Triton kernels of
-:mod:`dcpose_trt.runtime.gpu_kernels` crop straight into the engine's input buffer and decode its output,
-and only keypoints come back.
+The executor, the fused path and the torch-CUDA backend live in their own modules; their public names
+are re-exported here for existing imports.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,22 +26,25 @@ import numpy as np
 from dcpose_trt._deps import available, require
 from dcpose_trt.errors import CudaError, InputError, PlanMismatchError
 from dcpose_trt.runtime.cuda import (
-    CudaGraph,
     DeviceBuffer,
-    HostDeviceBuffer,
-    Resource,
-    Stream,
     cudart,
-    device_info,
     set_device,
 )
+from dcpose_trt.runtime.executor import (  # noqa: F401 - re-exported
+    Bucket,
+    BucketExecutor,
+    TensorSpec,
+    _chunks,
+    buckets_from_profiles,
+)
+from dcpose_trt.runtime.gpu_pose import FusedGpuPose
 
 if TYPE_CHECKING:
-    import torch
 
     from dcpose_trt.engine._trt import trt
 
 log = logging.getLogger(__name__)
+
 
 # runtime flavour -> (module, pip extra). The lean runtime loads version-compatible plans built by full
 # TensorRT (``--version-compatible``); it has Runtime/ICudaEngine/IExecutionContext and nothing else.
@@ -60,257 +56,6 @@ RUNTIME_MODULES: dict[str, tuple[str, str]] = {
 
 _NP_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8,
               "UINT8": np.uint8, "BOOL": np.bool_}
-
-
-# %% Buckets -----------------------------------------------------------------------------------------
-
-
-def buckets_from_profiles(profiles: Sequence[tuple[int, int, int]]) -> list[tuple[int, int]]:
-    """Person buckets and the profile each one runs in, from batch profiles ``(min, opt, max)``.
-
-    A bucket is a batch size the runtime pads to (its graph has a fixed shape): every profile's ``opt``
-    and ``max``, plus the smallest ``min`` (a single person should not pay for eight). A bucket runs in the
-    profile whose ``opt`` equals it (kernels tuned for it), else the first profile that covers it.
-
-    ``[(1, 8, 32)]`` -> ``[(1, 0), (8, 0), (32, 0)]``;
-    ``[(1, 1, 1), (2, 8, 8), (9, 32, 32)]`` -> ``[(1, 0), (8, 1), (32, 2)]``.
-    """
-    if not profiles:
-        raise InputError("a plan needs at least one batch profile")
-    sizes = {min(p[0] for p in profiles)}
-    for _, opt, hi in profiles:
-        sizes |= {opt, hi}
-    out = []
-    for b in sorted(sizes):
-        tuned = [i for i, p in enumerate(profiles) if p[1] == b]
-        covering = [i for i, p in enumerate(profiles) if p[0] <= b <= p[2]]
-        if tuned or covering:
-            out.append((b, (tuned or covering)[0]))
-    return out
-
-
-def _chunks(n: int, largest: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` slices of at most ``largest`` items covering ``range(n)``."""
-    return [(s, min(n, s + largest)) for s in range(0, n, largest)]
-
-
-# %% The shared executor -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One network input or output: ``shape`` without the batch dimension, numpy ``dtype``."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: Any = np.float32
-
-
-@dataclass
-class Bucket:
-    """The fixed resources of one batch size.
-
-    Attributes:
-        size: batch size (persons). profile: optimization-profile index (TensorRT).
-        inputs, outputs: ``name -> HostDeviceBuffer`` of shape ``(size, *spec.shape)``.
-        graph: the captured CUDA graph once warmed up (None before, or when capture is off or failed).
-        runs: eager runs so far. state: engine-specific (the TensorRT execution context, torch views).
-    """
-
-    size: int
-    profile: int
-    inputs: dict[str, HostDeviceBuffer] = field(default_factory=dict)
-    outputs: dict[str, HostDeviceBuffer] = field(default_factory=dict)
-    graph: CudaGraph | None = None
-    graph_failed: bool = False
-    runs: int = 0
-    state: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, HostDeviceBuffer] = field(default_factory=dict)
-
-
-class BucketExecutor(Resource):
-    """One stream, per-bucket pinned/device buffers and CUDA graphs, for a model with a batch dimension.
-
-    Subclasses say how to bind a bucket (:meth:`_setup_bucket`: shapes, addresses; returns the output
-    shapes) and how to enqueue the model on :attr:`stream` (:meth:`_enqueue`); this class owns the
-    buffers, copies, graphs and their release.
-
-    Args:
-        inputs: input specs (batch dimension excluded), in the order the model takes them.
-        outputs: output names in order (their shapes come from :meth:`_setup_bucket`).
-        buckets: ``(size, profile)`` pairs (see :func:`buckets_from_profiles`).
-        device: CUDA device ordinal.
-        use_graphs: capture one CUDA graph per bucket after its first (warm-up) run.
-        mapped: zero-copy mapped host buffers; ``None`` picks them on integrated GPUs (Jetson).
-
-    Attributes:
-        stream: the :class:`~dcpose_trt.runtime.cuda.Stream` everything runs on.
-        device: :class:`~dcpose_trt.runtime.cuda.DeviceInfo`.
-    """
-
-    def __init__(self, inputs: Sequence[TensorSpec], outputs: Sequence[str], buckets: Sequence[tuple[int, int]],
-                 device: int = 0, use_graphs: bool = True, mapped: bool | None = None) -> None:
-        if not buckets:
-            raise InputError("no batch buckets to run")
-        self.input_specs = list(inputs)
-        self.output_names = list(outputs)
-        self.bucket_sizes = sorted(buckets)
-        self.use_graphs = use_graphs
-        self._buckets: dict[int, Bucket] = {}
-        self._resources: list[Any] = []  # closed in reverse order
-        self._closed = False
-        cudart()  # MissingDependencyError naming the [cuda] extra before anything else
-        set_device(device)
-        self.device = device_info(device)
-        self.mapped = self.device.integrated and self.device.can_map_host_memory if mapped is None else mapped
-        self.stream = self._own(Stream())
-
-    # -- subclass hooks -----------------------------------------------------------------------------
-    def _setup_bucket(self, bucket: Bucket) -> dict[str, tuple[tuple[int, ...], Any]]:
-        """Prepare the engine for ``bucket`` (its input buffers exist); return ``name -> (shape, dtype)``
-        of every output (full shape, batch included)."""
-        raise NotImplementedError
-
-    def _bind_outputs(self, bucket: Bucket) -> None:
-        """Called once the output buffers exist (set their addresses)."""
-
-    def _enqueue(self, bucket: Bucket) -> None:
-        """Enqueue one run of the model on :attr:`stream` reading/writing the bucket's device buffers."""
-        raise NotImplementedError
-
-    def _capturable(self, bucket: Bucket) -> bool:
-        """Whether the bucket's enqueue may be captured into a CUDA graph."""
-        return True
-
-    # -- resources ----------------------------------------------------------------------------------
-    def _own(self, resource: Any) -> Any:
-        self._resources.append(resource)
-        return resource
-
-    def _buffer(self, shape: Sequence[int], dtype: Any) -> HostDeviceBuffer:
-        return self._own(HostDeviceBuffer(shape, dtype, mapped=self.mapped))
-
-    @property
-    def max_batch(self) -> int:
-        return self.bucket_sizes[-1][0]
-
-    def bucket_for(self, n: int) -> Bucket:
-        """The bucket that runs ``n`` persons (the smallest one >= n), created on first use."""
-        if self._closed:
-            raise CudaError("this executor was closed")
-        if n < 1 or n > self.max_batch:
-            raise InputError(f"a batch of {n} does not fit the buckets {[b for b, _ in self.bucket_sizes]}")
-        size, profile = next((b, p) for b, p in self.bucket_sizes if b >= n)
-        bucket = self._buckets.get(size)
-        if bucket is None:
-            bucket = Bucket(size, profile)
-            for spec in self.input_specs:
-                bucket.inputs[spec.name] = self._buffer((size, *spec.shape), spec.dtype)
-            out_shapes = self._setup_bucket(bucket)
-            for name in self.output_names:
-                shape, dtype = out_shapes[name]
-                bucket.outputs[name] = self._buffer(shape, dtype)
-            self._bind_outputs(bucket)
-            self._buckets[size] = bucket
-        return bucket
-
-    def prepare(self, sizes: Sequence[int] | None = None) -> None:
-        """Allocate, warm up and capture the given buckets (default all) now instead of on first use."""
-        for size in sizes or [b for b, _ in self.bucket_sizes]:
-            bucket = self.bucket_for(size)
-            if bucket.runs == 0:
-                for buf in bucket.inputs.values():  # pinned memory starts uninitialised
-                    buf.host[...] = 0
-                    buf.copy_to_device(self.stream)
-                self.launch(bucket)  # eager warm-up, then the graph is captured
-                self.stream.synchronize()
-
-    # -- running ------------------------------------------------------------------------------------
-    def launch(self, bucket: Bucket) -> None:
-        """Enqueue one run of ``bucket`` on the stream: its graph if captured, else eagerly.
-
-        The first run is eager (TensorRT allocates lazily, torch warms its allocator and cuDNN); the graph
-        is captured right after it, so every later run is one ``cudaGraphLaunch``. Capture failures (an
-        engine that is not stream-capturable) leave the bucket eager, with a warning.
-        """
-        if bucket.graph is not None:
-            bucket.graph.launch(self.stream)
-            return
-        self._enqueue(bucket)
-        bucket.runs += 1
-        if self.use_graphs and not bucket.graph_failed:
-            if not self._capturable(bucket):
-                bucket.graph_failed = True
-                log.info("the engine is not stream-capturable; batch %d runs without a CUDA graph", bucket.size)
-                return
-            self.stream.synchronize()  # the warm-up run must finish before capture changes the stream's mode
-            try:
-                bucket.graph = self._own(CudaGraph.capture(self.stream, lambda: self._enqueue(bucket)))
-            except (CudaError, RuntimeError) as exc:
-                bucket.graph_failed = True
-                log.warning("CUDA graph capture failed for batch %d; running it without a graph (%s)",
-                            bucket.size, exc)
-
-    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Host arrays in, host arrays out: ``feed[name]`` is ``[N, *spec.shape]`` for every input.
-
-        Each chunk of at most :attr:`max_batch` rows is copied into its bucket's pinned buffer (the rows
-        past N repeat row 0, so padded rows compute finite values), copied to the device, run, and the N
-        valid output rows are copied back. Returns ``name -> [N, ...]`` (fresh arrays).
-        """
-        arrays = {}
-        for spec in self.input_specs:
-            if spec.name not in feed:
-                raise InputError(f"missing input {spec.name!r}")
-            a = np.ascontiguousarray(feed[spec.name], dtype=spec.dtype)
-            if tuple(a.shape[1:]) != spec.shape:
-                raise InputError(f"{spec.name} must be [N, {', '.join(map(str, spec.shape))}], got {list(a.shape)}")
-            arrays[spec.name] = a
-        n = {a.shape[0] for a in arrays.values()}
-        if len(n) != 1:
-            raise InputError(f"inputs disagree on the batch size: {sorted(n)}")
-        total = n.pop()
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
-        for start, stop in _chunks(total, self.max_batch):
-            m = stop - start
-            bucket = self.bucket_for(m)
-            for name, buf in bucket.inputs.items():
-                buf.host[:m] = arrays[name][start:stop]
-                buf.host[m:] = buf.host[0]
-                buf.copy_to_device(self.stream)
-            self.launch(bucket)
-            for buf in bucket.outputs.values():
-                buf.copy_to_host(self.stream, nbytes=m * (buf.nbytes // bucket.size))
-            self.stream.synchronize()
-            for name, buf in bucket.outputs.items():
-                parts[name].append(buf.host[:m].copy())
-        return {name: np.concatenate(p) if p else np.zeros((0,), np.float32) for name, p in parts.items()}
-
-    # -- release ------------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Release every CUDA resource (graphs, buffers, stream, engine state), newest first; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if not self.stream.closed:
-                self.stream.synchronize()  # nothing may still be reading a buffer we free
-        finally:
-            errors = []
-            self._close_engine()
-            while self._resources:
-                res = self._resources.pop()
-                try:
-                    res.close()
-                except CudaError as exc:  # keep releasing the rest, report the first failure
-                    errors.append(exc)
-            self._buckets.clear()
-            if errors:
-                raise errors[0]
-
-    def _close_engine(self) -> None:
-        """Drop engine objects that live on the device memory about to be freed (subclasses)."""
-
 
 # %% TensorRT ----------------------------------------------------------------------------------------
 
@@ -594,173 +339,10 @@ class TensorRTExecutor(BucketExecutor):
         self._runtime = None
 
 
-# %% torch CUDA --------------------------------------------------------------------------------------
+# %% Backend ----------------------------------------------------------------------------------------
 
 
-class TorchCudaExecutor(BucketExecutor):
-    """A torch CUDA module on the shared stream / pinned-buffer / CUDA-graph machinery.
-
-    The bucket's device buffers are wrapped as torch tensors (zero-copy, ``__cuda_array_interface__``);
-    the module runs on the executor's stream (``torch.cuda.ExternalStream``) and its result is copied into
-    the output buffer. Everything the module allocates goes to a private ``torch.cuda.MemPool``: a captured
-    graph replays into the addresses it saw, so they must never be handed to other tensors. The pool is
-    shared by the buckets' graphs, which is safe because they run one after another on one stream and
-    keep nothing in it between runs.
-
-    Args:
-        module: callable on CUDA tensors ``module(*inputs) -> Tensor[B, ...]`` (one output).
-        inputs: input specs without the batch dimension, in call order.
-        output: output spec without the batch dimension.
-        buckets: batch sizes (default 1, 8, 32).
-        device, use_graphs, mapped: see :class:`BucketExecutor`.
-    """
-
-    def __init__(self, module: Callable[..., torch.Tensor], inputs: Sequence[TensorSpec], output: TensorSpec,
-                 buckets: Sequence[int] = (1, 8, 32), device: int = 0, use_graphs: bool = True,
-                 mapped: bool | None = None) -> None:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CudaError("the torch-CUDA executor needs a CUDA build of torch and a GPU")
-        self._torch = torch
-        self.module = module
-        self._output = output
-        super().__init__(inputs, [output.name], [(int(b), 0) for b in sorted(set(buckets))], device=device,
-                         use_graphs=use_graphs, mapped=mapped)
-        self._tdevice = torch.device("cuda", device)
-        self._tstream = torch.cuda.ExternalStream(self.stream.ptr, device=self._tdevice)
-        self._pool = torch.cuda.MemPool()
-
-    def torch_view(self, buf: HostDeviceBuffer) -> torch.Tensor:
-        """A zero-copy torch tensor over ``buf``'s device memory (valid until the executor closes)."""
-        return self._torch.as_tensor(buf, device=self._tdevice)
-
-    def _setup_bucket(self, bucket: Bucket) -> dict[str, tuple[tuple[int, ...], Any]]:
-        bucket.state["inputs"] = [self.torch_view(bucket.inputs[s.name]) for s in self.input_specs]
-        return {self._output.name: ((bucket.size, *self._output.shape), self._output.dtype)}
-
-    def _bind_outputs(self, bucket: Bucket) -> None:
-        bucket.state["output"] = self.torch_view(bucket.outputs[self._output.name])
-
-    def _enqueue(self, bucket: Bucket) -> None:
-        torch = self._torch
-        # use_mem_pool asks whether the *current* torch stream is capturing (and then wants a torch-made
-        # graph), so it is entered on the default stream, which never captures; our stream comes after.
-        with torch.cuda.stream(torch.cuda.default_stream(self._tdevice)), \
-                torch.cuda.use_mem_pool(self._pool, self._tdevice), torch.cuda.stream(self._tstream), \
-                torch.inference_mode():
-            result = self.module(*bucket.state["inputs"])
-            bucket.state["output"].copy_(result)
-            del result
-
-    def _close_engine(self) -> None:
-        for b in self._buckets.values():
-            b.state.clear()  # drop the tensor views before the buffers go
-
-
-# %% Backends ----------------------------------------------------------------------------------------
-
-
-class _GpuPoseMixin:
-    """``pose(window, boxes)``: crops and decoding on the GPU around a :class:`BucketExecutor` that has
-    inputs ``frames`` [B, 9, H, W] and ``margin`` [B, 2] and one output [B, 17, H/4, W/4]."""
-
-    executor: BucketExecutor
-    input_size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def _gpu_setup(self) -> None:
-        self._frames_buf: HostDeviceBuffer | None = None
-
-    def _views(self) -> Callable[[HostDeviceBuffer], Any]:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CudaError("pose() runs the Triton crop/decode kernels through torch CUDA tensors; "
-                            "install a CUDA build of torch, or use infer() with CPU crops")
-        dev = torch.device("cuda", self.executor.device.index)
-        return lambda buf: torch.as_tensor(buf, device=dev)
-
-    def pose(self, window: Sequence[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints of the key frame, with crops and decoding on the GPU.
-
-        Args:
-            window: three uint8 BGR frames ``[H, W, 3]`` of one size: [current, previous, next].
-            boxes: float32[N, >=4] person boxes (x, y, w, h[, score]) on the current frame (cleaned).
-
-        Returns:
-            coords float32[N, 17, 2] (image pixels) and maxvals float32[N, 17], as
-            ``decode_heatmaps(infer(make_inputs(...)))`` gives them (crops within one intensity level).
-        """
-        require("triton", "triton", "the GPU crop and decode kernels")
-        import torch
-
-        from dcpose_trt.runtime import gpu_kernels as gk
-
-        view = self._views()
-        ex = self.executor
-        if len(window) != 3 or any(f.shape != window[0].shape or f.dtype != np.uint8 or f.ndim != 3
-                                   for f in window):
-            raise InputError("pose() needs a window of three uint8 BGR frames of one size")
-        boxes = np.asarray(boxes, np.float32)
-        if boxes.ndim != 2 or boxes.shape[1] < 4:
-            raise InputError(f"boxes must be [N, 4 or 5] (x, y, w, h[, score]), got shape {list(boxes.shape)}")
-        n = len(boxes)
-        hm_hw = (self.input_size[0] // 4, self.input_size[1] // 4)
-        if n == 0:
-            return np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32)
-        shape = (3, *window[0].shape)
-        if self._frames_buf is None or self._frames_buf.shape != shape:
-            if self._frames_buf is not None:
-                ex.stream.synchronize()
-                self._frames_buf.close()
-            self._frames_buf = HostDeviceBuffer(shape, np.uint8, mapped=ex.mapped)
-        fb = self._frames_buf
-        for i, f in enumerate(window):
-            fb.host[i] = f
-        fb.copy_to_device(ex.stream)
-        frames_t = view(fb)
-        crop_inv, centers, scales = gk.crop_affines(boxes, self.input_size)
-        dec_inv = gk.decode_affines(centers, scales, hm_hw)
-        coords, maxvals = [], []
-        tstream = torch.cuda.ExternalStream(ex.stream.ptr, device=frames_t.device)
-        for start, stop in _chunks(n, ex.max_batch):
-            m = stop - start
-            bucket = ex.bucket_for(m)
-            size = bucket.size
-            if not bucket.extra:  # per-bucket pinned parameters, allocated once
-                bucket.extra["crop"] = ex._buffer((size, 2, 3), np.float32)
-                bucket.extra["decode"] = ex._buffer((size, 2, 3), np.float32)
-                bucket.extra["frame_idx"] = ex._buffer((size * 3,), np.int32)
-                bucket.extra["frame_idx"].host[:] = np.tile(np.arange(3, dtype=np.int32), size)
-            crop, dec, idx = bucket.extra["crop"], bucket.extra["decode"], bucket.extra["frame_idx"]
-            # Padded rows repeat person 0, so the engine sees real crops everywhere.
-            crop.host[:m] = crop_inv[start:stop]
-            crop.host[m:] = crop_inv[start]
-            dec.host[:m] = dec_inv[start:stop]
-            margin = bucket.inputs["margin"]
-            margin.host[:] = 1.0
-            for buf in (crop, dec, idx, margin):
-                buf.copy_to_device(ex.stream)
-            with torch.cuda.stream(tstream):  # Triton launches on torch's current stream
-                gk.gpu_crop(frames_t, view(crop), view(idx), self.input_size, self.mean, self.std,
-                            out=view(bucket.inputs["frames"]))
-            ex.launch(bucket)  # on ex.stream, after the crop (same stream)
-            with torch.cuda.stream(tstream):
-                out = view(next(iter(bucket.outputs.values())))
-                xy, mv = gk.gpu_decode(out[:m], view(dec)[:m])
-                coords.append(xy.cpu().numpy())  # synchronous on our stream
-                maxvals.append(mv.cpu().numpy())
-        return np.concatenate(coords), np.concatenate(maxvals)
-
-    def _gpu_close(self) -> None:
-        if self._frames_buf is not None:
-            self._frames_buf.close()
-            self._frames_buf = None
-
-
-class TensorRTBackend(_GpuPoseMixin):
+class TensorRTBackend(FusedGpuPose):
     """DCPose from a TensorRT / TensorRT-RTX plan (``dcpose-trt build``), on cuda-python.
 
     Args:
@@ -832,7 +414,9 @@ class TensorRTBackend(_GpuPoseMixin):
 
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` -> heatmaps ``float32[B, 17, H/4, W/4]``."""
+        t0 = time.perf_counter()
         out = self.executor.run({"frames": frames, "margin": margin})
+        self.last_inference_time = time.perf_counter() - t0
         return next(iter(out.values())).astype(np.float32, copy=False)
 
     def close(self) -> None:
@@ -842,54 +426,16 @@ class TensorRTBackend(_GpuPoseMixin):
         if ex is not None:
             ex.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (f"TensorRTBackend({self.path}, runtime={getattr(self, 'runtime', '?')}, "
                 f"preset={getattr(self, 'preset_name', '?')}, buckets={getattr(self, 'buckets', '?')})")
 
 
-class TorchCudaBackend(_GpuPoseMixin):
-    """DCPose eager torch on CUDA through the same executor as TensorRT (stream, pinned buffers, graphs).
+def open_plan(path: Path | None, name: str, preset: str | None, device: str) -> TensorRTBackend:
+    """Opener of ``--backend tensorrt`` / ``tensorrt-rtx`` (and ``auto`` for a plan: the sidecar's builder)."""
+    if path is None or path.suffix.lower() not in (".plan", ".engine"):
+        raise InputError(f"the {name} backend needs a TensorRT plan (.plan); build one with 'dcpose-trt build'")
+    return TensorRTBackend(path, backend=name, preset=preset)
 
-    Args:
-        model: a :class:`~dcpose_trt.model.dcpose.DCPose` (moved to the device, eval mode).
-        buckets: person batch sizes (default 1, 8, 32).
-        device: CUDA device ordinal. use_graphs: capture one CUDA graph per bucket.
-    """
-
-    name = "torch-cuda"
-
-    def __init__(self, model: Any, buckets: Sequence[int] = (1, 8, 32), device: int = 0,
-                 use_graphs: bool = True) -> None:
-        import torch
-
-        self._gpu_setup()
-        self.model = model.eval().to(torch.device("cuda", device))
-        self.preset_name: str = model.preset_name
-        self.input_size: tuple[int, int] = tuple(model.preset.image_size)  # type: ignore[assignment]
-        self.mean, self.std = tuple(model.preset.mean), tuple(model.preset.std)
-        h, w = self.input_size
-        self.executor = TorchCudaExecutor(
-            self.model, [TensorSpec("frames", (9, h, w)), TensorSpec("margin", (2,))],
-            TensorSpec("heatmaps", (17, h // 4, w // 4)), buckets=buckets, device=device, use_graphs=use_graphs)
-        self.buckets = [b for b, _ in self.executor.bucket_sizes]
-
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` -> heatmaps ``float32[B, 17, H/4, W/4]``."""
-        return self.executor.run({"frames": frames, "margin": margin})["heatmaps"]
-
-    def close(self) -> None:
-        """Release every CUDA resource; idempotent."""
-        self._gpu_close()
-        self.executor.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+# Re-exported: the torch-CUDA backend lived here.
+from dcpose_trt.runtime.torch_cuda import TorchCudaBackend, TorchCudaExecutor  # noqa: E402,F401

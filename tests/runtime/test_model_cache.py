@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from dcpose_trt.cli import main
+from dcpose_trt.engine import model_cache
 from dcpose_trt.errors import DcposeTrtError, InputError
-from dcpose_trt.runtime import PoseEstimator, model_cache
+from dcpose_trt.runtime import PoseEstimator
 from dcpose_trt.runtime.estimator import make_backend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_run_onnxruntime_without_model_exports_once_then_reuses(shared_data, cac
     assert {"sha256", "form", "precision", "dcpose-trt", "torch", "onnx"} <= set(key)
     assert (key["form"], key["precision"]) == ("deformconv", "fp32")
 
-    with caplog.at_level(logging.INFO, logger="dcpose_trt.runtime.model_cache"):
+    with caplog.at_level(logging.INFO, logger="dcpose_trt.engine.model_cache"):
         assert main([*argv, "--json", str(tmp_path / "b.json")]) == 0
     assert len(export_calls) == 1  # no second export
     assert any("reusing cached export" in r.message for r in caplog.records)
@@ -77,7 +78,7 @@ def test_cache_key_changes_with_the_checkpoint(tmp_path, cache):
         paths.append(model_cache.entry_dir(ckpt, step, None)[0])
     assert paths[0] != paths[1] and paths[0].parent == cache / "models"
     # Same bytes, same key; another form, another key.
-    other = model_cache.ExportStep("onnxruntime", "gridsample", "fp32", "model.onnx", step.make, step.open)
+    other = model_cache.ExportStep("onnxruntime", "gridsample", "fp32", "model.onnx", step.make)
     assert model_cache.entry_dir(ckpt, step, None)[0] == paths[1]
     assert model_cache.entry_dir(ckpt, other, None)[0] != paths[1]
 

@@ -87,7 +87,9 @@ def test_second_start_uses_the_caches(ov_fp32, ov_cache, monkeypatch):
     def no_convert(*a, **k):
         raise AssertionError("converted again despite the IR cache")
 
-    monkeypatch.setattr(ov_backend, "convert_parts", no_convert)
+    from dcpose_trt.engine import openvino_ir
+
+    monkeypatch.setattr(openvino_ir, "convert_parts", no_convert)
     again = ov_backend.from_checkpoint(None, "fp32", ov_cache)
     assert again.preset_name == ov_fp32.preset_name
     assert any((ov_cache / "compiled").iterdir()), "OpenVINO CACHE_DIR left empty"

@@ -13,6 +13,7 @@ from dcpose_trt.data.posetrack import load_split
 from dcpose_trt.data.synth import SynthConfig, generate
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime import PoseEstimator, TorchBackend
+from dcpose_trt.runtime.backends import Backend, SplitBackend
 from dcpose_trt.runtime.detector import decode_yolo, letterbox
 from dcpose_trt.runtime.tracker import IoUTracker, iou_matrix
 
@@ -55,7 +56,7 @@ def test_tracker_ids_stable_through_crossings(synth_video):
     assert len(set(mapping.values())) == len(mapping)
 
 
-class _Counting:
+class _Counting(SplitBackend):
     """Wraps a backend and counts backbone crops (no fakes: the real torch model runs)."""
 
     def __init__(self, inner):
@@ -113,7 +114,7 @@ def test_cached_mode_equals_exact_for_a_static_person(model):
 
 
 def test_cached_mode_needs_split_backend(model):
-    class FullOnly:
+    class FullOnly(Backend):
         name, preset_name, input_size = "onnxruntime", "tiny-128x96", (128, 96)
 
         def infer(self, frames, margin):

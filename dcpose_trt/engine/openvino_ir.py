@@ -1,0 +1,186 @@
+"""OpenVINO IR of a DCPose checkpoint: conversion with OpenVINO's PyTorch frontend, NNCF INT8, the IR cache.
+
+The conversion step of the OpenVINO backend (:mod:`dcpose_trt.runtime.ov_backend`), in the engine layer
+because it uses the export stage (the ONNX export's backbone/head wrappers and the INT8 calibration crops).
+The runtime asks :func:`ir_for_checkpoint` for the IR folder and opens it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcpose_trt._deps import require
+from dcpose_trt.contract import META_PRESET
+from dcpose_trt.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def _ov() -> Any:
+    return require("openvino", "openvino", "the OpenVINO backend")
+
+
+def default_cache_dir() -> Path:
+    """``$DCPOSE_TRT_CACHE/openvino``, else ``$XDG_CACHE_HOME/dcpose_trt/openvino`` (``~/.cache``)."""
+    root = os.environ.get("DCPOSE_TRT_CACHE")
+    if root:
+        return Path(root) / "openvino"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dcpose_trt" / "openvino"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def convert_parts(model: Any) -> dict[str, Any]:
+    """Backbone and head of a :class:`DCPose` → ``{"backbone": ov.Model, "head": ov.Model}`` (dynamic batch).
+
+    Backbone ``image float32[B, 3, H, W]`` → ``float32[B, 17, h, w]``; head ``cur, prev, next
+    float32[B, 17, h, w]`` + ``margin float32[B, 2]`` → ``float32[B, 17, h, w]``.
+    """
+    import torch
+    import torchvision.ops  # noqa: F401 - imported before tracing: its import-time _cuda_version op breaks the trace
+
+
+    class Part(torch.nn.Module):
+        """One method of the model (``backbone`` or ``head``) as a module to convert."""
+
+        def __init__(self, part: str):
+            super().__init__()
+            self.model, self.part = model, part
+
+        def forward(self, *x: torch.Tensor) -> torch.Tensor:
+            return getattr(self.model, self.part)(*x)
+
+    ov = _ov()
+    model = model.eval().cpu()
+    h, w = model.preset.image_size
+    hh, hw = model.preset.heatmap_size
+    hm = [torch.rand(2, 17, hh, hw) * 0.1 for _ in range(3)]
+    specs = {
+        "backbone": (Part("backbone").eval(), (torch.rand(2, 3, h, w),), [[-1, 3, h, w]]),
+        "head": (Part("head").eval(), (*hm, torch.ones(2, 2)), [[-1, 17, hh, hw]] * 3 + [[-1, 2]]),
+    }
+    out = {}
+    for part, (module, example, shapes) in specs.items():
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            m = ov.convert_model(module, example_input=example, input=[ov.PartialShape(s) for s in shapes])
+        m.set_rt_info(model.preset_name, ["framework", META_PRESET])
+        log.info("converted the %s with OpenVINO's PyTorch frontend in %.1f s", part, time.perf_counter() - t0)
+        out[part] = m
+    return out
+
+
+def quantize_backbone(backbone: Any, crops: np.ndarray, batch: int = 8) -> Any:
+    """NNCF post-training INT8 quantization of a backbone ``ov.Model`` on real crops ``float32[N, 9, H, W]``.
+
+    Each crop window gives three backbone images (current, previous, next), as at inference.
+    """
+    nncf = require("nncf", "openvino", "OpenVINO INT8 (NNCF post-training quantization)")
+    images = np.ascontiguousarray(crops.reshape(-1, 3, *crops.shape[2:]), dtype=np.float32)
+    batches = [images[i : i + batch] for i in range(0, len(images), batch)]
+    t0 = time.perf_counter()
+    q = nncf.quantize(backbone, nncf.Dataset(batches), subset_size=len(batches),
+                      preset=nncf.QuantizationPreset.PERFORMANCE)
+    log.info("NNCF quantized the backbone on %d images in %.1f s", len(images), time.perf_counter() - t0)
+    return q
+
+
+def ir_for_checkpoint(path: str | os.PathLike | None, precision: str = "fp32",
+                      cache_dir: str | os.PathLike | None = None, calib: str | os.PathLike | None = None,
+                      calib_boxes: str | os.PathLike | None = None, calib_samples: int = 256,
+                      calib_split: str = "val") -> tuple[Path, Path]:
+    """The IR pair of a checkpoint (None: the bundled model), converted once and cached; returns
+    ``(ir_folder, cache_dir)``.
+
+    The IR pair lands in ``<cache_dir>/<sha256[:16]>-ov<version>[-int8-<calib hash>]/`` and is reused by
+    later calls. BF16 is a compile-time hint on the FP32 IR; only ``precision="int8"`` changes the IR and
+    needs ``calib`` (a PoseTrack-layout dataset, or a video/frames folder with ``calib_boxes``), as
+    ``dcpose-trt quantize`` does.
+    """
+    from dcpose_trt.model import bundled_model_path, load_model
+
+    ov = _ov()
+    ckpt = Path(path) if path is not None else bundled_model_path()
+    if ckpt is None:
+        raise InputError("no checkpoint given and no bundled model in this install")
+    if not ckpt.is_file():
+        raise InputError(f"checkpoint not found: {ckpt}")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = f"{_file_sha256(ckpt)[:16]}-ov{ov.__version__.split('-')[0]}"
+    ir_precision = "int8" if precision == "int8" else "fp32"
+    if ir_precision == "int8":
+        if calib is None:
+            raise InputError("OpenVINO INT8 from a checkpoint needs real calibration crops: pass calib (a "
+                             "PoseTrack-layout dataset, or a video/frames folder with calib_boxes), or give "
+                             "an INT8 Q/DQ ONNX of the gridsample form ('dcpose-trt quantize')")
+        ckey = hashlib.sha256(f"{Path(calib).resolve()}|{calib_boxes}|{calib_samples}|{calib_split}".encode()
+                              ).hexdigest()[:8]
+        key += f"-int8-{ckey}"
+    folder = cache / key
+    if not is_ir_pair(folder):
+        model = load_model(ckpt)
+        if ir_precision == "int8":  # quantize the (cached) FP32 conversion
+            fp32 = cache / key.split("-int8-")[0]
+            if not is_ir_pair(fp32):
+                build_ir(model, fp32)
+            core = ov.Core()
+            parts = {part: core.read_model(str(fp32 / f"{part}.xml")) for part in ("backbone", "head")}
+            build_ir(model, folder, ir_precision, calib, calib_boxes, calib_samples, parts, calib_split)
+        else:
+            build_ir(model, folder)
+    return folder, cache
+
+
+def is_ir_pair(folder: Path) -> bool:
+    """True when ``folder`` holds a converted ``backbone.xml`` + ``head.xml``."""
+    return (folder / "backbone.xml").is_file() and (folder / "head.xml").is_file()
+
+
+def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.PathLike | None = None,
+             calib_boxes: str | os.PathLike | None = None, calib_samples: int = 256,
+             parts: dict[str, Any] | None = None, calib_split: str = "val") -> Path:
+    """Convert a :class:`DCPose` into an IR pair in ``folder`` (``int8``: NNCF backbone on ``calib`` crops).
+
+    ``parts``: already converted FP32 ``{"backbone", "head"}`` models to start from (skips the conversion).
+    """
+    parts = dict(parts) if parts is not None else convert_parts(model)
+    if precision == "int8":
+        from dcpose_trt.export.int8 import calibration_crops
+        from dcpose_trt.export.precision import QuantizeConfig
+
+        qc = QuantizeConfig(precision="int8", calib=Path(calib) if calib else None, calib_samples=calib_samples,
+                            calib_boxes=Path(calib_boxes) if calib_boxes else None, calib_split=calib_split)
+        p = model.preset
+        crops = calibration_crops(qc, tuple(p.image_size), tuple(p.mean), tuple(p.std))
+        parts["backbone"] = quantize_backbone(parts["backbone"], crops)
+    _save_pair(parts, folder)
+    return folder
+
+
+def _save_pair(parts: dict[str, Any], folder: Path) -> None:
+    """Write ``backbone.xml/.bin`` + ``head.xml/.bin`` into ``folder`` atomically (a temp folder renamed)."""
+    ov = _ov()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    tmp.mkdir(exist_ok=True)
+    for part, m in parts.items():
+        ov.save_model(m, str(tmp / f"{part}.xml"), compress_to_fp16=False)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process won the race: keep its copy
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
