@@ -12,12 +12,16 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmarks.config import DEFORM_FOR, SAMPLE_DATASET, SAMPLE_DETECTIONS, BenchConfig
 from dcpose_trt.errors import DcposeTrtError, InputError
+from dcpose_trt.runtime.backends import Backend, SplitBackend
+
+if TYPE_CHECKING:
+    from dcpose_trt.runtime.backends import TorchBackend
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,7 @@ class Artifacts:
 
         FP32 and BF16 share the FP32 IR (BF16 is a compile-time hint); INT8 is NNCF's quantization of it.
         """
-        from dcpose_trt.runtime import ov_backend
+        from dcpose_trt.engine import openvino_ir
 
         key = ("openvino", "int8" if precision == "int8" else "fp32", True)
         if key in self._done:
@@ -95,20 +99,20 @@ class Artifacts:
             return got
         try:
             fp32 = self.cache / f"{self.preset}.openvino.fp32"
-            if not ov_backend.is_ir_pair(fp32):
+            if not openvino_ir.is_ir_pair(fp32):
                 t0 = time.perf_counter()
-                ov_backend.build_ir(self.model, fp32)
+                openvino_ir.build_ir(self.model, fp32)
                 log.info("converted %s in %.1f s", fp32, time.perf_counter() - t0)
             out = fp32
             if key[1] == "int8":
                 out = self.cache / f"{self.preset}.openvino.int8"
-                if not ov_backend.is_ir_pair(out):
+                if not openvino_ir.is_ir_pair(out):
                     import openvino as ov
 
                     calib, boxes = self.calibration()
                     core = ov.Core()
                     parts = {p: core.read_model(str(fp32 / f"{p}.xml")) for p in ("backbone", "head")}
-                    ov_backend.build_ir(self.model, out, "int8", calib, boxes, self.cfg.calib_samples or 256, parts)
+                    openvino_ir.build_ir(self.model, out, "int8", calib, boxes, self.cfg.calib_samples or 256, parts)
             self._done[key] = out
         except Exception as exc:  # noqa: BLE001 - remembered, as in onnx()
             self._done[key] = exc
@@ -152,7 +156,7 @@ def _deform_conv2d_fp32(input: Any, offset: Any, weight: Any, bias: Any = None, 
         return deform_conv2d_torchvision(f(input), f(offset), f(weight), f(bias), stride, padding, dilation, f(mask))
 
 
-class TorchAutocastBackend:
+class TorchAutocastBackend(SplitBackend):
     """A :class:`~dcpose_trt.runtime.backends.TorchBackend` under ``torch.autocast(dtype=bfloat16)``.
 
     What a PyTorch user tries first for BF16; outputs come back as FP32 numpy arrays.
@@ -160,10 +164,14 @@ class TorchAutocastBackend:
 
     name = "torch"
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: TorchBackend):
         self.inner = inner
-        self.preset_name: str = inner.preset_name
-        self.input_size: tuple[int, int] = inner.input_size
+        self.preset_name = inner.preset_name
+        self.input_size = inner.input_size
+        self.single_frame = inner.single_frame
+
+    def close(self) -> None:
+        self.inner.close()
 
     def _autocast(self) -> Any:
         import contextlib
@@ -196,9 +204,10 @@ class TorchAutocastBackend:
 
 
 def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: BenchConfig, device: str,
-                 gpu: bool) -> Any:
+                 gpu: bool) -> Backend:
     """The backend for one combination, or :class:`Skip` with the reason it cannot run here."""
     from dcpose_trt._deps import available
+    from dcpose_trt._env import install_hint
 
     split = mode == "cached"
     if name == "torch":
@@ -212,7 +221,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
         return TorchBackend(art.model, device)
     if name == "openvino":
         if not available("openvino"):
-            raise Skip("openvino is not installed: pip install 'dcpose-trt[openvino]'")
+            raise Skip(f"openvino is not installed: {install_hint('openvino')}")
         if precision not in ("fp32", "bf16", "int8"):
             raise Skip("OpenVINO runs fp32, bf16 and int8 on the CPU")
         from dcpose_trt.runtime import ov_backend
@@ -225,16 +234,16 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
         raise Skip(f"{name}: BF16 rows are torch autocast and OpenVINO only")
     if name == "onnxruntime":
         if not available("onnxruntime"):
-            raise Skip("onnxruntime is not installed: pip install 'dcpose-trt[onnx]'")
+            raise Skip(f"onnxruntime is not installed: {install_hint('onnxruntime')}")
         from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(art.onnx(DEFORM_FOR[name], precision, split), threads=cfg.threads)
     # tensorrt / tensorrt-rtx
-    module, extra = {"tensorrt": ("tensorrt", "trt"), "tensorrt-rtx": ("tensorrt_rtx", "rtx")}[name]
+    module = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}[name]
     if split:
         raise Skip(f"the {name} backend runs whole-model plans only (no split backbone/head plans yet)")
     if not available(module):
-        raise Skip(f"{module} is not installed (or does not import): pip install 'dcpose-trt[{extra}]'")
+        raise Skip(f"{module} is not installed (or does not import): {install_hint(module)}")
     if not gpu:
         raise Skip(f"no CUDA GPU: {name} plans run only on an NVIDIA GPU")
     from dcpose_trt.runtime.trt_backend import TensorRTBackend

@@ -73,7 +73,11 @@ class BenchConfig:
     progress: bool = True
     update_index: bool = False
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """Raises :class:`~dcpose_trt.errors.InputError` naming the flag of the first bad setting."""
         from dcpose_trt.model.presets import get_preset
 
         get_preset(self.preset)  # InputError listing the presets

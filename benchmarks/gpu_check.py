@@ -163,14 +163,13 @@ def step_torch_cuda_clip(out: Path, quick: bool) -> dict:
     import numpy as np
 
     from dcpose_trt.data.video import BoxesFromFile, FrameSource
-    from dcpose_trt.model.presets import bundled_model_path
-    from dcpose_trt.runtime.backends import TorchBackend
+    from dcpose_trt.model import load_model
     from dcpose_trt.runtime.estimator import PoseEstimator
-    from dcpose_trt.runtime.trt_backend import TorchCudaBackend
+    from dcpose_trt.runtime.torch_cuda import TorchCudaBackend
 
     if not CLIP.is_dir():
         raise Skip(f"the real clip is not at {CLIP}")
-    model = TorchBackend.from_checkpoint(bundled_model_path()).model
+    model = load_model()  # the bundled model
     source = FrameSource(str(CLIP))
     boxes = BoxesFromFile(str(CLIP / "boxes.json"), source.names())
     latencies, persons = [], 0

@@ -41,9 +41,8 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
     """Run every combination of ``cfg``; write the outputs (see module docstring) and return the result.
 
     Raises:
-        InputError: bad settings, no frames to read.
+        InputError: no frames to read (bad settings raise when the config is made).
     """
-    cfg.validate()
     import torch
     from tqdm import tqdm
 
@@ -87,18 +86,16 @@ def run_benchmark(cfg: BenchConfig) -> BenchResult:
             continue
         on_gpu = backend_name.startswith("tensorrt") or (backend_name == "torch" and device == "cuda")
         row["device"] = "cuda" if on_gpu else "cpu"
-        for n in cfg.persons:
-            try:
-                t = time_pipeline(backend, mode, n, frames, cfg.iters, cfg.warmup)
-            except Exception as exc:  # noqa: BLE001 - one broken combination must not lose the others
-                result.rows += _not_measured(exc, (n,), f"persons={n}", **row)
-            else:
-                peak = gpu_peak((info.get("gpu") or {}).get("name"), precision) if on_gpu else None
-                result.rows.append(_measured(t, n, flops[mode], peak, **row))
-            bar.update(1)
-        close = getattr(backend, "close", None)
-        if callable(close):
-            close()
+        with backend:  # releases sessions and device buffers before the next combination opens its own
+            for n in cfg.persons:
+                try:
+                    t = time_pipeline(backend, mode, n, frames, cfg.iters, cfg.warmup)
+                except Exception as exc:  # noqa: BLE001 - one broken combination must not lose the others
+                    result.rows += _not_measured(exc, (n,), f"persons={n}", **row)
+                else:
+                    peak = gpu_peak((info.get("gpu") or {}).get("name"), precision) if on_gpu else None
+                    result.rows.append(_measured(t, n, flops[mode], peak, **row))
+                bar.update(1)
         del backend
     bar.close()
     _speedups(result.rows)

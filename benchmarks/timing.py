@@ -17,47 +17,64 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from benchmarks.config import STAGES
 from dcpose_trt.errors import InputError
+from dcpose_trt.runtime.backends import Backend, SplitBackend
 
 
-class TimedBackend:
+class TimedBackend(Backend):
     """A :class:`~dcpose_trt.runtime.backends.Backend` that records ``(start, end)`` of every call it forwards.
 
     ``calls`` holds ``perf_counter`` pairs since the last ``calls.clear()``; the runner cuts a ``process`` call
-    into crop / infer / align / decode at these boundaries.
+    into crop / infer / align / decode at these boundaries. It is a plain :class:`Backend` (or, around a
+    :class:`SplitBackend`, a :class:`TimedSplitBackend`: see :func:`timed`), never a ``GpuPoseBackend``: the
+    fused GPU path crops, infers and decodes in one call, which cannot be cut into stages, so GPU backends
+    are timed through ``infer`` like the others. The wrapped backend stays its owner's to close.
     """
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: Backend):
         self.inner = inner
-        self.name: str = inner.name
-        self.preset_name: str = inner.preset_name
-        self.input_size: tuple[int, int] = inner.input_size
+        self.name = inner.name
+        self.preset_name = inner.preset_name
+        self.input_size = inner.input_size
+        self.single_frame = inner.single_frame
         self.calls: list[tuple[float, float]] = []
 
-    def _timed(self, fn: Any, *args: np.ndarray) -> np.ndarray:
+    def _timed(self, fn: Callable[..., np.ndarray], *args: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         out = fn(*args)
-        self.calls.append((t0, time.perf_counter()))
+        t1 = time.perf_counter()
+        self.calls.append((t0, t1))
+        self.last_inference_time = t1 - t0
         return out
 
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames float32[B, 9, H, W], margin float32[B, 2] → heatmaps float32[B, 17, H/4, W/4]."""
         return self._timed(self.inner.infer, frames, margin)
 
+
+class TimedSplitBackend(TimedBackend, SplitBackend):
+    """:class:`TimedBackend` around a :class:`SplitBackend`: ``backbone`` and ``head`` are timed too."""
+
+    inner: SplitBackend
+
     def backbone(self, x: np.ndarray) -> np.ndarray:
-        """crops float32[B, 3, H, W] → heatmaps float32[B, 17, H/4, W/4] (split backends)."""
+        """crops float32[B, 3, H, W] → heatmaps float32[B, 17, H/4, W/4]."""
         return self._timed(self.inner.backbone, x)
 
     def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """three float32[B, 17, h, w] heatmaps + margin float32[B, 2] → refined heatmaps (split backends)."""
+        """three float32[B, 17, h, w] heatmaps + margin float32[B, 2] → refined heatmaps."""
         return self._timed(self.inner.head, cur, prev, nxt, margin)
+
+
+def timed(backend: Backend) -> TimedBackend:
+    """The timing wrapper that declares what ``backend`` declares (split or not)."""
+    return TimedSplitBackend(backend) if isinstance(backend, SplitBackend) else TimedBackend(backend)
 
 
 def person_boxes(n: int, frame_hw: tuple[int, int], t: int) -> np.ndarray:
@@ -102,7 +119,7 @@ class FrameStream:
         return frame, dt_s
 
 
-def time_pipeline(backend: Any, mode: str, persons: int, frames: FrameStream, iters: int, warmup: int
+def time_pipeline(backend: Backend, mode: str, persons: int, frames: FrameStream, iters: int, warmup: int
                   ) -> dict[str, np.ndarray]:
     """Stream frames with ``persons`` boxes through a fresh ``PoseEstimator``; per-frame stage times in ms.
 
@@ -110,20 +127,20 @@ def time_pipeline(backend: Any, mode: str, persons: int, frames: FrameStream, it
     """
     from dcpose_trt.runtime import PoseEstimator
 
-    timed = TimedBackend(backend)
-    est = PoseEstimator(backend=timed, mode=mode, max_batch=max(persons, 1))
+    clock = timed(backend)
+    est = PoseEstimator(backend=clock, mode=mode, max_batch=max(persons, 1))
     samples: dict[str, list[float]] = {s: [] for s in STAGES}
     # Two frames fill the look-ahead window (the first process() returns nothing and calls no backend).
     for i in range(2 + warmup + iters):
         frame, read_s = frames.read()
         boxes = person_boxes(persons, frame.shape[:2], i)
-        timed.calls.clear()
+        clock.calls.clear()
         t0 = time.perf_counter()
         est.process(frame, boxes)
         t1 = time.perf_counter()
         if i < 2 + warmup:
             continue
-        calls = timed.calls
+        calls = clock.calls
         if not calls:
             raise RuntimeError("PoseEstimator.process made no backend call in steady state")
         infer = sum(e - s for s, e in calls)
