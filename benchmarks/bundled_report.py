@@ -1,6 +1,6 @@
 """Accuracy report of the bundled models on the synthetic val set: the README's tables, reproducibly.
 
-    python -m benchmarks.bundled_report --data outputs/synth --out benchmarks/results/bundled
+    dcpose-trt bench report --data outputs/synth --out benchmarks/results/bundled
 
 Measures (all on ``--data``'s val split, GT person boxes, PyTorch on the CPU unless said otherwise):
 - PoseTrack AP of the bundled DCPose vs the bundled single-frame HRNet baseline;
@@ -12,10 +12,11 @@ Writes ``report.json`` and ``report.md``.
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import platform
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -89,12 +90,12 @@ def real_clip(clip: Path, full: Path, split: Path, repeats: int = 5) -> dict:
     The clip is run ``repeats`` times per mode (the median wall time is reported); the cached mode's
     keypoints are compared with the exact mode's, person by person (same boxes, same order).
     """
+    from dcpose_trt.data.video import BoxesFromFile, FrameSource
     from dcpose_trt.runtime import PoseEstimator
-    from dcpose_trt.runtime.io import BoxesFromFile, FrameSource
 
     src = FrameSource(clip)
     frames = list(src)
-    boxes_of = BoxesFromFile(clip / "boxes.json", src.names)
+    boxes_of = BoxesFromFile(clip / "boxes.json", src.names())
     boxes = [boxes_of(i, f) for i, f in enumerate(frames)]
     rows, poses = {}, {}
     for mode, model in (("exact", full), ("cached", split)):
@@ -153,35 +154,45 @@ def to_markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, type=Path, help="synthetic dataset root (dcpose-trt synth output)")
-    ap.add_argument("--out", default=Path("benchmarks/results/bundled"), type=Path)
-    ap.add_argument("--boxes", default="gt", help="comma list of gt,detections (default: gt)")
-    ap.add_argument("--skip-precision", action="store_true", help="no FP16/INT8 fidelity rows")
-    ap.add_argument("--skip-accuracy", action="store_true", help="only the FP16/INT8 fidelity rows")
-    ap.add_argument("--max-frames", type=int, help="limit the fidelity runs to this many frames")
-    ap.add_argument("--clip", type=Path, help="real clip folder with boxes.json for the exact-vs-cached report")
-    ap.add_argument("--only", default="", help="run only the accuracy rows whose name contains this text")
-    args = ap.parse_args(argv)
-    work = args.out / "work"
+def bundled_report(data: Path, out: Path = Path("benchmarks/results/bundled"), boxes: Sequence[str] = ("gt",),
+                   skip_precision: bool = False, skip_accuracy: bool = False, max_frames: int | None = None,
+                   clip: Path | None = None, only: str = "") -> dict:
+    """Measure the sections asked for on ``data``; write ``out/report.json`` and ``out/report.md``.
+
+    Args:
+        data: synthetic dataset root (``dcpose-trt synth`` output).
+        boxes: person boxes of the accuracy rows, any of ``gt``, ``detections``.
+        skip_precision, skip_accuracy: leave out the FP16/INT8 fidelity rows, or the accuracy rows.
+        max_frames: limit the fidelity runs to this many frames.
+        clip: real clip folder with ``boxes.json`` for the exact-vs-cached report.
+        only: run only the accuracy rows whose name contains this text.
+    """
+    from dcpose_trt.errors import InputError
+
+    if not (data / "annotations").is_dir():
+        raise InputError(f"{data} is not a dataset root (no annotations/): make one with 'dcpose-trt synth'")
+    bad = [b for b in boxes if b not in ("gt", "detections")]
+    if bad:
+        raise InputError(f"--boxes must be gt and/or detections, got {bad}")
+    work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     full, split = exports(work)  # once, for every section
-    doc = {"data": str(args.data), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-           "machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, no GPU",
-           "accuracy": {} if args.skip_accuracy else
-           {b: accuracy(args.data, work, b, full, split, args.only) for b in args.boxes.split(",")}}
-    if not args.skip_precision:
-        doc["precision"] = precision(args.data, work, full, args.max_frames)
-    if args.clip is not None:
-        doc["real_clip"] = real_clip(args.clip, full, split)
+    doc = {"data": str(data), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+           "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU",
+           "accuracy": {} if skip_accuracy else {b: accuracy(data, work, b, full, split, only) for b in boxes}}
+    if not skip_precision:
+        doc["precision"] = precision(data, work, full, max_frames)
+    if clip is not None:
+        doc["real_clip"] = real_clip(clip, full, split)
     doc["seconds"] = round(time.perf_counter() - t0)
-    atomic_write_text(args.out / "report.json", json.dumps(doc, indent=2) + "\n")
-    atomic_write_text(args.out / "report.md", to_markdown(doc))
+    atomic_write_text(out / "report.json", json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(out / "report.md", to_markdown(doc))
     print(to_markdown(doc))
-    return 0
+    return doc
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from benchmarks.cli import run_as
+
+    raise SystemExit(run_as("report"))

@@ -1,38 +1,35 @@
 """Benchmark DCPose's deformable convolution: fused Triton kernel vs torchvision CUDA vs GridSample.
 
-``python -m benchmarks.deform_conv [--persons 1,8,32] [--dilations 3,6,9,12,15] [--dtypes fp32,fp16]``
+``dcpose-trt bench kernel [--persons 1,8,32] [--dilations 3,6,9,12,15] [--dtypes fp32,fp16]``
 
 For each person batch, dilation and I/O type it checks every implementation against torchvision in fp32
 (max |err| / max |ref|) and times it with ``triton.testing.do_bench`` (median and p20/p80 in ms, CUDA
 events, L2 flushed). Targets at 8 persons: the Triton kernel ≥ 3× faster than torchvision and ≥ 1.5×
 faster than GridSample; the JSON records whether each case meets them. Results go to
 ``benchmarks/results/deform_conv-<gpu>-<date>.json`` with the machine, library versions and date.
-Without a CUDA GPU it refuses with exit code 2 (no number is ever made up).
+Without a CUDA GPU it refuses with a one-line error and exit code 2 (no number is ever made up).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import platform
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from dcpose_trt._atomic import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"torchvision": 3.0, "gridsample": 1.5}  # required speedup of the Triton kernel at 8 persons
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
-
-
 def machine_info() -> dict:
+    """The GPU (name, capability, SMs, memory, driver) and the versions the kernels depend on."""
     import torch
-    import torchvision
-    import triton
+
+    from dcpose_trt._env import installed_version, probe_gpu
 
     props = torch.cuda.get_device_properties(0)
     info = {
@@ -41,21 +38,13 @@ def machine_info() -> dict:
         "sms": props.multi_processor_count,
         "memory_gib": round(props.total_memory / 2**30, 1),
         "cuda_runtime": torch.version.cuda,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "triton": triton.__version__,
+        **{m: installed_version(m) for m in ("torch", "torchvision", "triton")},
         "host": platform.node(),
         "python": platform.python_version(),
     }
-    try:
-        from cuda.bindings import driver as cu
-
-        cu.cuInit(0)
-        err, version = cu.cuDriverGetVersion()
-        if err == cu.CUresult.CUDA_SUCCESS:
-            info["cuda_driver"] = f"{version // 1000}.{version % 1000 // 10}"
-    except ImportError:
-        pass
+    driver = probe_gpu().driver
+    if driver is not None:
+        info["cuda_driver"] = driver
     return info
 
 
@@ -92,43 +81,48 @@ def bench_case(persons: int, d: int, dtype_name: str, warmup: int, rep: int) -> 
     return row
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.deform_conv", description=__doc__.split("\n")[0])
-    parser.add_argument("--persons", type=_ints, default=[1, 8, 32])
-    parser.add_argument("--dilations", type=_ints, default=[3, 6, 9, 12, 15])
-    parser.add_argument("--dtypes", default="fp32,fp16")
-    parser.add_argument("--warmup", type=int, default=25, help="do_bench warm-up time (ms)")
-    parser.add_argument("--rep", type=int, default=100, help="do_bench measuring time (ms)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
-    args = parser.parse_args(argv)
+def run_kernel_bench(persons: Sequence[int] = (1, 8, 32), dilations: Sequence[int] = (3, 6, 9, 12, 15),
+                     dtypes: Sequence[str] = ("fp32", "fp16"), warmup: int = 25, rep: int = 100,
+                     out: Path | None = None) -> Path:
+    """Check and time every case; write the JSON (default ``benchmarks/results/deform_conv-<gpu>-<date>.json``).
 
+    ``warmup``/``rep``: ``do_bench`` warm-up and measuring time in ms.
+
+    Raises:
+        CudaError: no CUDA GPU (nothing is measured).
+        InputError: a dtype other than fp32/fp16.
+    """
     import torch
 
+    from dcpose_trt.errors import CudaError, InputError
+
+    bad = [d for d in dtypes if d not in ("fp32", "fp16")]
+    if bad:
+        raise InputError(f"--dtypes must be fp32 and/or fp16, got {bad}")
     if not torch.cuda.is_available():
-        print("benchmarks.deform_conv: needs a CUDA GPU (torch.cuda.is_available() is False); nothing measured",
-              file=sys.stderr)  # fmt: skip
-        return 2
+        raise CudaError("needs a CUDA GPU (torch.cuda.is_available() is False); nothing measured")
     machine = machine_info()
     rows = []
-    for dtype_name in [s.strip() for s in args.dtypes.split(",") if s.strip()]:
-        for persons in args.persons:
-            for d in args.dilations:
-                row = bench_case(persons, d, dtype_name, args.warmup, args.rep)
+    for dtype_name in dtypes:
+        for n in persons:
+            for d in dilations:
+                row = bench_case(n, d, dtype_name, warmup, rep)
                 rows.append(row)
                 imp = row["impl"]
-                print(f"{dtype_name} persons={persons:3d} d={d:2d}  "
-                      + "  ".join(f"{n}={v['median_ms'] * 1e3:8.1f}us (err {v['rel_err']:.1e})" for n, v in imp.items())
+                print(f"{dtype_name} persons={n:3d} d={d:2d}  "
+                      + "  ".join(f"{k}={v['median_ms'] * 1e3:8.1f}us (err {v['rel_err']:.1e})" for k, v in imp.items())
                       + "  speedup " + " ".join(f"{o}×{s:.2f}" for o, s in row["speedup"].items()))  # fmt: skip
     now = dt.datetime.now(dt.timezone.utc)
     result = {"benchmark": "deform_conv", "date": now.isoformat(timespec="seconds"), "machine": machine,
               "shape": "B×17×96×72, 3×3, 17 offset groups, padding = dilation", "targets_at_8_persons": TARGETS,
               "cases": rows}  # fmt: skip
-    out = args.out or RESULTS / f"deform_conv-{re.sub(r'[^A-Za-z0-9]+', '_', machine['gpu'])}-{now:%Y%m%d}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    out = out or RESULTS / f"deform_conv-{re.sub(r'[^A-Za-z0-9]+', '_', machine['gpu'])}-{now:%Y%m%d}.json"
+    atomic_write_text(out, json.dumps(result, indent=1))
     print(f"wrote {out}")
-    return 0
+    return out
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.cli import run_as
+
+    raise SystemExit(run_as("kernel"))

@@ -1,6 +1,6 @@
 """``make gpu-check``: the GPU acceptance run of the TensorRT path's contracts (issue [trt-contact]).
 
-``python -m benchmarks.gpu_check [--out DIR] [--quick]``
+``dcpose-trt bench gpu-check [--out DIR] [--quick]`` (``make gpu-check``)
 
 On a machine with an NVIDIA GPU (TensorRT itself need not be installed) it runs, in this order:
 
@@ -10,7 +10,7 @@ On a machine with an NVIDIA GPU (TensorRT itself need not be installed) it runs,
    ``cuModuleLoadData`` and launched with ``cuLaunchKernel`` with **exactly** the argument list TensorRT
    passes to an ``aot_impl`` kernel (input pointers, the int32 extra args, the output pointer; nothing
    else), for 1 / 8 / 32 persons, FP32 and FP16, both tactics, checked against torchvision;
-3. ``deform_conv``: the kernel benchmark (:mod:`benchmarks.deform_conv`: ours vs torchvision CUDA vs
+3. ``deform_conv``: the kernel benchmark (``dcpose-trt bench kernel``: ours vs torchvision CUDA vs
    GridSample, persons 1 / 8 / 32);
 4. ``torch_cuda_clip``: the torch-CUDA runtime (:class:`~dcpose_trt.runtime.trt_backend.TorchCudaBackend`,
    CUDA graphs) end to end on the real PoseTrack clip, with per-frame latency.
@@ -33,6 +33,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from dcpose_trt._atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -62,11 +64,10 @@ def gpu_or_reason() -> tuple[dict | None, str]:
         "python": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
     }
+    from dcpose_trt._env import installed_version
+
     for mod in ("triton", "torchvision", "cuda.bindings", "tensorrt", "tensorrt_rtx"):
-        try:
-            info[mod] = __import__(mod, fromlist=["_"]).__version__
-        except Exception as exc:  # noqa: BLE001, PERF203 - report, never fail the description
-            info[mod] = f"absent ({type(exc).__name__})"
+        info[mod] = installed_version(mod) or "absent"
     try:
         smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,power.limit,clocks.max.sm",
                               "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
@@ -80,7 +81,7 @@ def step_pytest_gpu(out: Path, quick: bool) -> dict:
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", f"--junitxml={out / 'pytest_gpu.xml'}",
            str(REPO / "tests")]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    (out / "pytest_gpu.log").write_text(proc.stdout + proc.stderr)
+    atomic_write_text(out / "pytest_gpu.log", proc.stdout + proc.stderr)
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     return {"ok": proc.returncode == 0, "summary": last, "log": "pytest_gpu.log"}
 
@@ -142,16 +143,16 @@ def step_aot_launch(out: Path, quick: bool) -> dict:
             check(cu.cuModuleUnload(module))
     tol = {"fp32": 1e-5, "fp16": 1e-2}  # fp16 I/O: ~2^-11 per element, fp32 accumulation inside
     ok = all(r["rel_err"] < tol[r["dtype"]] for r in rows)
-    (out / "aot_launch.json").write_text(json.dumps({"arch": arch, "tolerance": tol, "rows": rows}, indent=2))
+    atomic_write_text(out / "aot_launch.json", json.dumps({"arch": arch, "tolerance": tol, "rows": rows}, indent=2))
     return {"ok": ok, "summary": f"sm_{arch}: {len(rows)} launches with {len(LAUNCH_PARAM_TYPES)} arguments, "
                                  f"max rel err {max(r['rel_err'] for r in rows):.2e}", "file": "aot_launch.json"}
 
 
 def step_deform_conv(out: Path, quick: bool) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.deform_conv", "--persons", "1,8,32", "--out",
+    cmd = [sys.executable, "-m", "dcpose_trt.cli", "bench", "kernel", "--persons", "1,8,32", "--out",
            str(out / "deform_conv.json")] + (["--rep", "30", "--warmup", "10"] if quick else [])
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=420)
-    (out / "deform_conv.log").write_text(proc.stdout + proc.stderr)
+    atomic_write_text(out / "deform_conv.log", proc.stdout + proc.stderr)
     if proc.returncode == 2:
         raise Skip(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "benchmark refused")
     return {"ok": proc.returncode == 0, "summary": (proc.stdout.strip().splitlines() or [""])[-1],
@@ -161,15 +162,14 @@ def step_deform_conv(out: Path, quick: bool) -> dict:
 def step_torch_cuda_clip(out: Path, quick: bool) -> dict:
     import numpy as np
 
-    from dcpose_trt.model.presets import bundled_model_path
-    from dcpose_trt.runtime.backends import TorchBackend
+    from dcpose_trt.data.video import BoxesFromFile, FrameSource
+    from dcpose_trt.model import load_model
     from dcpose_trt.runtime.estimator import PoseEstimator
-    from dcpose_trt.runtime.io import BoxesFromFile, FrameSource
-    from dcpose_trt.runtime.trt_backend import TorchCudaBackend
+    from dcpose_trt.runtime.torch_cuda import TorchCudaBackend
 
     if not CLIP.is_dir():
         raise Skip(f"the real clip is not at {CLIP}")
-    model = TorchBackend.from_checkpoint(bundled_model_path()).model
+    model = load_model()  # the bundled model
     source = FrameSource(str(CLIP))
     boxes = BoxesFromFile(str(CLIP / "boxes.json"), source.names())
     latencies, persons = [], 0
@@ -186,7 +186,7 @@ def step_torch_cuda_clip(out: Path, quick: bool) -> dict:
     report = {"frames": len(latencies), "persons_first_pass": persons,
               "latency_ms": {"p50": float(np.percentile(lat, 50)), "p90": float(np.percentile(lat, 90)),
                              "max": float(lat.max())}}
-    (out / "torch_cuda_clip.json").write_text(json.dumps(report, indent=2))
+    atomic_write_text(out / "torch_cuda_clip.json", json.dumps(report, indent=2))
     return {"ok": persons > 0, "summary": f"{len(latencies)} frames, p50 {report['latency_ms']['p50']:.1f} ms",
             "file": "torch_cuda_clip.json"}
 
@@ -203,24 +203,24 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("nvidia", "")).strip("-")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, help="results folder (default benchmarks/results/<date>-<gpu>/)")
-    p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
-    p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {', '.join(STEPS)}")
-    args = p.parse_args(argv)
-    steps = [s for s in args.steps.split(",") if s]
+def parse_steps(text: str) -> tuple[str, ...]:
+    """``"a,b"`` → the steps, in the order given (argparse ``type``: an unknown step is a usage error)."""
+    steps = tuple(s for s in text.split(",") if s)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        p.error(f"unknown step(s) {unknown}; choose from {', '.join(STEPS)}")
+        raise argparse.ArgumentTypeError(f"unknown step(s) {unknown}; choose from {', '.join(STEPS)}")
+    return steps
 
+
+def gpu_check(out: Path | None = None, quick: bool = False, steps: Sequence[str] = tuple(STEPS)) -> int:
+    """Run ``steps`` in order; 0 when every step that ran passed (or none could run), else 1."""
     machine, why = gpu_or_reason()
     if machine is None:
         print(f"gpu-check: {why}; every step skipped, nothing written:")
         for s in steps:
             print(f"  {s:<16} skipped: {why}")
         return 0
-    out = args.out or RESULTS / f"{dt.date.today().isoformat()}-{_slug(machine['gpu'])}"
+    out = out or RESULTS / f"{dt.date.today().isoformat()}-{_slug(machine['gpu'])}"
     out.mkdir(parents=True, exist_ok=True)
     summary = {"machine": machine, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "steps": {}}
@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in steps:
         t0 = time.perf_counter()
         try:
-            result = {"status": "ran", **STEPS[s](out, args.quick)}
+            result = {"status": "ran", **STEPS[s](out, quick)}
             failed |= not result["ok"]
         except Skip as exc:
             result = {"status": "skipped", "reason": str(exc)}
@@ -239,9 +239,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary["steps"][s] = result
         detail = result.get("summary") or result.get("reason", "")
         print(f"  {s:<16} {result['status']:<8} {'ok' if result.get('ok') else '':<3} {detail}")
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     print(f"gpu-check: results in {out}")
     return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.gpu_check ARGS`` = ``dcpose-trt bench gpu-check ARGS``."""
+    from benchmarks.cli import run_as
+
+    return run_as("gpu-check", argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Throughput of ``dcpose-trt predict`` over a synthetic archive: one process vs 1 and 2 Ray workers.
 
-    python -m benchmarks.scale_bench --videos 16 --frames 8 --out benchmarks/results/scale_cpu
+    dcpose-trt bench scale --videos 16 --frames 8 --out benchmarks/results/scale_cpu
 
 Every configuration runs the same archive, model and boxes (detections), one intra-op thread per
 estimator, in one invocation (side by side); the outputs of all runs are checked to be the same bytes.
@@ -9,7 +9,6 @@ Writes ``<out>/results.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -39,19 +38,24 @@ def _row(name: str, r: RunReport, wall: float) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--videos", type=int, default=16)
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--model", help="default: the bundled model")
-    ap.add_argument("--out", default="benchmarks/results/scale_cpu")
-    args = ap.parse_args()
+def scale_bench(videos: int = 16, frames: int = 8, model: str | None = None,
+                out: Path = Path("benchmarks/results/scale_cpu")) -> dict:
+    """Run the three configurations side by side on one synthetic archive; write ``out/results.json``.
+
+    Args:
+        videos, frames: size of the synthetic archive (videos × frames per video, 320×240).
+        model: DCPose checkpoint (None: the bundled model).
+    """
+    from dcpose_trt.errors import InputError
+
+    if videos < 1 or frames < 1:
+        raise InputError(f"--videos and --frames must be >= 1, got {videos} and {frames}")
     work = Path(tempfile.mkdtemp(prefix="scale_bench."))
     rows = []
     try:
-        generate(SynthConfig(out=work / "ds", videos=args.videos, frames=args.frames, seed=11, split_ratio=0.0,
+        generate(SynthConfig(out=work / "ds", videos=videos, frames=frames, seed=11, split_ratio=0.0,
                              workers=1))
-        est = EstimatorConfig(args.model, threads=1)
+        est = EstimatorConfig(model, threads=1)
         outputs = {}
         t = time.perf_counter()
         state = WorkerState(est)
@@ -62,7 +66,7 @@ def main() -> None:
         for n in (1, 2):
             t = time.perf_counter()
             jobs = posetrack_jobs(work / "ds", "val", work / f"ray{n}")
-            r = run_distributed(jobs, EstimatorConfig(args.model), ClusterConfig(workers=n, threads=1),
+            r = run_distributed(jobs, EstimatorConfig(model), ClusterConfig(workers=n, threads=1),
                                 progress=False)
             rows.append(_row(f"Ray, {n} worker(s) x 1 thread", r, time.perf_counter() - t))
             outputs[f"ray{n}"] = {p.name: p.read_bytes() for p in (work / f"ray{n}").iterdir()}
@@ -70,8 +74,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     doc = {
-        "archive": {"videos": args.videos, "frames_per_video": args.frames, "size": [320, 240],
-                    "boxes": "detections", "model": args.model or "bundled"},
+        "archive": {"videos": videos, "frames_per_video": frames, "size": [320, 240],
+                    "boxes": "detections", "model": model or "bundled"},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "lscpu_model": subprocess.run(["sh", "-c", "lscpu | grep 'Model name'"], capture_output=True,
                                                   text=True).stdout.strip(),
@@ -79,10 +83,12 @@ def main() -> None:
         "same_bytes_all_runs": same,
         "rows": rows,
     }
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out) / "results.json", json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(Path(out) / "results.json", json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))
+    return doc
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.cli import run_as
+
+    raise SystemExit(run_as("scale"))

@@ -55,6 +55,8 @@ EXTRAS: dict[str, str] = {
     "matplotlib": "bench",
     "pycocotools": "eval",
     "ray": "ray",
+    "openvino": "openvino",
+    "nncf": "openvino",
 }
 
 # Modules whose distribution is not named after them.

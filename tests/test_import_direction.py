@@ -42,8 +42,6 @@ HOME = {"load_model": "dcpose_trt.model"}
 #: of the [seams] issue (#13) are merged; the test fails when an entry no longer occurs, so it only
 #: shrinks. Do not add to it: fix the import instead.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
-    # the benchmark takes the model loader from export; use dcpose_trt.model.load_model (#13 item 4).
-    ("benchmarks.runner", "dcpose_trt.export.onnx_export"),
 })  # fmt: skip
 
 

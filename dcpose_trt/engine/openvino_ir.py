@@ -163,7 +163,6 @@ def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.
 
         qc = QuantizeConfig(precision="int8", calib=Path(calib) if calib else None, calib_samples=calib_samples,
                             calib_boxes=Path(calib_boxes) if calib_boxes else None, calib_split=calib_split)
-        qc.validate()
         p = model.preset
         crops = calibration_crops(qc, tuple(p.image_size), tuple(p.mean), tuple(p.std))
         parts["backbone"] = quantize_backbone(parts["backbone"], crops)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.runner import BenchConfig, Skip, TorchAutocastBackend, cpu_extensions, open_backend
+from benchmarks.backends import Skip, TorchAutocastBackend, open_backend
+from benchmarks.config import BenchConfig
+from benchmarks.machine import cpu_extensions
 
 
 def test_cpu_extensions_from_flags():
@@ -27,10 +29,10 @@ def test_torch_int8_skipped():
         open_backend("torch", "int8", "exact", None, BenchConfig(), "cpu", False)
 
 
-def test_torch_bf16_autocast_runs_every_part(tiny_model):
+def test_torch_bf16_autocast_runs_every_part(tiny_model_perturbed):
     from dcpose_trt.runtime import TorchBackend
 
-    fp32 = TorchBackend(tiny_model)
+    fp32 = TorchBackend(tiny_model_perturbed)
     bf16 = TorchAutocastBackend(fp32)
     rng = np.random.default_rng(0)
     frames = rng.standard_normal((2, 9, 128, 96)).astype(np.float32)

@@ -10,7 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.runner import CSV_COLUMNS, STAGES, BenchConfig, person_boxes, run_benchmark, update_results_index
+from benchmarks.config import STAGES
+from benchmarks.report import CSV_COLUMNS, update_results_index
+from benchmarks.runner import BenchConfig, run_benchmark
+from benchmarks.timing import person_boxes
 from dcpose_trt.errors import InputError
 
 
@@ -113,12 +116,12 @@ def test_bad_config_is_an_input_error(tmp_path):
 def test_default_out_is_outside_the_committed_results():
     import subprocess
 
-    from benchmarks import runner
+    from benchmarks import config, machine
 
-    out = runner.default_out("tiny-128x96", runner.machine_info())
-    assert runner.RESULTS.resolve() not in out.resolve().parents
-    assert runner.REPO.resolve() in out.resolve().parents
-    git = subprocess.run(["git", "-C", str(runner.REPO), "check-ignore", "-q", str(out / "results.json")],
+    out = machine.default_out("tiny-128x96", machine.machine_info())
+    assert config.RESULTS.resolve() not in out.resolve().parents
+    assert config.REPO.resolve() in out.resolve().parents
+    git = subprocess.run(["git", "-C", str(config.REPO), "check-ignore", "-q", str(out / "results.json")],
                          check=False)
     if git.returncode == 128:
         pytest.skip("not a git checkout")
@@ -126,10 +129,10 @@ def test_default_out_is_outside_the_committed_results():
 
 
 def test_index_changes_only_on_request(tmp_path, monkeypatch):
-    from benchmarks import runner
+    from benchmarks import config
 
     results = tmp_path / "results"
-    monkeypatch.setattr(runner, "RESULTS", results)
+    monkeypatch.setattr(config, "RESULTS", results)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
     frames = tmp_path / "frames"
     frames.mkdir()
