@@ -12,10 +12,12 @@ probe raises: a missing or broken optional package reads as absent (None).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
@@ -207,3 +209,14 @@ def probe_gpu() -> LocalGpu:
 def local_gpu() -> GpuInfo | None:
     """The first CUDA GPU (name, compute capability), or None."""
     return probe_gpu().gpu
+
+
+def cache_root(sub: str = "") -> Path:
+    """Where every cache of dcpose-trt lives: ``$DCPOSE_TRT_CACHE``, else ``~/.cache/dcpose_trt``.
+
+    Each user keeps its own sub-folder (``models`` for on-demand exports, ``openvino``, ``ptx``, ``trt_api``),
+    so one variable moves (or isolates, in tests) all of them.
+    """
+    env = os.environ.get("DCPOSE_TRT_CACHE")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "dcpose_trt"
+    return root / sub if sub else root

@@ -2,7 +2,7 @@
 
 ``run --backend onnxruntime`` (or ``tensorrt``, ``tensorrt-rtx``, ...) without ``--model`` exports the
 bundled checkpoint once (and, for TensorRT, builds a plan) into
-``$DCPOSE_TRT_CACHE`` (default ``~/.cache/dcpose-trt``) ``/models/<entry>/`` and reuses it next time.
+``$DCPOSE_TRT_CACHE`` (default ``~/.cache/dcpose_trt``) ``/models/<entry>/`` and reuses it next time.
 
 An entry's name holds the checkpoint's sha256, the DCN form, the precision and the versions of
 dcpose-trt, torch and onnx (plus the builder's, for a plan): any change makes a new entry, so a stale
@@ -75,8 +75,10 @@ def registered_backends() -> tuple[str, ...]:
 
 
 def cache_root() -> Path:
-    """``$DCPOSE_TRT_CACHE`` or ``~/.cache/dcpose-trt``."""
-    return Path(os.environ.get("DCPOSE_TRT_CACHE") or Path.home() / ".cache" / "dcpose-trt")
+    """``$DCPOSE_TRT_CACHE`` or ``~/.cache/dcpose_trt`` (:func:`dcpose_trt._env.cache_root`)."""
+    from dcpose_trt._env import cache_root as root
+
+    return root()
 
 
 def _version(dist: str) -> str:

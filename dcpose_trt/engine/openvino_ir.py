@@ -28,11 +28,10 @@ def _ov() -> Any:
 
 
 def default_cache_dir() -> Path:
-    """``$DCPOSE_TRT_CACHE/openvino``, else ``$XDG_CACHE_HOME/dcpose_trt/openvino`` (``~/.cache``)."""
-    root = os.environ.get("DCPOSE_TRT_CACHE")
-    if root:
-        return Path(root) / "openvino"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dcpose_trt" / "openvino"
+    """``$DCPOSE_TRT_CACHE/openvino`` (default ``~/.cache/dcpose_trt/openvino``)."""
+    from dcpose_trt._env import cache_root
+
+    return cache_root("openvino")
 
 
 def _file_sha256(path: Path) -> str:

@@ -28,7 +28,7 @@ Decisions, each checked on this Triton (3.8):
   that the kernel needs no scratch (sizes 0) and that the body never reads them; ptxas then assembles the
   stripped PTX, which proves it is still valid.
 * **Cache.** Keyed by (kernels.py sha256, Triton version, arch, dtype, constexprs, num_warps, PTX ISA),
-  stored under ``$DCPOSE_TRT_CACHE`` (default ``~/.cache/dcpose_trt/ptx``); a repeated build copies
+  stored under ``$DCPOSE_TRT_CACHE/ptx`` (default ``~/.cache/dcpose_trt/ptx``); a repeated build copies
   from it and compiles nothing.
 """
 
@@ -167,9 +167,10 @@ def parse_dtypes(text: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def cache_dir() -> Path:
-    """``$DCPOSE_TRT_CACHE`` or ``~/.cache/dcpose_trt/ptx``."""
-    env = os.environ.get("DCPOSE_TRT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dcpose_trt" / "ptx"
+    """``$DCPOSE_TRT_CACHE/ptx`` (default ``~/.cache/dcpose_trt/ptx``)."""
+    from dcpose_trt._env import cache_root
+
+    return cache_root("ptx")
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compile the kernel to PTX/cubin for GPU archs, without a GPU",
         description="Compile the fused deformable-conv Triton kernel ahead of time for each arch x dtype x "
         "DCN config x tactic; writes sm_XX/*.ptx, *.cubin and manifest.json. Results are cached in "
-        "$DCPOSE_TRT_CACHE (default ~/.cache/dcpose_trt/ptx).",
+        "$DCPOSE_TRT_CACHE/ptx (default ~/.cache/dcpose_trt/ptx).",
     )
     build.add_argument("--arch", default=_DEFAULT_ARCHS, help=f"compute capabilities (default {_DEFAULT_ARCHS})")
     build.add_argument("--out", required=True, type=Path, help="output folder")
