@@ -116,7 +116,7 @@ def predict_dataset(estimator: PoseEstimator, root: str | Path, split: str = "va
     t0, n_persons, n_frames = time.perf_counter(), 0, 0
     videos = sorted(data.videos.values(), key=lambda v: v.name)
     total = sum(frames_to_predict(estimator, v, labeled_only) for v in videos)
-    bar = tqdm(total=total, desc=f"predict {split}", unit="frame", disable=not progress)
+    bar = tqdm(total=total, desc=f"predict {split}", unit="frame", disable=None if progress else True)
     files = []
     for video in videos:
         found = predict_video(estimator, data, video, boxes, min_score, labeled_only, lambda: bar.update(1))

@@ -138,7 +138,7 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     total = len(source) or None
     if cfg.max_frames and total:
         total = min(total, cfg.max_frames)
-    bar = tqdm(total=total, desc="run", unit="frame", disable=not progress)
+    bar = tqdm(total=total, desc="run", unit="frame", disable=None if progress else True)
     n = 0
     try:
         try:

@@ -227,7 +227,8 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
             slots[i] = pair
             report.workers[str(i)] = WorkerStats(pair[1].label(i))
         report.startup_s = time.perf_counter() - t_start
-        bar = tqdm(total=len(todo), desc=f"predict ({len(slots)} workers)", unit="video", disable=not progress)
+        bar = tqdm(total=len(todo), desc=f"predict ({len(slots)} workers)", unit="video",
+                   disable=None if progress else True)  # None: no bar when stderr is not a terminal
         t0 = time.perf_counter()
         busy: set[int] = set()
         while queue or pending:

@@ -353,7 +353,7 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
     state = state or WorkerState(cfg)
     w = report.workers.setdefault("in-process", WorkerStats(f"in-process (pid {os.getpid()})"))
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not progress)
+    bar = tqdm(total=len(todo), desc="predict", unit="video", disable=None if progress else True)
     try:
         for job in todo:
             try:

@@ -143,7 +143,7 @@ def _run_epochs(cfg, model, optimizer, scheduler, loader, dataset, out, begin_ep
         dataset.epoch = epoch
         model.train()  # official: BN in train mode even when the backbone is frozen
         steps = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
-        bar = tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs - 1}", disable=not progress, unit="step")
+        bar = tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs - 1}", disable=None if progress else True, unit="step")
         t0, seen, run_loss = time.perf_counter(), 0, 0.0
         for step, batch in enumerate(loader):
             if step >= steps:

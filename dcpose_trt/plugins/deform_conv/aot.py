@@ -515,7 +515,7 @@ def build_ptx(
 
     t0 = time.perf_counter()
     bar = tqdm(total=len(all_jobs), initial=len(results), desc="compile deform_conv", unit="kernel",
-               disable=not progress)  # fmt: skip
+               disable=None if progress else True)  # fmt: skip
     try:
         n_workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
         if n_workers == 1 and not _interpreting():
