@@ -6,6 +6,8 @@ import pytest
 
 from dcpose_trt.cli import main
 from dcpose_trt.errors import InputError
+from dcpose_trt.runtime import PoseEstimator
+from dcpose_trt.runtime.backends import SplitBackend
 from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
 
 
@@ -13,8 +15,10 @@ def test_backend_reads_metadata(exports):
     b = OnnxRuntimeBackend(exports("deformconv"))
     assert (b.name, b.preset_name, b.input_size, b.precision) == ("onnxruntime", "tiny-128x96", (128, 96), "fp32")
     assert "CPUExecutionProvider" in b.providers
-    with pytest.raises(InputError, match="split export"):
-        b.backbone(None)
+    # A whole model declares no backbone/head (runner protocol, #13 item 3); cached mode says what it needs.
+    assert not isinstance(b, SplitBackend)
+    with pytest.raises(InputError, match="--split"):
+        PoseEstimator(backend=b, mode="cached")
 
 
 def test_backend_errors(exports, tmp_path):
