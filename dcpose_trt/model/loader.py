@@ -80,6 +80,7 @@ def load_model(checkpoint: str | os.PathLike | Checkpoint | None = None, preset:
     if preset in (None, BUNDLED_PRESET) and bundled is not None:
         return load_model(bundled, None)
     preset = preset or BUNDLED_PRESET
+    get_preset(preset)  # an unknown name is a one-line InputError before any warning about random weights
     why = "no checkpoint given" if bundled is not None else "this install has no bundled model"
     log.warning("%s: using the random initialisation of preset %s (heatmaps are meaningless)", why, preset)
     return build_dcpose(preset)

@@ -156,7 +156,7 @@ def test_checkpoint_errors(tiny, tmp_path):
         load_checkpoint(tiny, tmp_path / "nope.pth")
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
         load_checkpoint(tiny, bad)
     good = tmp_path / "good.pth"
     save_checkpoint(tiny, good)

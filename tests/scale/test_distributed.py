@@ -46,9 +46,9 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, tiny_model):
+def ckpt(tmp_path_factory, tiny_model_perturbed):
     path = tmp_path_factory.mktemp("model") / "tiny.pth"
-    save_checkpoint(tiny_model, path, extra={"preset": "tiny-128x96"})
+    save_checkpoint(tiny_model_perturbed, path, extra={"preset": "tiny-128x96"})
     return path
 
 
