@@ -184,8 +184,10 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
         log.warning("%d frame(s) of another size were resized to the first frame's size in %s",
                     counts["resized_frames"], cfg.out)
     if counts["boxes_clipped"] or counts["boxes_dropped"]:
-        log.warning("%d box(es) clipped to the frame, %d outside it dropped", counts["boxes_clipped"],
-                    counts["boxes_dropped"])
+        # Boxes reaching a little past the border are normal detector output: only dropped ones warn.
+        level = logging.WARNING if counts["boxes_dropped"] else logging.INFO
+        log.log(level, "%d box(es) clipped to the frame, %d outside it dropped", counts["boxes_clipped"],
+                counts["boxes_dropped"])
     if cfg.boxes is not None and counts["frames_with_boxes"] == 0 and not interrupted:
         # (--strict already failed up front for a file that fits no frame of a stream of known length.)
         log.warning("the boxes file %s gave no box inside any frame of %s: no poses", cfg.boxes, cfg.video)
