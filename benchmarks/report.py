@@ -167,9 +167,11 @@ def update_results_index(results: Path) -> Path:
     runs = []
     for f in sorted(results.glob("*/results.json")):
         try:
-            runs.append((f.parent, json.loads(f.read_text())))
+            doc = json.loads(f.read_text())
         except (OSError, ValueError):  # noqa: PERF203 - a half-written run is skipped, not fatal
             continue
+        if isinstance(doc, dict) and "config" in doc and "rows" in doc:  # latency runs only (not `bench scale`)
+            runs.append((f.parent, doc))
     latest: dict[str, tuple[Path, dict[str, Any]]] = {}
     for folder, doc in runs:
         preset = doc["config"]["preset"]
