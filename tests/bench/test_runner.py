@@ -145,3 +145,11 @@ def test_index_changes_only_on_request(tmp_path, monkeypatch):
     assert "run-b" in (results / "README.md").read_text()
     with pytest.raises(InputError, match="--update-index"):
         BenchConfig(**base, out=tmp_path / "elsewhere", update_index=True).validate()
+
+
+def test_results_index_skips_results_of_other_benchmarks(tmp_path):
+    # `bench scale` also writes a results.json (another schema) under benchmarks/results/: not a latency run.
+    (tmp_path / "scale_cpu").mkdir()
+    (tmp_path / "scale_cpu" / "results.json").write_text('{"videos": 16, "configs": []}')
+    text = update_results_index(tmp_path).read_text()
+    assert "scale_cpu" not in text and "## All runs" in text
