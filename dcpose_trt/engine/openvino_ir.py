@@ -18,6 +18,7 @@ import numpy as np
 
 from dcpose_trt._deps import require
 from dcpose_trt.contract import META_PRESET
+from dcpose_trt.engine.model_cache import file_sha256
 from dcpose_trt.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,6 @@ def default_cache_dir() -> Path:
     from dcpose_trt._env import cache_root
 
     return cache_root("openvino")
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def convert_parts(model: Any) -> dict[str, Any]:
@@ -118,7 +111,7 @@ def ir_for_checkpoint(path: str | os.PathLike | None, precision: str = "fp32",
     if not ckpt.is_file():
         raise InputError(f"checkpoint not found: {ckpt}")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"{_file_sha256(ckpt)[:16]}-ov{ov.__version__.split('-')[0]}"
+    key = f"{file_sha256(ckpt)[:16]}-ov{ov.__version__.split('-')[0]}"
     ir_precision = "int8" if precision == "int8" else "fp32"
     if ir_precision == "int8":
         if calib is None:
