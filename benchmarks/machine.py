@@ -11,18 +11,12 @@ import os
 import platform
 import re
 import socket
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks.config import DEFAULT_OUT_ROOT
-
-# /proc/cpuinfo flag → name, for the CPU extensions that decide which precisions run fast on the CPU.
-CPU_EXTENSIONS = (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"), ("avx512bw", "AVX-512BW"),
-                  ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"),
-                  ("avx512_fp16", "AVX-512 FP16"), ("amx_tile", "AMX"), ("amx_int8", "AMX-INT8"),
-                  ("amx_bf16", "AMX-BF16"), ("amx_fp16", "AMX-FP16"))
+from dcpose_trt._env import CPU_EXTENSIONS, cpu_extensions, cpu_model  # noqa: F401 - re-exported
 
 # Dense tensor peaks in FLOP/s (performance_anchors.md §3.3): (FP16, INT8). The §3 floor of an FP32 row is
 # taken at the FP16 peak (TensorRT runs FP32 networks on TF32/FP16-class tensor cores at best).
@@ -32,25 +26,6 @@ GPU_PEAKS: tuple[tuple[str, tuple[float, float]], ...] = (
     ("H200", (989.4e12, 1979e12)),
     ("Orin", (42.6e12, 85e12)),
 )
-
-
-def _cpuinfo_field(name: str) -> str | None:
-    """The value of the first ``name`` line of ``/proc/cpuinfo`` (None where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(name):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_extensions(flags: Sequence[str] | None = None) -> list[str]:
-    """Vector/matrix extensions of this CPU (AVX2, AVX-512, VNNI, BF16, AMX) from ``/proc/cpuinfo`` flags."""
-    if flags is None:
-        flags = (_cpuinfo_field("flags") or "").split()
-    have = set(flags)
-    return [name for flag, name in CPU_EXTENSIONS if flag in have]
 
 
 def loadavg() -> list[float] | None:
@@ -75,7 +50,7 @@ def machine_info() -> dict[str, Any]:
     report = diagnose()
     return {
         "host": socket.gethostname(),
-        "cpu": _cpuinfo_field("model name") or platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_extensions": cpu_extensions(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -22,10 +23,14 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 __all__ = [
+    "CPU_EXTENSIONS",
     "EXTRAS",
     "GpuInfo",
     "LocalGpu",
     "at_least",
+    "cpu_extensions",
+    "cpu_model",
+    "cpuinfo_field",
     "distributions",
     "extra_for",
     "install_hint",
@@ -220,3 +225,36 @@ def cache_root(sub: str = "") -> Path:
     env = os.environ.get("DCPOSE_TRT_CACHE")
     root = Path(env).expanduser() if env else Path.home() / ".cache" / "dcpose_trt"
     return root / sub if sub else root
+
+
+# /proc/cpuinfo flag → name, for the CPU extensions that decide which precisions run fast on the CPU.
+CPU_EXTENSIONS = (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512F"), ("avx512bw", "AVX-512BW"),
+                  ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"),
+                  ("avx512_fp16", "AVX-512 FP16"), ("amx_tile", "AMX"), ("amx_int8", "AMX-INT8"),
+                  ("amx_bf16", "AMX-BF16"), ("amx_fp16", "AMX-FP16"))
+
+
+def cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name`` line of ``/proc/cpuinfo`` (None where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_extensions(flags: Sequence[str] | None = None) -> list[str]:
+    """Vector/matrix extensions of this CPU (AVX2, AVX-512, VNNI, BF16, AMX) from ``/proc/cpuinfo`` flags."""
+    if flags is None:
+        flags = (cpuinfo_field("flags") or "").split()
+    have = set(flags)
+    return [name for flag, name in CPU_EXTENSIONS if flag in have]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else what ``platform`` knows)."""
+    import platform
+
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()

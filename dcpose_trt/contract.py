@@ -14,7 +14,8 @@ Changing the plugin domain or op name means editing one line here.
   on TensorRT 10.9-10.14. The lists of built-in importers per release are in
   :mod:`dcpose_trt.engine.trt_parser_ops`.
 - ``DEFORM_FORMS``: the three ways the deformable convolution is exported.
-- ``PRECISIONS`` / ``QUANTIZED_PRECISIONS``: precision names of exports and plans.
+- ``PRECISIONS`` / ``QUANTIZED_PRECISIONS`` / ``INT8_TARGETS``: precision names of exports and plans, and
+  the two INT8 layouts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ META_PRECISION = "dcpose_trt.precision"  # fp32 at export; the quantize step rew
 META_MEAN = "dcpose_trt.mean"
 META_STD = "dcpose_trt.std"
 META_CALIBRATION = "dcpose_trt.calibration"
+META_INT8_TARGET = "dcpose_trt.int8_target"  # INT8 only: which runtime the Q/DQ layout was made for
 
 # The standard ONNX operator (opset >= 19) of the ``deformconv`` form.
 ONNX_DEFORM_OP = "DeformConv"
@@ -62,6 +64,9 @@ DEFAULT_DEFORM_FORM = "deformconv"
 
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANTIZED_PRECISIONS = ("fp16", "int8")  # what `dcpose-trt quantize --precision` accepts
+#: INT8 layouts: ``tensorrt`` (symmetric S8S8 Q/DQ, what strongly typed TensorRT networks need) and
+#: ``cpu`` (ONNX Runtime's CPU recipe: U8S8 QOperator, what its x86 integer kernels are built for).
+INT8_TARGETS = ("tensorrt", "cpu")
 
 __all__ = [
     "BUILTIN_DCN_PLUGIN",
@@ -73,10 +78,12 @@ __all__ = [
     "DEFAULT_DEFORM_FORM",
     "DEFORM_FORMS",
     "HARDWARE_COMPAT_MIN_ARCH",
+    "INT8_TARGETS",
     "META_CALIBRATION",
     "META_DEFORM",
     "META_HEATMAP_SIZE",
     "META_INPUT_SIZE",
+    "META_INT8_TARGET",
     "META_MEAN",
     "META_PART",
     "META_PRECISION",

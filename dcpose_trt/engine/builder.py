@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsInt, cast
 
-from dcpose_trt.contract import HARDWARE_COMPAT_MIN_ARCH
+from dcpose_trt.contract import HARDWARE_COMPAT_MIN_ARCH, META_INT8_TARGET
 from dcpose_trt.engine._trt import import_backend, local_machine
 from dcpose_trt.engine.config import BuildConfig, check_batch_limits
 from dcpose_trt.engine.onnx_info import PLUGIN_DOMAIN, OnnxInfo, inspect_onnx
@@ -450,6 +450,11 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
     if not onnx_path.is_file():
         raise InputError(f"ONNX file not found: {onnx_path}")
     info = inspect_onnx(onnx_path)
+    if info.metadata.get(META_INT8_TARGET) == "cpu":
+        # QLinearConv/QLinearAdd with uint8 activations: ONNX Runtime's CPU layout, which TensorRT's parser
+        # does not import (it takes explicit symmetric Q/DQ only).
+        raise InputError(f"{onnx_path} is INT8 in ONNX Runtime's CPU layout (quantize --target cpu); "
+                         "TensorRT needs the tensorrt layout: dcpose-trt quantize --precision int8 --target tensorrt")
     batched = _check_batch_inputs(info)
     check_batch_limits(cfg.profiles, [(t.name, t.dtype, t.shape) for t in (*info.inputs, *info.outputs)])
     if not batched and (len(cfg.profiles) > 1 or cfg.profiles[0] != (1, 1, 1)):

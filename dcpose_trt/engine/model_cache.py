@@ -50,6 +50,7 @@ class ExportStep:
         stages: number of progress-bar stages ``make`` reports (export, build, ...).
         versions: further distributions whose versions key the entry (e.g. the builder).
         unavailable: returns why the step cannot run on this machine (e.g. no builder), or None.
+        split: the artifact is a ``--split`` export (backbone + head: what the cached mode runs).
     """
 
     backend: str
@@ -60,18 +61,24 @@ class ExportStep:
     stages: int = 1
     versions: tuple[str, ...] = ()
     unavailable: Callable[[], str | None] = field(default=lambda: None)
+    split: bool = False
 
 
-_STEPS: dict[str, ExportStep] = {}
+_STEPS: dict[tuple[str, bool], ExportStep] = {}
 
 
 def register_exporter(step: ExportStep) -> None:
-    """Make ``step.backend`` accept a checkpoint (exported on demand and cached)."""
-    _STEPS[step.backend] = step
+    """Make ``step.backend`` accept a checkpoint (exported on demand and cached); ``step.split``: in cached mode."""
+    _STEPS[(step.backend, step.split)] = step
+
+
+def export_step(backend: str, split: bool = False) -> ExportStep | None:
+    """The registered step of ``backend`` (``split``: its cached-mode pair), or None."""
+    return _STEPS.get((backend, split))
 
 
 def registered_backends() -> tuple[str, ...]:
-    return tuple(_STEPS)
+    return tuple(dict.fromkeys(b for b, _ in _STEPS))
 
 
 def cache_root() -> Path:
@@ -104,6 +111,8 @@ def cache_key(checkpoint: Path, step: ExportStep, preset: str | None) -> dict[st
     """Everything that decides the export's content (written to ``key.json`` in the entry)."""
     key = {"checkpoint": str(checkpoint), "sha256": file_sha256(checkpoint), "backend": step.backend,
            "form": step.form, "precision": step.precision, "preset": preset or ""}
+    if step.split:
+        key["split"] = "backbone+head"
     for dist in (*BASE_VERSIONS, *step.versions):
         key[dist] = _version(dist)
     return key
@@ -114,7 +123,8 @@ def entry_dir(checkpoint: Path, step: ExportStep, preset: str | None) -> tuple[P
     key = cache_key(checkpoint, step, preset)
     digest = hashlib.sha256(json.dumps({k: v for k, v in key.items() if k != "checkpoint"},
                                        sort_keys=True).encode()).hexdigest()[:16]
-    name = f"{checkpoint.stem}-{key['sha256'][:12]}-{step.backend}-{step.form}-{step.precision}-{digest}"
+    kind = f"{step.form}-{step.precision}{'-split' if step.split else ''}"
+    name = f"{checkpoint.stem}-{key['sha256'][:12]}-{step.backend}-{kind}-{digest}"
     return cache_root() / "models" / name, key
 
 
@@ -124,9 +134,14 @@ def _say(msg: str, progress: bool) -> None:
         print(f"dcpose-trt: {msg}", file=sys.stderr, flush=True)
 
 
-def cached_artifact(checkpoint: Path, backend: str, preset: str | None = None, progress: bool = True) -> Path:
-    """The cached export of ``checkpoint`` for ``backend``; exports (and builds) it first when missing."""
-    step = _STEPS.get(backend)
+def cached_artifact(checkpoint: Path, backend: str, preset: str | None = None, progress: bool = True,
+                    split: bool = False) -> Path:
+    """The cached export of ``checkpoint`` for ``backend`` (``split``: the backbone + head pair of the cached
+    mode); exports (and builds) it first when missing."""
+    step = export_step(backend, split)
+    if step is None and split and export_step(backend) is not None:
+        raise InputError(f"the {backend} backend runs whole models only (no cached mode from a checkpoint); "
+                         "use --mode exact or another backend")
     if step is None:
         raise InputError(f"the {backend} backend cannot export a checkpoint on demand; give it an exported model")
     why = step.unavailable()
@@ -145,7 +160,8 @@ def cached_artifact(checkpoint: Path, backend: str, preset: str | None = None, p
     except OSError as exc:
         raise InputError(f"cannot write the model cache {root} ({exc.strerror}); set DCPOSE_TRT_CACHE to a "
                          "writable folder") from None
-    _say(f"exporting {checkpoint.name} for {backend} ({step.form}, {step.precision}) into {entry} "
+    _say(f"exporting {checkpoint.name} for {backend} ({step.form}, {step.precision}"
+         f"{', backbone + head' if split else ''}) into {entry} "
          "(once; later runs reuse it)", progress)
     try:
         step.make(checkpoint, preset, tmp, step, progress)
@@ -171,17 +187,17 @@ def _stage_bar(step: ExportStep, progress: bool):
                 disable=None if progress else True, file=sys.stderr)
 
 
-def _export(checkpoint: Path, preset: str | None, out: Path, deform: str) -> Path:
+def _export(checkpoint: Path, preset: str | None, out: Path, deform: str, split: bool = False) -> Path:
     from dcpose_trt.export import ExportConfig, export_onnx
     from dcpose_trt.model import load_model
 
-    return export_onnx(load_model(checkpoint, preset), out, ExportConfig(deform=deform))
+    return export_onnx(load_model(checkpoint, preset), out, ExportConfig(deform=deform, split=split))
 
 
 def _make_onnx(checkpoint: Path, preset: str | None, entry: Path, step: ExportStep, progress: bool) -> Path:
     with _stage_bar(step, progress) as bar:
         bar.set_postfix_str("export")
-        out = _export(checkpoint, preset, entry / step.artifact, step.form)
+        out = _export(checkpoint, preset, entry / step.artifact, step.form, step.split)
         bar.update(1)
     return out
 
@@ -212,6 +228,9 @@ def _builder_missing(backend: str) -> Callable[[], str | None]:
 
 register_exporter(ExportStep("onnxruntime", form="deformconv", precision="fp32", artifact="model.onnx",
                              make=_make_onnx))
+# The cached mode's backbone + head pair (a folder), so `run --backend onnxruntime --mode cached` needs no --model.
+register_exporter(ExportStep("onnxruntime", form="deformconv", precision="fp32", artifact="split",
+                             make=_make_onnx, split=True))
 for _backend, _dist in (("tensorrt", "tensorrt"), ("tensorrt-rtx", "tensorrt-rtx")):
     # gridsample: the one DCN form every TensorRT (>= 8.5) and TensorRT-RTX builds without a plugin.
     register_exporter(ExportStep(_backend, form="gridsample", precision="fp32", artifact="model.plan",

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,10 @@ def convert_parts(model: Any) -> dict[str, Any]:
     out = {}
     for part, (module, example, shapes) in specs.items():
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # OpenVINO's frontend traces with torch.jit, which PyTorch marks deprecated on every call: not
+            # the user's concern, and two such warnings per conversion bury our progress lines.
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
             m = ov.convert_model(module, example_input=example, input=[ov.PartialShape(s) for s in shapes])
         m.set_rt_info(model.preset_name, ["framework", META_PRESET])
         log.info("converted the %s with OpenVINO's PyTorch frontend in %.1f s", part, time.perf_counter() - t0)

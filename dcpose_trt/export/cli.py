@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from dcpose_trt.contract import DEFORM_FORMS
+from dcpose_trt.contract import DEFORM_FORMS, INT8_TARGETS
 
 
 def _progress_logging() -> None:
@@ -51,9 +51,9 @@ def _quantize(args: argparse.Namespace) -> int:
     _progress_logging()
     cfg = QuantizeConfig(**_given(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
                                   calib_samples=args.calib_samples, calib_split=args.calib_split,
-                                  calib_method=args.calib_method))
+                                  calib_method=args.calib_method, target=args.target))
     out = quantize_onnx(args.onnx, args.out, cfg)
-    print(f"wrote {out} ({args.precision})")
+    print(f"wrote {out} ({args.precision}{', ' + cfg.target + ' layout' if cfg.precision == 'int8' else ''})")
     return 0
 
 
@@ -91,5 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-split",
                    help=f"split of a PoseTrack-layout dataset (default: {QuantizeConfig.calib_split})")
     q.add_argument("--calib-method", choices=CALIB_METHODS, help=f"(default: {QuantizeConfig.calib_method})")
+    q.add_argument("--target", choices=INT8_TARGETS,
+                   help="INT8 layout: tensorrt = symmetric Q/DQ for TensorRT plans; cpu = ONNX Runtime's U8S8 "
+                        "QOperator recipe, faster than FP32 on its CPU provider (not buildable by TensorRT) "
+                        f"(default: {QuantizeConfig.target})")
     q.add_argument("--out", type=Path, required=True, help="output .onnx (for a split folder: a folder)")
     q.set_defaults(func=_quantize)

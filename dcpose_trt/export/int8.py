@@ -34,7 +34,7 @@ from dcpose_trt.contract import (
     PLUGIN_NAMESPACE,
 )
 from dcpose_trt.errors import InputError, QuantizeError
-from dcpose_trt.export.qdq import int8_excluded_nodes
+from dcpose_trt.export.qdq import BACKBONE_SCOPE, int8_excluded_nodes
 
 if TYPE_CHECKING:
     from dcpose_trt.export.precision import QuantizeConfig
@@ -188,6 +188,45 @@ def _no_preprocess_advice() -> Iterator[None]:
             t.removeFilter(filt)
 
 
+def _layout(q: Any, target: str) -> dict[str, Any]:
+    """``quantize_static`` arguments of the two INT8 layouts (``cfg.target``).
+
+    ``tensorrt``: symmetric INT8 activations and weights (zero point 0) as explicit Q/DQ around convs only,
+    bias float; what a strongly typed TensorRT network fuses into INT8 kernels (:func:`check_qdq`).
+
+    ``cpu``: ONNX Runtime's own CPU recipe (its quantization docs, "Quantization on CPU"): asymmetric uint8
+    activations x symmetric int8 per-channel weights (U8S8), QOperator format (``QLinearConv``,
+    ``QLinearAdd``, ... with ReLU folded into the output range), every op type. Measured on the tiny
+    backbone (README, "INT8 on ONNX Runtime's CPU provider"): the TensorRT layout runs 34 of 59 convs as
+    FP32 behind runtime dequantisation and is slower than FP32; this one runs every conv on the integer
+    kernels. Weights are 7-bit (``reduce_range``): on AVX2 without VNNI, ONNX Runtime's U8S8 kernels sum
+    u8 x s8 pairs into 16 bits (``vpmaddubsw``), which saturates above 32767 (the quantization docs' FAQ);
+    7-bit weights (|w| <= 64) keep a pair at most 2 * 255 * 64 = 32640, so every x86 kernel (AVX2, AVX-512,
+    VNNI) computes the same integers and the fidelity measured on one CPU holds on the others. Measured
+    (bundled model, 150 synthetic val frames): 98.95 % of joints within one heatmap cell of PyTorch FP32 with
+    7-bit weights, 99.06 % with 8-bit.
+    """
+    if target == "cpu":
+        return {"quant_format": q.QuantFormat.QOperator, "activation_type": q.QuantType.QUInt8,
+                "weight_type": q.QuantType.QInt8, "reduce_range": True}
+    return {
+        "quant_format": q.QuantFormat.QDQ,
+        "op_types_to_quantize": ["Conv"],
+        "reduce_range": False,
+        "activation_type": q.QuantType.QInt8,  # symmetric int8 activations: what TensorRT's Q/DQ needs
+        "weight_type": q.QuantType.QInt8,
+        "extra_options": {
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            # Bias stays float: TensorRT folds it into the INT8 conv itself.
+            "QuantizeBias": False,
+            # No "CalibMaxIntermediateOutputs": ORT 1.32's MinMax calibrator *drops* the collected batches
+            # when that limit is reached instead of folding them into the ranges, so with it calibration
+            # saw only the last few crops (or none: "No data is collected").
+        },
+    }
+
+
 def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[str, str]) -> Any:
     """INT8 Q/DQ model via ``onnxruntime.quantization.quantize_static``; returns the ``onnx.ModelProto``."""
     onnx = require("onnx", "onnx", "INT8 quantization")
@@ -213,33 +252,21 @@ def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[st
     crops = calibration_crops(cfg, (h, w), mean, std)
     log.info("calibration: %d person crops read in %.1f s", len(crops), time.perf_counter() - t0)
     exclude = int8_excluded_nodes(model)
-    log.info("INT8: %d convs stay FP32 (the first conv, the backbone's heatmap conv, the temporal head; "
-             "-vv lists them)", len(exclude))
-    log.debug("INT8: convs kept FP32: %s", ", ".join(exclude))
+    if cfg.target == "cpu":
+        # The QOperator quantizer rewrites every op type it knows (Add, Relu, Resize, Concat, Mul, ...), not
+        # only convs: everything outside the HRNet backbone (the temporal head and the unnamed glue between
+        # them, e.g. the heatmap differences) stays FP32, like the TensorRT layout's head.
+        exclude = sorted({*exclude, *(n.name for n in model.graph.node if not n.name.startswith(BACKBONE_SCOPE))})
+    log.info("INT8 (%s layout): %d nodes stay FP32 (the first conv, the backbone's heatmap conv, the temporal "
+             "head; -vv lists them)", cfg.target, len(exclude))
+    log.debug("INT8: nodes kept FP32: %s", ", ".join(exclude))
     method = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
               "entropy": q.CalibrationMethod.Entropy}[cfg.calib_method]
     t0 = time.perf_counter()
     with _no_preprocess_advice():
-        q.quantize_static(
-            str(model_path), str(out_path), _CropReader(crops, cfg.calib_batch, names),
-            quant_format=q.QuantFormat.QDQ,
-            op_types_to_quantize=["Conv"],
-            per_channel=True,
-            reduce_range=False,
-            activation_type=q.QuantType.QInt8,  # symmetric int8 activations: what TensorRT's Q/DQ needs
-            weight_type=q.QuantType.QInt8,
-            nodes_to_exclude=exclude,
-            calibrate_method=method,
-            extra_options={
-                "ActivationSymmetric": True,
-                "WeightSymmetric": True,
-                # Bias stays float: TensorRT folds it into the INT8 conv itself.
-                "QuantizeBias": False,
-                # No "CalibMaxIntermediateOutputs": ORT 1.32's MinMax calibrator *drops* the collected batches
-                # when that limit is reached instead of folding them into the ranges, so with it calibration
-                # saw only the last few crops (or none: "No data is collected").
-            },
-        )
+        q.quantize_static(str(model_path), str(out_path), _CropReader(crops, cfg.calib_batch, names),
+                          nodes_to_exclude=exclude, calibrate_method=method, per_channel=True,
+                          **_layout(q, cfg.target))
     log.info("quantize_static done in %.1f s", time.perf_counter() - t0)
     result = onnx.load(str(out_path))
     if plugin_nodes:

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # offset_mask_combine_conv (the features the DCN offsets are predicted from) in FP32 gave 96.7%; keeping
 # the whole head in FP32 gave 98.2% (+0.06 AP). The head refines heatmaps and predicts sampling
 # coordinates, both of which need more than 8 bits; the backbone is most of the compute of W32/W48.
+#: Node-name prefix of the HRNet backbone (the only part INT8 quantizes).
+BACKBONE_SCOPE = "rough_pose_estimation_net."
+
 INT8_EXCLUDED_SCOPES = (
     "rough_pose_estimation_net.conv1/",  # first conv: sees raw pixels
     "rough_pose_estimation_net.final_layer/",  # backbone heatmap conv

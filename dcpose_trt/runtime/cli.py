@@ -1,4 +1,5 @@
-"""``dcpose-trt run``: pose estimation on a video with any backend."""
+"""``dcpose-trt run`` (pose estimation on a video with any backend) and ``dcpose-trt select-backend`` (what
+``--backend auto`` picks for a checkpoint on this CPU)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="checkpoint (.pth), ONNX, split-export folder or plan (default: bundled model)")
     from dcpose_trt.runtime.backends import backend_names
 
-    p.add_argument("--backend", default="auto", choices=backend_names())
+    p.add_argument("--backend", default="auto", choices=backend_names(),
+                   help="auto: a plan with its TensorRT, an ONNX with ONNX Runtime, a checkpoint (or none) with "
+                        "the fastest CPU backend measured on this machine (once, then remembered; "
+                        "`dcpose-trt select-backend` shows it) (default: %(default)s)")
     p.add_argument("--mode", default="exact", choices=("exact", "cached"),
-                   help="cached: backbone once per person-frame (needs a --split export); default: %(default)s")
+                   help="cached: backbone once per person-frame (an ONNX --model must be a --split export; a "
+                        "checkpoint is exported as one on demand) (default: %(default)s)")
     p.add_argument("--causal", action="store_true", help="no look-ahead: refine frame t with t-1 and t-2")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--boxes", help="person boxes: COCO/PoseTrack detection JSON or a per-frame boxes.json")
@@ -52,3 +57,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true",
                    help="fail (instead of warning) when the boxes file does not fit the video's frames")
     p.set_defaults(func=_run)
+    _register_select(sub)
+
+
+def _select(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dcpose_trt.errors import InputError
+    from dcpose_trt.model.presets import bundled_model_path
+    from dcpose_trt.runtime import autoselect
+
+    path = Path(args.model) if args.model else bundled_model_path()
+    if path is None:
+        raise InputError("no --model given and this install has no bundled checkpoint")
+    if not path.is_file() or path.suffix.lower() not in (".pth", ".pt", ".tar"):
+        raise InputError(f"--model must be a checkpoint file (.pth): {path}")
+    wanted = args.candidates.split(",") if args.candidates else None
+    sel = autoselect.select_backend(path, args.preset, args.mode, remeasure=args.remeasure, wanted=wanted,
+                                    budget_s=args.budget)
+    if not sel.times_ms:
+        print(f"{sel.backend}: the only candidate ({sel.path}); nothing to measure")
+        return 0
+    how = f"remembered, measured {sel.measured_at}" if sel.reused else f"measured now ({sel.measured_at})"
+    persons = list(next(iter(sel.times_ms.values())).keys())
+    print(f"{path.name}, {args.mode} mode, {sel.key['cpu']} ({sel.key['cpu_extensions'] or 'extensions unknown'}), "
+          f"{sel.key['cores']} cores; {how}")
+    print(f"{'backend':<16}" + "".join(f"{p + ' person(s)':>16}" for p in persons) + "   (median ms per frame)")
+    for name in sorted(sel.times_ms, key=sel.score):
+        mark = "  <- auto" if name == sel.backend else ""
+        print(f"{name:<16}" + "".join(f"{sel.times_ms[name][p]:>16.1f}" for p in persons) + mark)
+    for name, why in sel.skipped.items():
+        print(f"{name:<16}skipped: {why}")
+    print(f"remembered in {sel.path}")
+    return 0
+
+
+def _register_select(sub: argparse._SubParsersAction) -> None:
+    from dcpose_trt.runtime.autoselect import CANDIDATES, CANDIDATES_ENV
+
+    p = sub.add_parser(
+        "select-backend", help="show (or re-measure) which CPU backend --backend auto picks for a checkpoint",
+        description="Times each installed CPU backend on the checkpoint at 1 and 8 persons in the given mode and "
+        "remembers the fastest for this machine; `run`, `predict` and the Python API then use it for "
+        f"--backend auto. Candidates: {', '.join(CANDIDATES)} (${CANDIDATES_ENV} restricts them).",
+    )
+    p.add_argument("--model", help="checkpoint (.pth) (default: the bundled model)")
+    p.add_argument("--preset", help="preset for a checkpoint without one recorded")
+    p.add_argument("--mode", default="exact", choices=("exact", "cached"), help="default: %(default)s")
+    p.add_argument("--candidates", help=f"comma list out of {', '.join(CANDIDATES)} (default: ${CANDIDATES_ENV}, "
+                   "else all)")
+    p.add_argument("--remeasure", action="store_true", help="measure again even if a choice is remembered")
+    p.add_argument("--budget", type=float, default=2.0,
+                   help="seconds of timed calls per backend and person count, at least 3 calls (default: %(default)s)")
+    p.set_defaults(func=_select)

@@ -31,7 +31,8 @@ from dcpose_trt.runtime.backends import REGISTRY, Backend, GpuPoseBackend, Split
 from dcpose_trt.runtime.tracker import IoUTracker
 
 MODES = ("exact", "cached")
-#: ``auto``: the backend for a model file's suffix (anything else: torch, for a checkpoint).
+#: ``auto``: the backend for an exported file's suffix (a checkpoint: the fastest CPU backend measured on this
+#: machine, :mod:`dcpose_trt.runtime.autoselect`; torch on a CUDA device).
 AUTO = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}
 
 
@@ -63,15 +64,17 @@ class FramePoses:
 
 
 def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset: str | None = None,
-                 device: str = "cpu", progress: bool = True) -> Backend:
+                 device: str = "cpu", progress: bool = True, mode: str = "exact") -> Backend:
     """Open ``model`` (checkpoint ``.pth``, ``.onnx`` or TensorRT ``.plan``) with the requested backend.
 
     ``backend`` is a name of the registry (:data:`~dcpose_trt.runtime.backends.REGISTRY`) or ``auto``,
     which picks the backend from the file: for a plan the one its sidecar names (TensorRT or
-    TensorRT-RTX), ONNX Runtime for ONNX, torch for a checkpoint. Without ``model``, the bundled tiny
-    checkpoint is used. A checkpoint given to a backend that runs exported files (``onnxruntime``,
-    ``tensorrt``, ``tensorrt-rtx``, and any registered with :func:`~dcpose_trt.engine.model_cache.register_exporter`)
-    is exported on demand into the model cache (see :mod:`dcpose_trt.runtime.model_cache`) and reused.
+    TensorRT-RTX), ONNX Runtime for ONNX; for a checkpoint on the CPU the fastest CPU backend of this
+    machine for ``mode`` (measured once and remembered, :mod:`~dcpose_trt.runtime.autoselect`), torch on
+    a CUDA device. Without ``model``, the bundled tiny checkpoint is used. A checkpoint given to a backend
+    that runs exported files (``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, and any registered with
+    :func:`~dcpose_trt.engine.model_cache.register_exporter`) is exported on demand into the model cache
+    (see :mod:`dcpose_trt.runtime.model_cache`; ``mode="cached"``: the backbone + head pair) and reused.
     """
     from dcpose_trt.runtime import model_cache
 
@@ -89,14 +92,20 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
     if path is not None and path.is_dir():
         suffix = ".onnx"  # a split export directory (backbone.onnx + head.onnx)
     name = backend
-    if backend == "auto":
+    is_checkpoint = suffix in (".pth", ".pt", ".tar")
+    if backend == "auto" and is_checkpoint and path is not None and str(device).startswith("cpu"):
+        from dcpose_trt.runtime import autoselect
+
+        selection = autoselect.select_backend(path, preset, mode, progress=progress)
+        autoselect.announce(selection, progress)
+        name = backend = selection.backend
+    elif backend == "auto":
         # A plan's sidecar names its builder: the TensorRT opener reads it (name "auto").
         backend = AUTO.get(suffix, "torch")
     spec = REGISTRY.get(backend)
-    is_checkpoint = suffix in (".pth", ".pt", ".tar")
     if is_checkpoint and (spec is None or suffix not in spec.suffixes) and backend in model_cache.registered_backends():
         # The bundled (or given) checkpoint, exported (and built) once for this backend and cached.
-        return model_cache.open_cached(path, backend, preset=preset, progress=progress)
+        return model_cache.open_cached(path, backend, preset=preset, progress=progress, split=mode == "cached")
     if spec is None:
         raise InputError(f"the {backend} backend runs only checkpoints exported on demand; pass a checkpoint (.pth)")
     return spec.open(path, name, preset, device)
@@ -122,8 +131,10 @@ class PoseEstimator:
             directory), TensorRT plan, or ``None`` for the bundled tiny model.
         backend: ``"auto" | "torch" | "onnxruntime" | "tensorrt" | "tensorrt-rtx"``, or a
             :class:`~dcpose_trt.runtime.backends.Backend` instance. ``auto`` opens a plan with the
-            builder its sidecar names; a checkpoint given to a backend that runs exported files is
-            exported (and built) once into the model cache (:mod:`dcpose_trt.runtime.model_cache`).
+            builder its sidecar names, an ONNX with ONNX Runtime, and a checkpoint on the CPU with the
+            fastest CPU backend measured on this machine (:mod:`~dcpose_trt.runtime.autoselect`); a
+            checkpoint given to a backend that runs exported files is exported (and built) once into the
+            model cache (:mod:`dcpose_trt.runtime.model_cache`).
         preset: preset name for a checkpoint without one recorded (default: read from the file).
         mode: ``"exact"`` crops frames t-1, t, t+1 with frame t's box and runs the backbone on all three
             (the official pipeline); ``"cached"`` runs the backbone once per person per frame and
@@ -145,7 +156,7 @@ class PoseEstimator:
             raise InputError(f"backend must be a name ({', '.join(backend_names())}) or a "
                              f"dcpose_trt.runtime.backends.Backend, got {type(backend).__name__}")
         self.backend: Backend = (backend if isinstance(backend, Backend)
-                                 else make_backend(model, backend, preset, device))
+                                 else make_backend(model, backend, preset, device, mode=mode))
         if mode == "cached" and not isinstance(self.backend, SplitBackend):
             raise InputError(f"mode='cached' needs a split model (backbone + head); the {self.backend.name} "
                              "backend was given a full model: export with 'dcpose-trt export --split'")

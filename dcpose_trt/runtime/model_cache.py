@@ -15,6 +15,7 @@ from dcpose_trt.engine.model_cache import (  # noqa: F401 - re-exported
     cache_root,
     cached_artifact,
     entry_dir,
+    export_step,
     register_exporter,
     registered_backends,
 )
@@ -24,12 +25,14 @@ if TYPE_CHECKING:
     from dcpose_trt.runtime.backends import Backend
 
 
-def open_cached(checkpoint: Path | None, backend: str, preset: str | None = None, progress: bool = True) -> Backend:
-    """Open the cached export of ``checkpoint`` (made on demand) with ``backend``."""
+def open_cached(checkpoint: Path | None, backend: str, preset: str | None = None, progress: bool = True,
+                split: bool = False) -> Backend:
+    """Open the cached export of ``checkpoint`` (made on demand) with ``backend``; ``split``: the cached mode's
+    backbone + head pair."""
     from dcpose_trt.runtime.estimator import make_backend
 
     if checkpoint is None:
         raise InputError(f"the {backend} backend needs a model and this install has no bundled checkpoint; "
                          "pass --model")
-    artifact = cached_artifact(Path(checkpoint), backend, preset, progress)
+    artifact = cached_artifact(Path(checkpoint), backend, preset, progress, split=split)
     return make_backend(artifact, backend, preset, progress=progress)

@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "written atomically and a rerun skips complete ones.",
     )
     q.add_argument("--model", help="checkpoint, ONNX or plan (default: the bundled tiny model)")
-    q.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, tensorrt (default: auto)")
+    q.add_argument("--backend", default="auto",
+                   help="auto, torch, onnxruntime, openvino[-bf16|-int8], tensorrt, tensorrt-rtx; auto: a plan with "
+                        "TensorRT, an ONNX with ONNX Runtime, a checkpoint with the fastest CPU backend measured on "
+                        "this machine (with --workers: measured once, on the driver) (default: auto)")
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="PoseTrack-layout dataset root (images/, annotations/<split>/)")
     src.add_argument("--videos", help="folder of video files, or a glob ('clips/*.mp4')")
@@ -67,8 +70,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         jobs = video_jobs(args.videos, args.out, args.boxes_dir, args.detector, args.min_score or 0.0)
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
-    est = EstimatorConfig(args.model, args.backend, args.mode, not args.causal, args.threads)
     progress = sys.stderr.isatty()
+    est = EstimatorConfig(args.model, args.backend, args.mode, not args.causal, args.threads)
     if args.workers is None:
         state = WorkerState(est)
         report = run_in_process(jobs, est, args.resume, progress, state)

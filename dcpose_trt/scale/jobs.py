@@ -71,7 +71,8 @@ def make_estimator(cfg: EstimatorConfig):  # -> PoseEstimator (runtime imported 
         import torch
 
         torch.set_num_threads(cfg.threads)
-        if cfg.resolved_backend() == "onnxruntime" and cfg.model is not None:
+        exported = cfg.model is not None and (Path(cfg.model).is_dir() or Path(cfg.model).suffix.lower() == ".onnx")
+        if cfg.resolved_backend() == "onnxruntime" and exported:  # a checkpoint is exported on demand instead
             from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
 
             backend = OnnxRuntimeBackend(cfg.model, threads=cfg.threads)

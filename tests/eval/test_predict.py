@@ -24,7 +24,7 @@ def test_predict_then_eval(dataset, tmp_path, tiny_model_perturbed, extra, capsy
     save_checkpoint(tiny_model_perturbed, ckpt, extra={"preset": "tiny-128x96"})
     pred = tmp_path / "pred"
     assert main(["predict", "--model", str(ckpt), "--data", str(dataset), "--split", "val", "--boxes", "detections",
-                 "--out", str(pred), *extra]) == 0
+                 "--backend", "torch", "--out", str(pred), *extra]) == 0
     out = capsys.readouterr().out
     calls = "1.00" if "cached" in extra else "3.00"
     assert f"({calls} backbone calls per person-frame)" in out

@@ -178,3 +178,44 @@ def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, t
     onnx.save(standard, str(path))
     b = OnnxRuntimeBackend(path).infer(frames, margin)
     np.testing.assert_array_equal(a, b)
+
+
+def test_int8_cpu_layout_is_onnxruntime_integer_and_keeps_keypoints(exports, synth_data, tmp_path):
+    """``--target cpu``: ONNX Runtime's U8S8 QOperator recipe over the same backbone region (issue 15, §3).
+
+    Every backbone conv but the first and the heatmap conv becomes ``QLinearConv`` (the TensorRT layout left
+    34 of 59 as FP32 convs behind runtime dequantisation on ONNX Runtime's CPU provider), the head stays FP32,
+    TensorRT refuses the file with a hint, and the keypoints stay those of FP32.
+    """
+    from dcpose_trt.engine import BuildConfig, build_engine
+
+    fp32 = export_onnx(BUNDLED_MODEL, tmp_path / "fp32", ExportConfig(deform="deformconv", split=True, check=False))
+    cfg = QuantizeConfig("int8", calib=synth_data, calib_split="train", calib_samples=32, target="cpu")
+    out = quantize_onnx(fp32, tmp_path / "int8cpu", cfg)
+    src, bb, head = (onnx.load(str(p)) for p in (fp32 / "backbone.onnx", out / "backbone.onnx", out / "head.onnx"))
+    assert get_metadata(bb)["dcpose_trt.int8_target"] == "cpu"
+    n_convs = sum(n.op_type == "Conv" for n in src.graph.node)
+    ops = [n.op_type for n in bb.graph.node]
+    assert ops.count("QLinearConv") == n_convs - 2 and ops.count("Conv") == 2, sorted(set(ops))
+    # One Q after the FP32 first conv, one DQ before the FP32 heatmap conv: the backbone runs in integers between.
+    assert ops.count("QuantizeLinear") == 1 and ops.count("DequantizeLinear") == 1
+    assert {n.op_type for n in head.graph.node}.isdisjoint({"QuantizeLinear", "QLinearConv"})
+    report = fidelity(BUNDLED_MODEL, out, synth_data, split="val")
+    assert report.ap_reference is not None and report.ap_reference["Mean"] > 20, report.ap_reference
+    # Same bound and reasoning as the TensorRT layout above; 7-bit weights (reduce_range) make the u8 x s8 pair
+    # sums fit 16 bits, so AVX2's vpmaddubsw cannot saturate and every x86 kernel computes the same integers.
+    assert report.overall["within_cell"] >= 0.9, report.format_table()
+    with pytest.raises(InputError, match="--target tensorrt"):
+        build_engine(out / "backbone.onnx", tmp_path / "x.plan", BuildConfig(backend="tensorrt-rtx"))
+    assert not (tmp_path / "x.plan").exists()
+
+
+def test_int8_cpu_layout_refusals(exports, synth_data, tmp_path):
+    with pytest.raises(InputError, match="deform plugin"):
+        quantize_onnx(exports("plugin"), tmp_path / "p.onnx",
+                      QuantizeConfig("int8", calib=synth_data, calib_split="train", target="cpu"))
+    with pytest.raises(InputError, match="INT8 layout"):
+        QuantizeConfig("fp16", target="cpu")
+    with pytest.raises(InputError, match="choose one of"):
+        QuantizeConfig("int8", calib=synth_data, target="gpu")
+    assert not list(tmp_path.iterdir())

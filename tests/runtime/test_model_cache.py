@@ -68,7 +68,7 @@ def test_run_onnxruntime_without_model_exports_once_then_reuses(shared_data, cac
 def test_cache_key_changes_with_the_checkpoint(tmp_path, cache):
     from dcpose_trt.model import build_dcpose, save_checkpoint
 
-    step = model_cache._STEPS["onnxruntime"]
+    step = model_cache.export_step("onnxruntime")
     paths = []
     for seed in (0, 1):
         torch.manual_seed(seed)
@@ -81,6 +81,10 @@ def test_cache_key_changes_with_the_checkpoint(tmp_path, cache):
     other = model_cache.ExportStep("onnxruntime", "gridsample", "fp32", "model.onnx", step.make)
     assert model_cache.entry_dir(ckpt, step, None)[0] == paths[1]
     assert model_cache.entry_dir(ckpt, other, None)[0] != paths[1]
+    # The cached mode's backbone + head pair is another entry.
+    split = model_cache.export_step("onnxruntime", split=True)
+    assert split is not None and split.artifact == "split"
+    assert model_cache.entry_dir(ckpt, split, None)[0] not in paths
 
 
 def test_plan_given_to_onnxruntime_gets_a_fitting_hint(tmp_path):

@@ -102,7 +102,8 @@ def test_ctrl_c_writes_frames_done(clip, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(PoseEstimator, "process", process)
     out, js = tmp_path / "o.mp4", tmp_path / "o.json"
-    rc = main(["run", "--video", str(clip), "--boxes", str(clip / "boxes.json"), "--out", str(out), "--json", str(js)])
+    rc = main(["run", "--video", str(clip), "--boxes", str(clip / "boxes.json"), "--backend", "torch",
+               "--out", str(out), "--json", str(js)])
     assert rc == 130
     assert "interrupted" in capsys.readouterr().err
     doc = json.loads(js.read_text())

@@ -153,7 +153,7 @@ def test_run_cli_real_clip(tmp_path, model, shared_data):
     clip = shared_data / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
     out, js = tmp_path / "o.mp4", tmp_path / "o.json"
     rc = main(["run", "--video", str(clip), "--boxes", str(clip / "boxes.json"), "--model", str(ckpt),
-               "--out", str(out), "--json", str(js)])
+               "--backend", "torch", "--out", str(out), "--json", str(js)])
     assert rc == 0
     doc = json.loads(js.read_text())
     assert len(doc["frames"]) == 5
@@ -165,7 +165,7 @@ def test_run_cli_real_clip(tmp_path, model, shared_data):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     # the mp4 of the clip works as input too
     rc = main(["run", "--video", str(clip / "000001_mpiinew_test.mp4"), "--boxes", str(clip / "boxes.json"),
-               "--model", str(ckpt), "--max-frames", "2"])
+               "--model", str(ckpt), "--backend", "torch", "--max-frames", "2"])
     assert rc == 0
 
 

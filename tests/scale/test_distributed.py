@@ -58,11 +58,16 @@ def reference(dataset, ckpt, tmp_path_factory):
     from dcpose_trt.scale.jobs import make_estimator
 
     out = tmp_path_factory.mktemp("single")
-    est = make_estimator(EstimatorConfig(str(ckpt), threads=1))
+    est = make_estimator(_torch(ckpt, threads=1))
     predict_dataset(est, dataset, "val", "detections", out, progress=False)
     files = sorted(out.glob("*.json"))
     assert len(files) == VIDEOS
     return {f.name: f.read_bytes() for f in files}
+
+
+def _torch(ckpt, **kw) -> EstimatorConfig:
+    """The torch backend, named: ``auto`` would first time every CPU backend (``runtime.autoselect``)."""
+    return EstimatorConfig(str(ckpt), "torch", **kw)
 
 
 def _outputs(folder) -> dict[str, bytes]:
@@ -73,7 +78,7 @@ def test_two_workers_give_the_single_process_bytes_and_a_rerun_skips_all(cluster
                                                                            tmp_path, capsys):
     out = tmp_path / "dist"
     jobs = posetrack_jobs(dataset, "val", out)
-    report = run_distributed(jobs, EstimatorConfig(str(ckpt)), ClusterConfig(workers=2, threads=1), progress=False)
+    report = run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1), progress=False)
     assert sorted(report.done) == sorted(j.name for j in jobs) and not report.failed
     assert _outputs(out) == reference  # same bytes, no temporaries left behind
     assert len(report.workers) == 2 and all(w.videos >= 1 for w in report.workers.values())
@@ -96,7 +101,7 @@ def test_a_killed_worker_has_its_video_retried_elsewhere(cluster, dataset, ckpt,
             killed.append(info.pid)
             os.kill(info.pid, signal.SIGKILL)
 
-    report = run_distributed(jobs, EstimatorConfig(str(ckpt)), ClusterConfig(workers=2, threads=1),
+    report = run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1),
                              progress=False, on_submit=kill_once)
     assert killed and report.retries >= 1
     assert sorted(report.done) == sorted(j.name for j in jobs) and not report.failed
@@ -113,7 +118,7 @@ def test_a_video_whose_worker_always_dies_fails_after_the_retries(cluster, datas
         if job.name == victim:
             os.kill(info.pid, signal.SIGKILL)
 
-    report = run_distributed(jobs, EstimatorConfig(str(ckpt)), ClusterConfig(workers=1, threads=1, max_retries=1),
+    report = run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=1, threads=1, max_retries=1),
                              progress=False, on_submit=kill_always)
     assert report.done == [jobs[1].name]
     assert list(report.failed) == [victim] and "worker died 2 times" in report.failed[victim]
@@ -126,7 +131,7 @@ def test_a_corrupt_video_fails_alone_with_its_reason(cluster, dataset, ckpt, ref
     jobs = posetrack_jobs(root, "val", tmp_path / "dist")
     bad = jobs[2].name
     (root / "images" / "val" / bad / "000001.jpg").write_bytes(b"not a jpeg")
-    report = run_distributed(jobs, EstimatorConfig(str(ckpt)), ClusterConfig(workers=2, threads=1), progress=False)
+    report = run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1), progress=False)
     assert list(report.failed) == [bad] and "cannot read image" in report.failed[bad]
     assert sorted(report.done) == sorted(j.name for j in jobs if j.name != bad)
     assert _outputs(tmp_path / "dist") == {k: v for k, v in reference.items() if k != f"{bad}.json"}
@@ -151,10 +156,10 @@ def test_video_files_with_boxes_files(cluster, dataset, ckpt, tmp_path):
         (boxes / f"{vdir.name}.json").write_text(json.dumps(rows))
     (vids / "broken.avi").write_bytes(b"\0" * 64)
     (boxes / "broken.json").write_text("[]")
-    est = EstimatorConfig(str(ckpt), threads=1)
+    est = _torch(ckpt, threads=1)
     single = run_in_process(video_jobs(str(vids), tmp_path / "one", boxes), est, progress=False,
                             state=WorkerState(est))
-    dist = run_distributed(video_jobs(str(vids / "*.avi"), tmp_path / "dist", boxes), EstimatorConfig(str(ckpt)),
+    dist = run_distributed(video_jobs(str(vids / "*.avi"), tmp_path / "dist", boxes), _torch(ckpt),
                            ClusterConfig(workers=2, threads=1), progress=False)
     for r in (single, dist):
         assert len(r.done) == 3 and list(r.failed) == ["broken"] and "cannot read any frame" in r.failed["broken"]
@@ -172,7 +177,7 @@ def test_a_worker_that_cannot_start_stops_the_run_with_the_reason(cluster, datas
     assert code == 2 and "a worker could not start: model file not found" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
     with pytest.raises(Exception, match=r"no worker started within 3 s; each needs \{'num_cpus': 8\}"):
-        run_distributed(posetrack_jobs(dataset, "val", tmp_path / "o"), EstimatorConfig(),
+        run_distributed(posetrack_jobs(dataset, "val", tmp_path / "o"), EstimatorConfig(backend="torch"),
                         ClusterConfig(workers=1, threads=8, start_timeout_s=3), progress=False)
 
 
@@ -195,7 +200,7 @@ def test_ctrl_c_stops_with_whole_files_only(cluster, dataset, ckpt, reference, t
         if len(submitted) == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    report = run_distributed(jobs, EstimatorConfig(str(ckpt)), ClusterConfig(workers=2, threads=1),
+    report = run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1),
                              progress=False, on_submit=ctrl_c_on_third)
     assert report.interrupted and len(report.done) < VIDEOS
     written = _outputs(out) if out.exists() else {}
