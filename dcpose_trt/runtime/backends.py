@@ -63,6 +63,17 @@ class Backend(abc.ABC):
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
 
+    def check_inputs(self, frames: np.ndarray, margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``frames`` and ``margin`` as contiguous float32 ``[B, 9, H, W]`` and ``[B, 2]`` (this model's crop
+        size), or :class:`~dcpose_trt.errors.InputError` naming the shapes."""
+        from dcpose_trt.errors import InputError
+
+        f, m = as_f32(frames, "frames", 4), as_f32(margin, "margin", 2)
+        if f.shape[1] != 9 or tuple(f.shape[2:]) != tuple(self.input_size) or m.shape != (f.shape[0], 2):
+            raise InputError(f"expected frames [B, 9, {self.input_size[0]}, {self.input_size[1]}] and margin "
+                             f"[B, 2], got {f.shape} and {m.shape}")
+        return f, m
+
     def close(self) -> None:  # noqa: B027 - a backend without resources has nothing to release
         """Release device buffers, sessions and streams now (idempotent)."""
 
@@ -84,6 +95,13 @@ class SplitBackend(Backend):
     def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
 
+    def infer_by_parts(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """The whole model as its two halves: the backbone on the three frames' crops in one batch of 3B,
+        then the head. frames ``float32[B, 9, H, W]``, margin ``float32[B, 2]`` → ``float32[B, 17, h, w]``."""
+        b = frames.shape[0]
+        hm = self.backbone(np.concatenate([frames[:, 0:3], frames[:, 3:6], frames[:, 6:9]], axis=0))
+        return self.head(hm[:b], hm[b : 2 * b], hm[2 * b :], margin)
+
 
 class GpuPoseBackend(Backend):
     """A backend that crops, infers and decodes on the GPU in one call (the fused path)."""
@@ -92,6 +110,52 @@ class GpuPoseBackend(Backend):
     def pose(self, window: Sequence[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[current, previous, next] BGR frames + clean boxes ``float32[N, 5]`` →
         (image coordinates ``float32[N, 17, 2]``, peak scores ``float32[N, 17]``)."""
+
+
+def as_f32(a: np.ndarray, name: str, ndim: int) -> np.ndarray:
+    """``a`` as a contiguous float32 array of ``ndim`` dimensions, or InputError naming ``name``."""
+    from dcpose_trt.errors import InputError
+
+    arr = np.ascontiguousarray(a, dtype=np.float32)
+    if arr.ndim != ndim:
+        raise InputError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    return arr
+
+
+def model_files(path: str | os.PathLike | Sequence[str | os.PathLike], exts: Sequence[str],
+                what: str) -> Path | tuple[Path, Path]:
+    """The model file of ``path``, or its (backbone, head) pair for a split model.
+
+    ``path`` is a file, a ``(backbone, head)`` pair, or a folder holding ``backbone<ext>`` + ``head<ext>``
+    (a ``--split`` export or a converted pair) or ``model<ext>``, tried in the order of ``exts``; a
+    ``...backbone<ext>`` file with its ``...head<ext>`` beside it counts as the pair. ``what`` names the
+    files in errors (``"ONNX"``, ``"model"``).
+    """
+    from dcpose_trt.errors import InputError
+
+    if not isinstance(path, (str, os.PathLike)):
+        items = [Path(p) for p in path]
+        if len(items) != 2:
+            raise InputError(f"give one {what} file or a (backbone, head) pair, got {len(items)} paths")
+        return items[0], items[1]
+    p = Path(path)
+    if p.is_dir():
+        for ext in exts:
+            if (p / f"backbone{ext}").is_file() and (p / f"head{ext}").is_file():
+                return p / f"backbone{ext}", p / f"head{ext}"
+        for ext in exts:
+            if (p / f"model{ext}").is_file():
+                return p / f"model{ext}"
+        names = " / ".join(exts)
+        raise InputError(f"{p} holds neither backbone + head ({names}) nor model{exts[0]}")
+    if not p.is_file():
+        raise InputError(f"{what} file not found: {p}")
+    for ext in exts:
+        if p.name.endswith(f"backbone{ext}"):
+            head = p.parent / (p.name[: -len(f"backbone{ext}")] + f"head{ext}")
+            if head.is_file():
+                return p, head
+    return p
 
 
 # -- registry ---------------------------------------------------------------------------------------

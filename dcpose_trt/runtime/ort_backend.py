@@ -21,7 +21,7 @@ import numpy as np
 from dcpose_trt._deps import require
 from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, META_DEFORM, META_PRECISION, META_PRESET
 from dcpose_trt.errors import InputError
-from dcpose_trt.runtime.backends import Backend, SplitBackend
+from dcpose_trt.runtime.backends import Backend, SplitBackend, as_f32, model_files
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,6 @@ class _Session:
         return self.session.run([self.output], feed)[0]
 
 
-def _f32(a: np.ndarray, name: str, ndim: int) -> np.ndarray:
-    arr = np.ascontiguousarray(a, dtype=np.float32)
-    if arr.ndim != ndim:
-        raise InputError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
-    return arr
-
-
 class OnnxRuntimeBackend(Backend):
     """DCPose on ONNX Runtime.
 
@@ -165,40 +158,17 @@ class OnnxRuntimeBackend(Backend):
 
     @staticmethod
     def _resolve(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | tuple[Path, Path]:
-        if not isinstance(path, (str, os.PathLike)):
-            items = [Path(p) for p in path]
-            if len(items) != 2:
-                raise InputError(f"give one ONNX file or a (backbone, head) pair, got {len(items)} paths")
-            return items[0], items[1]
-        p = Path(path)
-        if p.is_dir():
-            bb, hd = p / "backbone.onnx", p / "head.onnx"
-            if bb.is_file() and hd.is_file():
-                return bb, hd
-            if (p / "model.onnx").is_file():
-                return p / "model.onnx"
-            raise InputError(f"{p} holds neither backbone.onnx + head.onnx nor model.onnx")
-        if not p.exists():
-            raise InputError(f"ONNX file not found: {p}")
-        if p.name.endswith("backbone.onnx") and (p.parent / p.name.replace("backbone", "head")).is_file():
-            return p, p.parent / p.name.replace("backbone", "head")
-        return p
+        return model_files(path, (".onnx",), "ONNX")
 
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
-        f = _f32(frames, "frames", 4)
-        m = _f32(margin, "margin", 2)
-        if f.shape[1] != 9 or tuple(f.shape[2:]) != self.input_size or m.shape != (f.shape[0], 2):
-            raise InputError(f"expected frames [B, 9, {self.input_size[0]}, {self.input_size[1]}] and margin "
-                             f"[B, 2], got {f.shape} and {m.shape}")
+        f, m = self.check_inputs(frames, margin)
         t0 = time.perf_counter()
         if self._full is not None:
             out = self._full.run({"frames": f, "margin": m})
         else:
-            b = f.shape[0]
             assert isinstance(self, OnnxRuntimeSplitBackend)
-            hm = self.backbone(np.concatenate([f[:, 0:3], f[:, 3:6], f[:, 6:9]], axis=0))
-            out = self.head(hm[:b], hm[b:2 * b], hm[2 * b:], m)
+            out = self.infer_by_parts(f, m)
         self.last_inference_time = time.perf_counter() - t0
         return out
 
@@ -214,13 +184,13 @@ class OnnxRuntimeSplitBackend(OnnxRuntimeBackend, SplitBackend):
     def backbone(self, x: np.ndarray) -> np.ndarray:
         """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
         assert self._backbone is not None  # a split pair (see __new__)
-        return self._backbone.run({"image": _f32(x, "image", 4)})
+        return self._backbone.run({"image": as_f32(x, "image", 4)})
 
     def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
         assert self._head is not None
-        return self._head.run({"cur": _f32(cur, "cur", 4), "prev": _f32(prev, "prev", 4),
-                               "next": _f32(nxt, "next", 4), "margin": _f32(margin, "margin", 2)})
+        return self._head.run({"cur": as_f32(cur, "cur", 4), "prev": as_f32(prev, "prev", 4),
+                               "next": as_f32(nxt, "next", 4), "margin": as_f32(margin, "margin", 2)})
 
 
 def open_onnxruntime(path: Path | None, name: str, preset: str | None, device: str) -> OnnxRuntimeBackend:

@@ -41,7 +41,7 @@ from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the con
     is_ir_pair,
 )
 from dcpose_trt.errors import InputError
-from dcpose_trt.runtime.backends import Backend, SplitBackend
+from dcpose_trt.runtime.backends import Backend, SplitBackend, as_f32, model_files
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,6 @@ def from_checkpoint(path: str | os.PathLike | None, precision: str = "fp32", cac
 
 
 # %% Backend -------------------------------------------------------------------------------------------
-
-
-def _f32(a: np.ndarray, name: str, ndim: int) -> np.ndarray:
-    arr = np.ascontiguousarray(a, dtype=np.float32)
-    if arr.ndim != ndim:
-        raise InputError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
-    return arr
 
 
 class _Compiled:
@@ -223,43 +216,20 @@ class OpenVINOBackend(Backend):
 
     @staticmethod
     def _resolve(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | tuple[Path, Path]:
-        if not isinstance(path, (str, os.PathLike)):
-            items = [Path(p) for p in path]
-            if len(items) != 2:
-                raise InputError(f"give one model file or a (backbone, head) pair, got {len(items)} paths")
-            return items[0], items[1]
-        p = Path(path)
-        if p.is_dir():
-            for ext in (".xml", ".onnx"):
-                if (p / f"backbone{ext}").is_file() and (p / f"head{ext}").is_file():
-                    return p / f"backbone{ext}", p / f"head{ext}"
-            for name in ("model.xml", "model.onnx"):
-                if (p / name).is_file():
-                    return p / name
-            raise InputError(f"{p} holds neither backbone + head (.xml or .onnx) nor model.xml/.onnx")
-        if not p.is_file():
-            raise InputError(f"model file not found: {p}")
-        if p.suffix not in (".xml", ".onnx"):
-            raise InputError(f"the OpenVINO backend reads IR (.xml), ONNX or a checkpoint, got {p}")
-        if p.stem == "backbone" and (p.parent / f"head{p.suffix}").is_file():
-            return p, p.parent / f"head{p.suffix}"
-        return p
+        files = model_files(path, (".xml", ".onnx"), "model")
+        if isinstance(files, Path) and files.suffix not in (".xml", ".onnx"):
+            raise InputError(f"the OpenVINO backend reads IR (.xml), ONNX or a checkpoint, got {files}")
+        return files
 
     def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
-        f = _f32(frames, "frames", 4)
-        m = _f32(margin, "margin", 2)
-        if f.shape[1] != 9 or tuple(f.shape[2:]) != self.input_size or m.shape != (f.shape[0], 2):
-            raise InputError(f"expected frames [B, 9, {self.input_size[0]}, {self.input_size[1]}] and margin "
-                             f"[B, 2], got {f.shape} and {m.shape}")
+        f, m = self.check_inputs(frames, margin)
         t0 = time.perf_counter()
         if self._full is not None:
             out = self._full.run(f, m)
         else:
-            b = f.shape[0]
             assert isinstance(self, OpenVINOSplitBackend)
-            hm = self.backbone(np.concatenate([f[:, 0:3], f[:, 3:6], f[:, 6:9]], axis=0))
-            out = self.head(hm[:b], hm[b : 2 * b], hm[2 * b :], m)
+            out = self.infer_by_parts(f, m)
         self.last_inference_time = time.perf_counter() - t0
         return out
 
@@ -274,13 +244,13 @@ class OpenVINOSplitBackend(OpenVINOBackend, SplitBackend):
     def backbone(self, x: np.ndarray) -> np.ndarray:
         """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
         assert self._backbone is not None  # a split pair (see __new__)
-        return self._backbone.run(_f32(x, "image", 4))
+        return self._backbone.run(as_f32(x, "image", 4))
 
     def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
         assert self._head is not None
-        return self._head.run(_f32(cur, "cur", 4), _f32(prev, "prev", 4), _f32(nxt, "next", 4),
-                              _f32(margin, "margin", 2))
+        return self._head.run(as_f32(cur, "cur", 4), as_f32(prev, "prev", 4), as_f32(nxt, "next", 4),
+                              as_f32(margin, "margin", 2))
 
 
 def open_backend(model: str | os.PathLike | None, backend: str = "openvino", preset: str | None = None,
