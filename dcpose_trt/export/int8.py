@@ -13,6 +13,7 @@ nodes stay FP32, so the Q/DQ graph only needs its DCN nodes turned back into plu
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -141,6 +142,19 @@ def calibration_crops(cfg: QuantizeConfig, image_size: tuple[int, int], mean: tu
     return np.concatenate(chunks, axis=0)
 
 
+#: Pixels of the person crops in one calibration run (8 persons of 256x192). ONNX Runtime's calibration
+#: session adds a ReduceMin/ReduceMax pair on every tensor, so a run's activations all stay alive: the whole
+#: w48 model (384x288) at 8 persons per run peaked at ~20 GB here and the next calibration was OOM-killed at
+#: 24 GB. Larger crops get fewer persons per run; the ranges (min/max over every run) do not depend on it.
+_CALIB_PIXELS_PER_RUN = 8 * 256 * 192
+
+
+def calib_batch(persons: int, image_size: tuple[int, int]) -> int:
+    """Persons per calibration run: at most ``persons``, and at most :data:`_CALIB_PIXELS_PER_RUN` of crops."""
+    h, w = image_size
+    return max(1, min(persons, _CALIB_PIXELS_PER_RUN // (h * w)))
+
+
 class _CropReader:
     """``onnxruntime.quantization.CalibrationDataReader`` over crops, ``calib_batch`` persons per run."""
 
@@ -264,9 +278,14 @@ def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[st
               "entropy": q.CalibrationMethod.Entropy}[cfg.calib_method]
     t0 = time.perf_counter()
     with _no_preprocess_advice():
-        q.quantize_static(str(model_path), str(out_path), _CropReader(crops, cfg.calib_batch, names),
+        batch = calib_batch(cfg.calib_batch, (h, w))
+        if batch < cfg.calib_batch:
+            log.info("INT8: %d persons per calibration run (crops of %dx%d; bounds the calibration memory)",
+                     batch, h, w)
+        q.quantize_static(str(model_path), str(out_path), _CropReader(crops, batch, names),
                           nodes_to_exclude=exclude, calibrate_method=method, per_channel=True,
                           **_layout(q, cfg.target))
+    gc.collect()  # the calibration session (and its arena) goes now, not when the next part's calibration starts
     log.info("quantize_static done in %.1f s", time.perf_counter() - t0)
     result = onnx.load(str(out_path))
     if plugin_nodes:

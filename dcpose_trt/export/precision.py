@@ -69,7 +69,8 @@ class QuantizeConfig:
         calib_samples: person crops to calibrate on. Defaults to 256.
         calib_split: dataset split for a PoseTrack-layout source. Defaults to ``val``.
         calib_method: ``minmax`` (default), ``percentile`` or ``entropy``.
-        calib_batch: persons per calibration run. Defaults to 8.
+        calib_batch: persons per calibration run. Defaults to 8 (fewer for crops above 256x192, see
+            :func:`dcpose_trt.export.int8.calib_batch`: calibration memory grows with it).
         target: INT8 layout: ``tensorrt`` (default; symmetric Q/DQ around convs for strongly typed TensorRT
             networks) or ``cpu`` (ONNX Runtime's CPU recipe, U8S8 QOperator: faster than FP32 on ONNX
             Runtime's CPU provider, not buildable by TensorRT). See :func:`dcpose_trt.export.int8._layout`.

@@ -219,3 +219,11 @@ def test_int8_cpu_layout_refusals(exports, synth_data, tmp_path):
     with pytest.raises(InputError, match="choose one of"):
         QuantizeConfig("int8", calib=synth_data, target="gpu")
     assert not list(tmp_path.iterdir())
+
+
+def test_calibration_batch_shrinks_for_large_crops():
+    """Calibration keeps a run's activations alive: w48 crops get fewer persons per run (OOM at 24 GB with 8)."""
+    from dcpose_trt.export.int8 import calib_batch
+
+    assert calib_batch(8, (128, 96)) == 8 and calib_batch(8, (256, 192)) == 8
+    assert calib_batch(8, (384, 288)) == 3 and calib_batch(2, (384, 288)) == 2 and calib_batch(8, (2048, 2048)) == 1
