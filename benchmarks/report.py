@@ -140,6 +140,12 @@ def machine_line(m: dict[str, Any]) -> str:
             f"{m.get('loadavg_end')}")
 
 
+def _calib_flags(c: dict) -> str:
+    """The INT8 calibration options the run was given (they change the INT8 rows), as CLI flags."""
+    flags = [(f"--{k.replace('_', '-')}", c.get(k)) for k in ("calib", "calib_boxes", "calib_samples")]
+    return "".join(f" {flag} {value}" for flag, value in flags if value is not None)
+
+
 def to_markdown(result: BenchResult) -> str:
     c = result.config
     lines = [
@@ -154,7 +160,8 @@ def to_markdown(result: BenchResult) -> str:
         "person count. Run: "
         f"`dcpose-trt bench --preset {c['preset']} --backends {','.join(c['backends'])} "
         f"--precisions {','.join(c['precisions'])} --persons {','.join(map(str, c['persons']))} "
-        f"--modes {','.join(c['modes'])} --iters {c['iters']} --warmup {c['warmup']}` ({result.seconds:.0f} s).",
+        f"--modes {','.join(c['modes'])} --iters {c['iters']} --warmup {c['warmup']}{_calib_flags(c)}` "
+        f"({result.seconds:.0f} s).",
         "",
         markdown_table(result.rows),
         "",

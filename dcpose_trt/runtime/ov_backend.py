@@ -151,7 +151,8 @@ class OpenVINOBackend(Backend):
         threads: CPU inference threads (default: OpenVINO's, all usable cores).
         cache_dir: OpenVINO compiled-model cache is ``<cache_dir>/compiled`` (default :func:`default_cache_dir`).
 
-    Attributes: name ``"openvino"``, preset_name, input_size (crop H, W), precision, split,
+    Attributes: name ``"openvino"``, ``"openvino-bf16"`` or ``"openvino-int8"`` (the ``--backend`` name of
+    the precision), preset_name, input_size (crop H, W), precision, split,
     last_inference_time (s, last ``infer``), compile_seconds (reading + compiling all parts).
     """
 
@@ -211,6 +212,8 @@ class OpenVINOBackend(Backend):
             raise InputError(f"{parts[0].path} is not quantized; for INT8 give a Q/DQ ONNX or use from_checkpoint "
                              "with calibration data")
         self.precision = precision if precision != "fp32" or not quantized else "int8"
+        # The registry name of this precision, so run summaries and logs say openvino-bf16, not openvino.
+        self.name = NAME if self.precision == "fp32" else f"{NAME}-{self.precision}"
         self.split = self._full is None
         self.last_inference_time = 0.0
 
