@@ -11,7 +11,6 @@ Return values are objects of the real class the binding's signature names (``-> 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -91,9 +90,7 @@ def _probe(version: str, lib: Path) -> dict:
     except trt_api.TrtApiError as exc:
         pytest.skip(f"TensorRT {version} bindings unavailable: {exc}")
     entry = stubs.stub_dir.parent
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(entry / "lib"), env.get("LD_LIBRARY_PATH")]))
-    env["PYTHONPATH"] = os.pathsep.join([str(entry / "pkg"), str(REPO)])
+    env = trt_api.bindings_env(entry, [REPO])
     proc = subprocess.run([sys.executable, "-c", PROBE, str(lib), str(Path(__file__).parent)],
                           capture_output=True, text=True, env=env,
                           timeout=300)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
 import subprocess
 import sys
@@ -66,9 +65,7 @@ def _probe(version: str) -> dict:
     except trt_api.TrtApiError as exc:  # first run without network: the wheel cannot be fetched
         pytest.skip(f"TensorRT {version} bindings unavailable: {exc}")
     entry = stubs.stub_dir.parent
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(entry / "lib"), env.get("LD_LIBRARY_PATH")]))
-    env["PYTHONPATH"] = os.pathsep.join([str(entry / "pkg"), str(REPO)])
+    env = trt_api.bindings_env(entry, [REPO])
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

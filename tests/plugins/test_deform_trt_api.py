@@ -10,7 +10,6 @@ libraries it links, so ``import tensorrt`` works on a CPU as long as no native f
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -65,9 +64,7 @@ def _probe(version: str) -> dict:
         pytest.skip(f"TensorRT {version} bindings unavailable: {exc}")
     entry = stubs.stub_dir.parent  # tools.trt_api layout: pkg/ (real bindings), lib/ (stub .so), stubs/
     assert (entry / "pkg" / "tensorrt").is_dir() and (entry / "lib").is_dir(), f"unexpected layout in {entry}"
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(entry / "lib"), env.get("LD_LIBRARY_PATH")]))
-    env["PYTHONPATH"] = os.pathsep.join([str(entry / "pkg"), str(REPO)])
+    env = trt_api.bindings_env(entry, [REPO])
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

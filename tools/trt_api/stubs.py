@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,6 +293,18 @@ class StubSet:
     stub_dir: Path
 
 
+def bindings_env(entry: Path, extra_paths: Sequence[str | os.PathLike[str]] = ()) -> dict[str, str]:
+    """This process's environment with the bindings of a prepared ``entry`` importable: ``entry/pkg`` (the
+    real bindings) and ``extra_paths`` on ``PYTHONPATH``, the stub native libraries ``entry/lib`` first on
+    ``LD_LIBRARY_PATH``. ``import tensorrt`` then works in a subprocess, as long as no native function runs.
+    """
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(entry / "lib"), env.get("LD_LIBRARY_PATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(entry / "pkg"), *map(str, extra_paths),
+                                                      env.get("PYTHONPATH")]))
+    return env
+
+
 def prepare(spec: ApiSpec | str, refresh: bool = False) -> StubSet:
     """Download (or reuse) the bindings wheel of ``spec`` and generate its stubs; cached on disk.
 
@@ -338,9 +350,7 @@ def _generate(spec: ApiSpec, whl: Path, work: Path) -> None:
     build_stub_libraries(extensions[0], work / "lib")
 
     stub_dir = work / "stubs"
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(work / "lib"), env.get("LD_LIBRARY_PATH")]))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pkg_root), env.get("PYTHONPATH")]))
+    env = bindings_env(work)
     runner = Path(__file__).with_name("_stubgen_runner.py")
     proc = subprocess.run([sys.executable, str(runner), spec.package, str(stub_dir)],
                           capture_output=True, text=True, env=env, timeout=600)
