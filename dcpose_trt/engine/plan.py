@@ -33,7 +33,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt._env import installed_version, parse_version
@@ -326,12 +326,22 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
     return PlanCheck(plan, not reasons, reasons, cmd, meta)
 
 
-#: runtime flavour -> the module whose installed version counts for it. The lean runtime loads
-#: version-compatible plans built by full TensorRT, so its version stands in for full TensorRT's.
-RUNTIME_FLAVOURS: dict[str, tuple[str, str]] = {
-    "tensorrt": ("tensorrt", "tensorrt"),
-    "tensorrt-rtx": ("tensorrt-rtx", "tensorrt_rtx"),
-    "tensorrt-lean": ("tensorrt", "tensorrt_lean"),
+class Flavour(NamedTuple):
+    """A runtime that loads plans: the builder whose plans it loads (the sidecar's backend name), the module
+    it imports (whose installed version counts for it) and the pip extra that installs it."""
+
+    built_as: str
+    module: str
+    extra: str
+
+
+#: runtime flavour -> how to load its plans; the one table the checker and the runtime's loader share. The
+#: lean runtime loads version-compatible plans built by full TensorRT, so its version stands in for full
+#: TensorRT's.
+RUNTIME_FLAVOURS: dict[str, Flavour] = {
+    "tensorrt": Flavour("tensorrt", "tensorrt", "trt"),
+    "tensorrt-rtx": Flavour("tensorrt-rtx", "tensorrt_rtx", "rtx"),
+    "tensorrt-lean": Flavour("tensorrt", "tensorrt_lean", "lean"),
 }
 
 
@@ -358,7 +368,7 @@ def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] 
         meta = sidecar if sidecar is not None else read_sidecar(plan_path)
         if backend not in RUNTIME_FLAVOURS:
             raise InputError(f"unknown runtime {backend!r}; choose one of {', '.join(RUNTIME_FLAVOURS)}")
-        built_as, module = RUNTIME_FLAVOURS[backend]
+        built_as, module, _ = RUNTIME_FLAVOURS[backend]
         if built_as != meta["backend"]["name"]:
             raise InputError(f"{plan_path} was built with {meta['backend']['name']}; {backend} cannot load it")
         if module != built_as.replace("-", "_"):

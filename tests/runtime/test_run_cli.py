@@ -19,7 +19,7 @@ from dcpose_trt.cli import main
 from dcpose_trt.data.video import BoxesFromFile
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime import PoseEstimator
-from dcpose_trt.runtime.io import clip_boxes
+from dcpose_trt.runtime.boxes import clip_boxes
 from dcpose_trt.runtime.pipeline import RunConfig, _latency, run_video
 
 
