@@ -18,16 +18,16 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-persons must be >= 0 (0: no cap), got {args.max_persons}")
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
 
-    if not args.out and not args.json:
-        # A user who gives neither expects something written: say at once that only the summary comes.
-        print("dcpose-trt run: no --out or --json given: the poses are not written, only the summary is printed",
-              file=sys.stderr)
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,
                     lookahead=not args.causal, boxes=args.boxes, detector=args.detector, out=args.out,
                     json_out=args.json, max_frames=args.max_frames, strict=args.strict,
                     max_persons=args.max_persons or None)
     summary = run_video(cfg)
     print(json.dumps(summary.to_json()))
+    if not args.out and not args.json:
+        # A user who gives neither expects something written: say so (the summary above is all there is).
+        print("dcpose-trt run: no --out or --json given: the poses were not written, only the summary above",
+              file=sys.stderr)
     for what, path in (("overlay", args.out), ("poses", args.json)):
         if path:
             print(f"{what}: {path}")

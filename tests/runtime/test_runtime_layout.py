@@ -114,12 +114,11 @@ def test_no_runtime_file_over_400_lines():
 
 def test_auto_is_decided_in_one_place():
     """Only autoselect.resolve_backend turns ``auto`` into a backend name (it was decided in 5 places)."""
-    deciders = []
-    for p in list((PACKAGE / "runtime").rglob("*.py")) + list((PACKAGE / "scale").rglob("*.py")):
-        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Compare) and any(isinstance(c, ast.Constant) and c.value == "auto"
-                                                     for c in node.comparators):
-                deciders.append(f"{p.relative_to(REPO)}:{node.lineno}")
+    files = list((PACKAGE / "runtime").rglob("*.py")) + list((PACKAGE / "scale").rglob("*.py"))
+    deciders = [f"{p.relative_to(REPO)}:{node.lineno}" for p in files
+                for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                if isinstance(node, ast.Compare)
+                and any(isinstance(c, ast.Constant) and c.value == "auto" for c in node.comparators)]
     # TensorRTBackend(path, backend="auto") is the class's own "do not check the builder" value (the sidecar
     # names it either way), not a choice between backends.
     others = [d for d in deciders if "backends/autoselect.py" not in d and "tensorrt/trt_backend.py" not in d]
