@@ -97,8 +97,9 @@ def test_resolve_leaves_exported_models_and_named_backends_alone(exact, tmp_path
     assert autoselect.resolve_backend(None, "auto", device="cuda", progress=False) == "torch"
 
 
-@pytest.mark.parametrize("times", [[], {}, ["torch"], {"torch": {}}, {"torch": []}, {"torch": {"1": 0}},
-                                   {"torch": {"1": "fast"}}, {"torch": {"1": 3.0}, "onnxruntime": {"1": -1}}])
+@pytest.mark.parametrize("times", [[], {}, PAIR, {n: {} for n in PAIR}, {n: [] for n in PAIR},
+                                   {n: {"1": 0} for n in PAIR}, {n: {"1": "fast"} for n in PAIR},
+                                   {"torch": {"1": 3.0}, "onnxruntime": {"1": -1}}])
 def test_a_corrupt_record_is_ignored_and_measured_again(exact, cache, times, caplog):
     """Issue 21 item 10: an empty or list ``times_ms`` (or any unreadable entry) used to crash every auto run."""
     path = autoselect.selection_path(exact.key)
