@@ -243,13 +243,3 @@ def gpu_check(out: Path | None = None, quick: bool = False, steps: Sequence[str]
     print(f"gpu-check: results in {out}")
     return 1 if failed else 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.gpu_check ARGS`` = ``dcpose-trt bench gpu-check ARGS``."""
-    from benchmarks.cli import run_as
-
-    return run_as("gpu-check", argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
