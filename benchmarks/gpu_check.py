@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dcpose_trt._atomic import atomic_write_text
+from dcpose_trt._env import install_hint
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -99,7 +100,8 @@ def step_aot_launch(out: Path, quick: bool) -> dict:
     try:
         from cuda.bindings import driver as cu
     except ImportError as exc:
-        raise Skip(f"cuda-python is not installed ({exc}): pip install 'dcpose-trt[cuda12]' or '[cuda13]'") from None
+        raise Skip(f"cuda-python is not installed ({exc}): {install_hint(extra='cuda12')} "
+                   "(cuda13 for a CUDA 13 driver)") from None
 
     def check(result):
         err = result[0] if isinstance(result, tuple) else result
