@@ -174,7 +174,7 @@ def test_install_hints_work_from_a_checkout():
     import ast
 
     from dcpose_trt._deps import require
-    from dcpose_trt._env import EXTRAS, install_hint
+    from dcpose_trt._env import EXTRAS, TRT_BUILDERS, TRT_FLAVOURS, install_hint
     from dcpose_trt.errors import MissingDependencyError
 
     assert install_hint("tensorrt_rtx") == "pip install -e '.[rtx]' (run in the dcpose-trt checkout)"
@@ -185,6 +185,8 @@ def test_install_hints_work_from_a_checkout():
                     for kw in node.keywords if kw.arg == "extras_require")
     extras = {k.value for k in declared.keys}  # type: ignore[attr-defined]
     assert {e for e in EXTRAS.values() if e} <= extras
+    # Every TensorRT flavour is installable by an extra, and loads the plans of a flavour that builds.
+    assert all(f.extra in extras and f.loads in TRT_BUILDERS for f in TRT_FLAVOURS.values())
     try:
         require("dcpose_trt_no_such_module", "onnx", "a test")
     except MissingDependencyError as exc:
