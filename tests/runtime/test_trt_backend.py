@@ -70,7 +70,7 @@ def _tiny_onnx(path, h: int = 128, w: int = 96):
         [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["B", 17, h // 4, w // 4])], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     model.ir_version = 10
-    helper.set_model_props(model, {"dcpose_trt.preset": TINY, "dcpose_trt.deform": "none"})
+    helper.set_model_props(model, {"dcpose_trt.preset": TINY})  # no DCN: no deform form to name
     onnx.save(model, str(path))
     return path
 
