@@ -9,7 +9,7 @@ import torch
 
 from dcpose_trt.contract import read_model_metadata
 from dcpose_trt.export import ExportConfig, export_onnx, graph_diff_except_dcn
-from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
 from .conftest import PRESET
 
