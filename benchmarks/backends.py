@@ -210,7 +210,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
                  gpu: bool) -> Backend:
     """The backend for one combination, or :class:`Skip` with the reason it cannot run here."""
     from dcpose_trt._deps import available
-    from dcpose_trt._env import install_hint
+    from dcpose_trt._env import TRT_FLAVOURS, install_hint
     from dcpose_trt.runtime.backends.opener import open_backend as runtime_open  # the runtime's one opener
 
     split = mode == "cached"
@@ -245,7 +245,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
         return runtime_open(art.onnx(DEFORM_FOR[name], onnx_precision, split), name, mode=mode, threads=cfg.threads,
                             progress=False)
     # tensorrt / tensorrt-rtx
-    module = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}[name]
+    module = TRT_FLAVOURS[name].module
     if split:
         raise Skip(f"the {name} backend runs whole-model plans only (no split backbone/head plans yet)")
     if not available(module):

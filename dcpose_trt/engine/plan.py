@@ -33,10 +33,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from dcpose_trt._atomic import atomic_write_bytes
-from dcpose_trt._env import installed_version, parse_version
+from dcpose_trt._env import TRT_FLAVOURS, installed_version, parse_version
 from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine
 from dcpose_trt.engine.onnx_info import OnnxInfo, file_sha256, onnx_sha256
 from dcpose_trt.errors import InputError, PlanMismatchError
@@ -326,25 +326,6 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
     return PlanCheck(plan, not reasons, reasons, cmd, meta)
 
 
-class Flavour(NamedTuple):
-    """A runtime that loads plans: the builder whose plans it loads (the sidecar's backend name), the module
-    it imports (whose installed version counts for it) and the pip extra that installs it."""
-
-    built_as: str
-    module: str
-    extra: str
-
-
-#: runtime flavour -> how to load its plans; the one table the checker and the runtime's loader share. The
-#: lean runtime loads version-compatible plans built by full TensorRT, so its version stands in for full
-#: TensorRT's.
-RUNTIME_FLAVOURS: dict[str, Flavour] = {
-    "tensorrt": Flavour("tensorrt", "tensorrt", "trt"),
-    "tensorrt-rtx": Flavour("tensorrt-rtx", "tensorrt_rtx", "rtx"),
-    "tensorrt-lean": Flavour("tensorrt", "tensorrt_lean", "lean"),
-}
-
-
 def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None,
                      backend: str | None = None, *, onnx_path: str | os.PathLike[str] | None = None,
                      preset: str | None = None, machine: Machine | None = None) -> dict[str, Any]:
@@ -366,9 +347,10 @@ def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] 
     meta = sidecar
     if backend is not None:
         meta = sidecar if sidecar is not None else read_sidecar(plan_path)
-        if backend not in RUNTIME_FLAVOURS:
-            raise InputError(f"unknown runtime {backend!r}; choose one of {', '.join(RUNTIME_FLAVOURS)}")
-        built_as, module, _ = RUNTIME_FLAVOURS[backend]
+        if backend not in TRT_FLAVOURS:
+            raise InputError(f"unknown runtime {backend!r}; choose one of {', '.join(TRT_FLAVOURS)}")
+        # The lean runtime loads version-compatible plans built by full TensorRT: its version stands in.
+        built_as, module = TRT_FLAVOURS[backend].loads, TRT_FLAVOURS[backend].module
         if built_as != meta["backend"]["name"]:
             raise InputError(f"{plan_path} was built with {meta['backend']['name']}; {backend} cannot load it")
         if module != built_as.replace("-", "_"):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcpose_trt._deps import available, require
-from dcpose_trt.engine.plan import RUNTIME_FLAVOURS
+from dcpose_trt._env import TRT_FLAVOURS, install_hint
 from dcpose_trt.errors import CudaError, InputError, PlanMismatchError
 from dcpose_trt.runtime.backends.base import OpenOptions
 from dcpose_trt.runtime.tensorrt.cuda import DeviceBuffer, cudart, set_device
@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 
 def _import_runtime(flavour: str) -> Any:
-    f = RUNTIME_FLAVOURS[flavour]
-    return require(f.module, f.extra, f"running {flavour.replace('-lean', '')} plans")
+    f = TRT_FLAVOURS[flavour]  # the lean runtime loads version-compatible plans built by full TensorRT
+    return require(f.module, f.extra, f"running {f.loads} plans")
 
 
 
@@ -94,7 +94,7 @@ def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, wh
         t.init_libnvinfer_plugins(logger, "")
     elif plugins.dcn_form == "deformconv" and not plugins.version_compatible:
         raise PlanMismatchError(f"{what} uses TensorRT's built-in DeformConv plugin, which {t.__name__} "
-                                "cannot load; run it with full TensorRT (pip install 'dcpose-trt[trt]')")
+                                f"cannot load; run it with full TensorRT ({install_hint('tensorrt')})")
     if plugins.libraries and not plugins.version_compatible:
         registry = t.get_plugin_registry()
         for lib in plugins.libraries:
