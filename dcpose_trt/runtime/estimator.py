@@ -275,7 +275,9 @@ class PoseEstimator:
         frame = as_bgr8(frame)
         index = self._count if index is None else int(index)
         if self._shape is not None and frame.shape != self._shape:
-            return self.flush() + self.process(frame, boxes, index)
+            done = self.flush()
+            self._count = index  # the stream goes on: a default index continues after the finished shot
+            return done + self.process(frame, boxes, index)
         self._shape = frame.shape
         b = self._boxes(boxes, frame.shape, index)
         self.stats["frames_with_boxes"] += bool(len(b))
@@ -311,9 +313,7 @@ class PoseEstimator:
                 out.append(self._result(key, prev, es[j + 1] if j + 1 < len(es) else key))
             else:
                 out.append(self._result(key, prev, es[j - 2] if j > 1 else prev))
-        count = self._count
         self.reset()
-        self._count = count  # a default index continues after a finished shot
         return out
 
     def run(self, frames: Iterable[np.ndarray], boxes: Iterable[np.ndarray | Sequence | None]) -> list[FramePoses]:
