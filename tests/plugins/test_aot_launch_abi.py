@@ -42,8 +42,8 @@ PROBE = textwrap.dedent(
     d = QDP_REGISTRY[PLUGIN_ID]
     descs = [trtp.TensorDesc(trtp.ShapeExprs(4), trt.float32) for _ in INPUTS]
     ints = lambda *v: np.array(v, dtype=np.int32)
-    outs = d.register_func(*descs, strides=ints(1, 1), pads=ints(3, 3, 3, 3), dilations=ints(3, 3), group=1,
-                           offset_group=17)
+    outs = d.register_func(*descs, strides=ints(1, 1), pads=ints(3, 3, 3, 3), dilations=ints(3, 3), group=ints(1),
+                           offset_group=ints(17))
     outs = outs if isinstance(outs, tuple) else (outs,)
     aot_params = list(inspect.signature(d.aot_impl_func).parameters)
     print(json.dumps({

@@ -9,7 +9,8 @@ with ``"plugin"``): ONNX ``DeformConv`` semantics in domain ``dcpose_trt`` with
   Ho, Wo]`` — all five present (DCPose always has bias and mask); all FP32 or all FP16;
 * attributes the plugin reads (:data:`ATTRIBUTE_TYPES`, the ONNX ``DeformConv`` ones): ``strides``
   [2], ``pads`` [4] (symmetric), ``dilations`` [2], ``group``, ``offset_group``; the parser forwards
-  only these (``kernel_shape`` and ``plugin_namespace`` are not plugin fields; kh, kw come from W);
+  only these (``kernel_shape`` and ``plugin_namespace`` are not plugin fields; kh, kw come from W), each
+  as a kINT32 field; the plugin declares all five as int32 arrays (NumPy >= 2.4, see :func:`_define`);
 * output ``[B, Cout, Ho, Wo]`` with X's type.
 
 :func:`register_plugin` imports tensorrt (QDP needs >= 10.6; ahead-of-time >= 10.9) and runs, once:
@@ -152,12 +153,33 @@ def conv_params(strides, pads, dilations) -> tuple[tuple[int, int], tuple[int, i
     return (s[0], s[1]), (p[0], p[1]), (d[0], d[1])
 
 
+def scalar_attr(value, name: str) -> int:
+    """An ONNX INT attribute as the plugin receives it (a 1-element int32 array, or an int) -> int."""
+    import numpy as np
+
+    arr = np.asarray(value).reshape(-1)
+    if arr.size != 1:
+        raise PluginError(f"{PLUGIN_ID}: attribute '{name}' must be one integer, got {arr.tolist()}")
+    return int(arr[0])
+
+
+def plugin_attributes(strides, pads, dilations, group, offset_group):
+    """The five attributes as TensorRT hands them to the plugin -> ``(stride, padding, dilation, group,
+    offset_group)`` with pairs for the first three (see :func:`conv_params`)."""
+    stride, padding, dilation = conv_params(strides, pads, dilations)
+    return stride, padding, dilation, scalar_attr(group, "group"), scalar_attr(offset_group, "offset_group")
+
+
 def _define(trt, trtp, lazy: bool) -> None:
     """Run the ``tensorrt.plugin`` decorators (annotations must be the real trtp classes)."""
     import numpy as np
     import numpy.typing as npt
 
-    Ints = npt.NDArray[np.int32]  # ONNX INTS attributes arrive as int arrays
+    # Every attribute, INT ones included, is declared an int32 array: the ONNX parser passes an INT as a
+    # 1-element kINT32 field, and the creator of TensorRT 10.9-10.15 converts a field declared `int` with
+    # int(array) - a TypeError on NumPy >= 2.4 (tests/plugins/test_plugin_fields.py). Arrays are copied
+    # with astype on every release; plugin_attributes() unwraps the scalars.
+    Ints = npt.NDArray[np.int32]
 
     @trtp.register(PLUGIN_ID, lazy_register=lazy)
     def deform_conv_desc(
@@ -169,10 +191,10 @@ def _define(trt, trtp, lazy: bool) -> None:
         strides: Ints,
         pads: Ints,
         dilations: Ints,
-        group: int,
-        offset_group: int,
+        group: Ints,
+        offset_group: Ints,
     ) -> trtp.TensorDesc:
-        conv_params(strides, pads, dilations)  # reject asymmetric pads when the network is built
+        plugin_attributes(strides, pads, dilations, group, offset_group)  # reject bad attributes at build time
         # [B, Cout, Ho, Wo]: Ho, Wo are the offset's (it lives on the output grid), which avoids symbolic
         # conv-size arithmetic and ties the output to the offset the exporter computed.
         x, w, off = X.shape_expr, W.shape_expr, offset.shape_expr
@@ -203,14 +225,15 @@ def _define(trt, trtp, lazy: bool) -> None:
             strides: Ints,
             pads: Ints,
             dilations: Ints,
-            group: int,
-            offset_group: int,
+            group: Ints,
+            offset_group: Ints,
             outputs: tuple[trtp.TensorDesc],
             tactic: int,
         ) -> tuple[str | bytes, str | bytes, trtp.KernelLaunchParams, trtp.SymIntExprs]:
             from dcpose_trt.plugins.deform_conv.aot import DeformConfig, compile_kernel
 
-            (sh, sw), (ph, pw), (dh, dw) = conv_params(strides, pads, dilations)
+            (sh, sw), (ph, pw), (dh, dw), group, offset_group = plugin_attributes(
+                strides, pads, dilations, group, offset_group)
             dtype = "fp16" if X.dtype == trt.float16 else "fp32"
             w = W.shape_expr
             cout, kh, kw = _const(w[0], "Cout"), _const(w[2], "kernel height"), _const(w[3], "kernel width")
@@ -244,8 +267,8 @@ def _define(trt, trtp, lazy: bool) -> None:
         strides: Ints,
         pads: Ints,
         dilations: Ints,
-        group: int,
-        offset_group: int,
+        group: Ints,
+        offset_group: Ints,
         outputs: tuple[trtp.Tensor],
         stream: int,
         tactic: int,
@@ -254,7 +277,8 @@ def _define(trt, trtp, lazy: bool) -> None:
 
         from dcpose_trt.plugins.deform_conv import launch_kernel
 
-        stride, padding, dilation = conv_params(strides, pads, dilations)
+        stride, padding, dilation, _, offset_group = plugin_attributes(strides, pads, dilations, group,
+                                                                        offset_group)
         with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
             x, w, off, b, m = (torch.as_tensor(t, device="cuda") for t in (X, W, offset, B, mask))
             out = torch.as_tensor(outputs[0], device="cuda")
