@@ -27,8 +27,8 @@ test-all: $(STAMP)
 # On a machine with an NVIDIA GPU: pytest -m gpu, the AOT PTX launched with TensorRT's exact argument list,
 # the deformable-conv kernel benchmark and the torch-CUDA runtime on the real clip, written to
 # benchmarks/results/<date>-<gpu>/. Without a GPU every step says it is skipped and why (exit 0).
-gpu-check: $(STAMP)
-	$(PY) -m benchmarks.gpu_check
+gpu-check:  # installs nothing: the command a GPU machine without a package index runs (ARGS="--out DIR --tier cuda")
+	PYTHONPATH=. python3 -m benchmarks.gpu_check $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
