@@ -68,7 +68,8 @@ def _aot_module(torch, dtype: str, tactic: int):
         from cuda.bindings import driver as cu
     except ImportError as exc:
         raise Skip(f"cuda-python is not installed ({exc})") from None
-    from dcpose_trt.plugins.deform_conv.aot import LAUNCH_PARAM_TYPES, compile_kernel, entry_params
+    from dcpose_trt.plugins.deform_conv.aot import compile_kernel
+    from dcpose_trt.plugins.deform_conv.ptx import LAUNCH_PARAM_TYPES, entry_params
 
     major, minor = torch.cuda.get_device_capability()
     kernel = compile_kernel(10 * major + minor, dtype, "dcpose", tactic=tactic)

@@ -12,8 +12,8 @@ import pytest
 
 from dcpose_trt.errors import PluginError
 from dcpose_trt.plugins.deform_conv import OP_DOMAIN, OP_TYPE, PLUGIN_NAME, PLUGIN_NAMESPACE
-from dcpose_trt.plugins.deform_conv.aot import INPUT_POINTERS
 from dcpose_trt.plugins.deform_conv.plugin import ATTRIBUTE_TYPES, INPUTS, conv_params
+from dcpose_trt.plugins.deform_conv.ptx import INPUT_POINTERS
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
