@@ -21,7 +21,13 @@ from dcpose_trt.contract import META_INT8_TARGET
 from dcpose_trt.engine._trt import import_backend, local_machine
 from dcpose_trt.engine.callbacks import BuildLog, cancel_on_sigint, make_logger, make_progress_monitor
 from dcpose_trt.engine.config import BuildConfig, check_batch_limits
-from dcpose_trt.engine.network import check_batch_inputs, create_network, plugin_ptx_arch, plugin_setup
+from dcpose_trt.engine.network import (
+    check_batch_inputs,
+    check_forms,
+    create_network,
+    plugin_ptx_arch,
+    plugin_setup,
+)
 from dcpose_trt.engine.onnx_info import inspect_onnx
 from dcpose_trt.engine.plan import PlanArtifact, write_plan
 from dcpose_trt.engine.trt_config import (
@@ -99,6 +105,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
         raise InputError(f"{onnx_path} is INT8 in ONNX Runtime's CPU layout (quantize --target cpu); "
                          "TensorRT needs the tensorrt layout: dcpose-trt quantize --precision int8 --target tensorrt")
     batched = check_batch_inputs(info)
+    unverified = check_forms(info, cfg)
     check_batch_limits(cfg.profiles, [(t.name, t.dtype, t.shape) for t in (*info.inputs, *info.outputs)])
     if not batched and (len(cfg.profiles) > 1 or cfg.profiles[0] != (1, 1, 1)):
         log.warning("%s has no dynamic batch input; building a fixed-shape plan", onnx_path)
@@ -148,6 +155,7 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
             "plugin_libraries": plugin_libs,
             "plugin_impl": plugin_impl,
             "plugin_ptx_arch": ptx_arch,
+            "unverified": unverified,
             "seconds": round(seconds, 3),
         },
         layers=build_log.layers,

@@ -106,4 +106,6 @@ def _check(args: argparse.Namespace) -> int:
     if not result.checked:  # no plan or no usable sidecar: an error (exit 2), not a mismatch
         raise PlanMismatchError(result.message)
     print(result.message)
+    for note in (result.meta.get("build") or {}).get("unverified") or []:
+        print(f"note: {note}")
     return 0 if result.ok else 1

@@ -149,3 +149,35 @@ def create_network(builder: trt.Builder, logger: trt.ILogger, onnx_path: Path, i
         raise EngineBuildError(f"TensorRT could not parse {onnx_path}:\n  {parse_errors(parser)}")
     return network, parser, plugin_impl
 
+
+def check_forms(info: OnnxInfo, cfg: BuildConfig) -> list[str]:
+    """Refuse DCN form x compatibility combinations known not to run; return the ones not yet proven.
+
+    * ``deformconv`` + ``--version-compatible``: the form is TensorRT's built-in ModulatedDeformConv2d
+      plugin from ``libnvinfer_plugin``; a version-compatible plan runs on the lean runtime, which loads only
+      plugins serialized into the plan, so such a plan passes the lean-runtime check and then fails to
+      deserialize (issue 23 finding 6). Refused before TensorRT is imported.
+    * ``plugin`` + ``--version-compatible`` or ``--hardware-compat``: our AOT plugin's PTX is embedded in the
+      plan, so both should load, but no GPU run has shown it: returned as "unverified" notes (the sidecar
+      and ``check-plan`` carry them).
+
+    Raises:
+        InputError: a refused combination (the message says why and what to build instead).
+    """
+    notes = []
+    if cfg.version_compatible and info.dcn_form == "deformconv":
+        raise InputError(
+            f"{info.path} uses the deformconv form (TensorRT's built-in ModulatedDeformConv2d plugin from "
+            "libnvinfer_plugin), which a version-compatible plan cannot carry: the lean runtime loads only "
+            "plugins serialized into the plan, so it would fail to deserialize; export with --deform "
+            "gridsample (or plugin) for --version-compatible, or build without it")
+    if info.dcn_form == "plugin":
+        if cfg.version_compatible:
+            notes.append("unverified: a version-compatible plan with our AOT DeformConv plugin has not been "
+                         "loaded on a GPU yet")
+        if cfg.hardware_compat != "none":
+            notes.append(f"unverified: a hardware-compatible ({cfg.hardware_compat}) plan with our AOT DeformConv "
+                         "plugin has not been run on a GPU other than the one it was built on yet")
+    for note in notes:
+        log.warning("%s", note)
+    return notes
