@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,30 @@ if TYPE_CHECKING:
     from dcpose_trt.engine._trt import trt
 
 log = logging.getLogger(__name__)
+
+# libnvinfer_plugin keeps the ILogger it is initialised with as a raw pointer for the life of the process
+# (NVIDIA/TensorRT plugin/api/inferPlugin.cpp: InitializePlugin stores static_cast<ILogger*>(logger) in the
+# global gLogger and logs through it later), so it gets one logger per TensorRT module that is never freed,
+# not a build's logger that dies with the build.
+_plugin_loggers: dict[str, Any] = {}
+_plugin_lock = threading.Lock()
+
+
+def init_builtin_plugins(trt_module: Any) -> Any:
+    """Register TensorRT's built-in plugins (``init_libnvinfer_plugins``) once per process, with a module-level
+    logger; returns that logger. The runtime may call it too (same logger)."""
+    if TYPE_CHECKING:
+        from dcpose_trt.engine._trt import trt
+    else:
+        trt = trt_module
+    key = str(getattr(trt, "__name__", "tensorrt"))
+    with _plugin_lock:
+        logger = _plugin_loggers.get(key)
+        if logger is None:
+            logger = trt.Logger(trt.Logger.WARNING)
+            trt.init_libnvinfer_plugins(logger, "")
+            _plugin_loggers[key] = logger
+    return logger
 
 
 def parse_errors(parser: trt.OnnxParser) -> str:
@@ -70,7 +95,7 @@ def plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list[
                 f"{info.path} uses the standard DeformConv op, which TensorRT maps to its built-in "
                 "ModulatedDeformConv2d plugin; TensorRT-RTX has no built-in plugins - export with "
                 "--deform gridsample (or --deform plugin)")
-        trt.init_libnvinfer_plugins(logger, "")
+        init_builtin_plugins(trt)
     loaded = []
     if cfg.plugin_dir is not None:
         libs = sorted(Path(cfg.plugin_dir).glob("*.so"))
