@@ -74,7 +74,8 @@ def set_ptx_arch(arch: int | None) -> None:
 
 def current_arch() -> int:
     """Compute capability (e.g. 86) the AOT PTX is compiled for: :func:`set_ptx_arch`'s, else
-    ``DCPOSE_TRT_PTX_ARCH``, else the GPU of the current CUDA context (the one TensorRT builds on)."""
+    ``DCPOSE_TRT_PTX_ARCH``, else the CUDA runtime's current device (the one TensorRT builds on), else the
+    first GPU torch or nvidia-smi sees."""
     if _ptx_arch is not None:
         return _ptx_arch
     env = os.environ.get("DCPOSE_TRT_PTX_ARCH")
@@ -82,26 +83,36 @@ def current_arch() -> int:
         from dcpose_trt.plugins.deform_conv.aot import parse_archs
 
         return parse_archs(env)[0]
-    try:
-        from cuda.bindings import driver as cu
-    except ImportError:
-        cu = None
-    if cu is not None:
-        err, dev = cu.cuCtxGetDevice()
-        if err != cu.CUresult.CUDA_SUCCESS:
-            (err,) = cu.cuInit(0)
-            err, dev = cu.cuDeviceGet(0)
-        if err == cu.CUresult.CUDA_SUCCESS:
-            attr = cu.CUdevice_attribute
-            e1, major = cu.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev)
-            e2, minor = cu.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev)
-            if e1 == e2 == cu.CUresult.CUDA_SUCCESS:
-                return 10 * major + minor
+    arch = _builder_device_arch()
+    if arch is not None:
+        return arch
     gpu = local_gpu()  # no cuda-python: the first GPU torch or nvidia-smi sees
     if gpu is not None:
         major, minor = (int(v) for v in gpu.compute_capability.split(".")[:2])
         return 10 * major + minor
     raise PluginError("no CUDA device to compile the plugin for; set DCPOSE_TRT_PTX_ARCH (e.g. 86)")
+
+
+def _builder_device_arch() -> int | None:
+    """Compute capability of the device TensorRT builds on: the CUDA runtime's current device
+    (``cudaGetDevice``, which ``cudaSetDevice`` / ``torch.cuda.set_device`` choose), not GPU 0; None without
+    cuda-python or a device."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return None
+    try:
+        err, dev = cudart.cudaGetDevice()
+        if err != cudart.cudaError_t.cudaSuccess:
+            return None
+        attr = cudart.cudaDeviceAttr
+        e1, major = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMajor, dev)
+        e2, minor = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMinor, dev)
+    except Exception:  # noqa: BLE001 - no driver library at all: fall back to the other probes
+        return None
+    if e1 == e2 == cudart.cudaError_t.cudaSuccess:
+        return 10 * major + minor
+    return None
 
 
 def _const(expr, what: str) -> int:
