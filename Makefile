@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test test-all lint clean gpu-check
 
 $(STAMP): setup.py requirements/constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(if $(filter aarch64,$(shell uname -m)),--system-site-packages) $(VENV)  # Jetson: see apt's TensorRT
 	$(PIP) install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[onnx,triton,bench,dev,eval,rtx,ray,openvino]'
 	touch $(STAMP)
 
