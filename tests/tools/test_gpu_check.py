@@ -167,3 +167,21 @@ def test_make_target_is_the_same_command():
     proc = subprocess.run([make, "-n", "gpu-check", "ARGS=--out X"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "PYTHONPATH=. python3 -m benchmarks.gpu_check --out X"
+
+
+def test_every_name_the_steps_import_exists():
+    """The steps import lazily (they run only on a GPU): check here that every module and name they import
+    exists, so a renamed function breaks this CPU test instead of the one GPU run we get."""
+    import ast
+    import importlib
+
+    missing = []
+    for mod in ("benchmarks.gpu_check.cuda_tier", "benchmarks.gpu_check.trt_tier"):
+        tree = ast.parse(Path(importlib.import_module(mod).__file__).read_text())
+        for node in ast.walk(tree):
+            ours = isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("dcpose_trt", "benchmarks"))
+            if ours:
+                target = importlib.import_module(node.module)
+                missing += [f"{node.module}.{a.name}" for a in node.names if not hasattr(target, a.name)
+                            and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
+    assert not missing
