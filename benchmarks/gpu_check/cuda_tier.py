@@ -177,7 +177,7 @@ def prepost(ctx: Context) -> dict[str, Any]:
     """GPU crop/normalise and heatmap decode kernels vs the CPU path (``data.transforms``), w48 sizes."""
     torch = _cuda()
     from dcpose_trt.data.transforms import decode_heatmaps, make_inputs
-    from dcpose_trt.runtime import gpu_kernels as gk
+    from dcpose_trt.runtime.tensorrt import gpu_kernels as gk
 
     mean, std = np.array(gk.IMAGENET_MEAN, np.float32), np.array(gk.IMAGENET_STD, np.float32)
     rng = np.random.default_rng(0)
@@ -265,8 +265,8 @@ def torch_cuda_runtime(ctx: Context) -> dict[str, Any]:
     video vs the torch CPU backend: keypoints in pixels."""
     _cuda()
     from dcpose_trt.model import load_model
-    from dcpose_trt.runtime.backends import TorchBackend
-    from dcpose_trt.runtime.torch_cuda import TorchCudaBackend
+    from dcpose_trt.runtime.backends.base import TorchBackend
+    from dcpose_trt.runtime.tensorrt.torch_cuda import TorchCudaBackend
 
     rows = []
     for name, (video, boxes) in _videos(ctx).items():
