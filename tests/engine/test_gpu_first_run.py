@@ -88,3 +88,20 @@ def test_same_cc_other_gpu_name_warns(caplog):
     assert "RTX 3090" in caplog.text and "same compute capability" in caplog.text
     other_cc = Machine({"tensorrt": "10.13.3.9"}, GpuInfo("NVIDIA L4", "8.9"))
     assert "compute capability 8.6" in _gpu_reason(_sidecar("NVIDIA GeForce RTX 3090"), other_cc)
+
+
+def test_check_plan_prints_unverified_notes(tiny_fp32_plan, tmp_path, capsys):
+    """A plan whose build was recorded as unverified (plugin form + VC/HC) says so in check-plan's output."""
+    import shutil
+
+    from dcpose_trt.cli import main
+    from dcpose_trt.engine import sidecar_path
+
+    plan = Path(shutil.copy(tiny_fp32_plan, tmp_path / "m.plan"))
+    meta = json.loads(sidecar_path(tiny_fp32_plan).read_text())
+    meta["build"]["unverified"] = ["unverified: a version-compatible plan with our AOT DeformConv plugin has not "
+                                   "been loaded on a GPU yet"]
+    sidecar_path(plan).write_text(json.dumps(meta))
+    main(["check-plan", str(plan)])
+    out = capsys.readouterr().out
+    assert "note: unverified: a version-compatible plan" in out
