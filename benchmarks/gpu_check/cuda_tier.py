@@ -277,14 +277,20 @@ def torch_cuda_runtime(ctx: Context) -> dict[str, Any]:
             seconds = time.perf_counter() - t0
         persons = sum(len(p) for p in cpu)
         same = len(cpu) == len(gpu) and all(a.shape == b.shape for a, b in zip(cpu, gpu, strict=True))
-        err = max((float(np.abs(a[..., :2] - b[..., :2]).max()) for a, b in zip(cpu, gpu, strict=True) if len(a)),
-                  default=0.0) if same else float("inf")
-        rows.append({"video": name, "frames": len(cpu), "persons": persons, "max_px": err,
-                     "seconds_gpu": round(seconds, 2)})
-        ctx.log(f"torch-cuda runtime {name}: {len(cpu)} frames, {persons} persons, max {err:.3f} px vs CPU")
-    # The bundled tiny model's heatmaps are 32x24: 0.5 px of a heatmap cell is ~2 px in a large box.
-    ok = all(r["persons"] > 0 and r["max_px"] < 2.0 for r in rows)
-    return {"ok": ok, "rows": rows, "summary": "; ".join(f"{r['video']} max {r['max_px']:.3f} px" for r in rows)}
+        diffs = (np.concatenate([np.linalg.norm(a[..., :2] - b[..., :2], axis=-1).ravel()
+                                 for a, b in zip(cpu, gpu, strict=True) if len(a)]) if same and persons
+                 else np.array([np.inf]))
+        rows.append({"video": name, "frames": len(cpu), "persons": persons, "same_layout": same,
+                     "p50_px": float(np.median(diffs)), "p95_px": float(np.percentile(diffs, 95)),
+                     "max_px": float(diffs.max()), "seconds_gpu": round(seconds, 2)})
+        ctx.log(f"torch-cuda runtime {name}: {len(cpu)} frames, {persons} persons, keypoints vs CPU: "
+                f"p50 {rows[-1]['p50_px']:.3f} px, p95 {rows[-1]['p95_px']:.3f} px, max {rows[-1]['max_px']:.2f} px")
+    # The GPU crop differs from OpenCV's by at most one intensity level, which can move a heatmap argmax by one
+    # cell on a flat peak (4 px of a 128x96 crop, more in a large box): most keypoints must agree closely,
+    # a few may jump (first guesses, unverified on a GPU).
+    ok = all(r["persons"] > 0 and r["same_layout"] and r["p95_px"] < 1.0 for r in rows)
+    return {"ok": ok, "rows": rows,
+            "summary": "; ".join(f"{r['video']} p95 {r['p95_px']:.3f} px, max {r['max_px']:.2f} px" for r in rows)}
 
 
 def torch_precisions(ctx: Context) -> dict[str, Any]:

@@ -185,3 +185,19 @@ def test_every_name_the_steps_import_exists():
                 missing += [f"{node.module}.{a.name}" for a in node.names if not hasattr(target, a.name)
                             and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
     assert not missing
+
+
+def test_runtime_step_inputs_work_on_the_cpu(tmp_path):
+    """The device-independent half of ``torch_cuda_runtime`` (videos, boxes, the pose loop) on the torch CPU
+    backend, so the GPU run only adds the GPU half."""
+    from benchmarks.gpu_check import cuda_tier
+    from dcpose_trt.model import load_model
+    from dcpose_trt.runtime.backends.base import TorchBackend
+
+    ctx = gpu_check.Context(tmp_path, tmp_path, True, Env(None))
+    videos = cuda_tier._videos(ctx)
+    assert "synthetic" in videos
+    video, boxes = videos["real_clip"] if "real_clip" in videos else videos["synthetic"]
+    poses = cuda_tier._poses(TorchBackend(load_model()), video, boxes)
+    assert poses and sum(len(p) for p in poses) > 0
+    assert all(p.shape[1:] == (17, 3) for p in poses)
