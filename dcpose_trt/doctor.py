@@ -20,7 +20,15 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dcpose_trt._env import at_least, extra_for, installed_dist, installed_version, parse_version, probe_gpu
+from dcpose_trt._env import (
+    at_least,
+    extra_for,
+    install_hint,
+    installed_dist,
+    installed_version,
+    parse_version,
+    probe_gpu,
+)
 from dcpose_trt.contract import DEFORM_FORMS, PRECISIONS
 
 # module -> (label, pip extra that installs it). Order = table order; the extras are dcpose_trt._env's.
@@ -66,7 +74,7 @@ class Package:
     @property
     def install(self) -> str:
         """The pip command that installs it ('' for core dependencies)."""
-        return f"pip install 'dcpose-trt[{self.extra}]'" if self.extra else ""
+        return install_hint(extra=self.extra)
 
 
 @dataclass
@@ -215,10 +223,10 @@ def cuda_stack_advice(driver: str | None, bindings: str | None, trt_dist: str | 
         if b is None or (b.major, b.minor) <= (have.major, have.minor):
             return None
         extra = JETPACK_EXTRAS.get((have.major, have.minor))
-        pin = f"pip install 'cuda-python=={have.major}.{have.minor}.*'"
+        fix = install_hint(extra=extra) if extra else f"install cuda-python {have.major}.{have.minor}.x"
         return (f"cuda-python {bindings} is newer than this Jetson's CUDA {driver} (no minor-version "
-                f"compatibility on Jetson: cudaErrorInsufficientDriver): {pin}"
-                + (f" (the [{extra}] extra)" if extra else ""))
+                f"compatibility on Jetson: cudaErrorInsufficientDriver): cuda-python must be "
+                f"{have.major}.{have.minor}.x: {fix}")
     majors = {}
     if bindings and (b := parse_version(bindings)) is not None:
         majors["cuda-python " + bindings] = b.major
@@ -228,7 +236,7 @@ def cuda_stack_advice(driver: str | None, bindings: str | None, trt_dist: str | 
     if not too_new:
         return None
     extra = CUDA_EXTRAS.get(have.major)
-    fix = f"pip install 'dcpose-trt[{extra}]'" if extra else "update the NVIDIA driver"
+    fix = install_hint(extra=extra) if extra else "update the NVIDIA driver"
     return (f"{', '.join(too_new)} need(s) a CUDA {max(majors.values())} driver but this driver supports "
             f"CUDA {driver}: {fix} (Jetson: TensorRT and CUDA come with JetPack, install them with apt)")
 

@@ -35,44 +35,17 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from benchmarks.gpu_check.core import Context, Env, Skip, Step, one_line
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 MAX_FILES = 8
 MAX_FILE_BYTES = 16 << 20
 TIERS = ("cuda", "tensorrt")
-
-
-class Skip(Exception):
-    """A step cannot run here for a reason that is not a fault of this machine (no data, no cuda-python)."""
-
-
-@dataclass(frozen=True)
-class Env:
-    """What the machine offers, as the gate of every step sees it.
-
-    Attributes:
-        gpu: a GPU some probe sees (``"NVIDIA H100 (nvidia-smi)"``), None when none does.
-        no_gpu: why no probe sees one ("" when ``gpu``).
-        torch_cuda: "" when torch runs on CUDA, else why not.
-        tensorrt: "" when ``import tensorrt`` works, else why not.
-        facts: versions and GPU properties for the summary.
-    """
-
-    gpu: str | None
-    no_gpu: str = ""
-    torch_cuda: str = ""
-    tensorrt: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:240]}" if text else type(exc).__name__
 
 
 def probe_nvidia_smi() -> tuple[str | None, str]:
@@ -82,7 +55,7 @@ def probe_nvidia_smi() -> tuple[str | None, str]:
     try:
         proc = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"nvidia-smi failed ({_one_line(exc)})"
+        return None, f"nvidia-smi failed ({one_line(exc)})"
     m = re.search(r"GPU 0: (.+?)(?: \(UUID|$)", proc.stdout, re.MULTILINE)
     if proc.returncode != 0 or m is None:
         return None, f"nvidia-smi lists no GPU ({(proc.stderr or proc.stdout).strip()[:200]})"
@@ -94,11 +67,11 @@ def probe_cuda_python() -> tuple[str | None, str]:
     try:
         from cuda.bindings import driver as cu
     except Exception as exc:  # noqa: BLE001 - not installed or broken: no answer from this probe
-        return None, f"cuda-python unavailable ({_one_line(exc)})"
+        return None, f"cuda-python unavailable ({one_line(exc)})"
     try:
         (err,) = cu.cuInit(0)
     except Exception as exc:  # noqa: BLE001 - cuda-python raises when there is no driver library at all
-        return None, f"cuda-python finds no CUDA driver ({_one_line(exc)})"
+        return None, f"cuda-python finds no CUDA driver ({one_line(exc)})"
     if err != cu.CUresult.CUDA_SUCCESS:
         return None, f"cuInit: {err.name}"
     err, n = cu.cuDeviceGetCount()
@@ -114,7 +87,7 @@ def probe_torch_cuda() -> tuple[str, dict[str, Any]]:
     try:
         import torch
     except Exception as exc:  # noqa: BLE001
-        return f"torch does not import ({_one_line(exc)})", {}
+        return f"torch does not import ({one_line(exc)})", {}
     facts: dict[str, Any] = {"torch": torch.__version__, "torch_cuda": torch.version.cuda}
     if not torch.cuda.is_available():
         return (f"torch {torch.__version__} sees no CUDA device (built for CUDA "
@@ -130,7 +103,7 @@ def probe_tensorrt() -> tuple[str, dict[str, Any]]:
     try:
         import tensorrt as trt
     except Exception as exc:  # noqa: BLE001
-        return f"tensorrt does not import ({_one_line(exc)})", {}
+        return f"tensorrt does not import ({one_line(exc)})", {}
     return "", {"tensorrt": str(trt.__version__)}
 
 
@@ -156,33 +129,6 @@ def probe_env() -> Env:
         gpu = f"{facts.get('gpu', 'GPU 0')} (torch)"
     no_gpu = "" if gpu else f"{smi_why}; {cup_why}; {torch_why}"
     return Env(gpu, no_gpu, torch_why, trt_why, facts)
-
-
-@dataclass
-class Context:
-    """What a step gets: where to write (``out``: the ≤ 8 result files; ``work``: scratch), ``quick``, the
-    machine, a ``log`` function, and ``shared`` results of earlier steps (the CUDA-tier baseline)."""
-
-    out: Path
-    work: Path
-    quick: bool
-    env: Env
-    lines: list[str] = field(default_factory=list)
-    shared: dict[str, Any] = field(default_factory=dict)
-
-    def log(self, msg: str) -> None:
-        print(f"    {msg}", flush=True)
-        self.lines.append(msg)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One check: ``needs`` TensorRT (TensorRT tier) or only torch on CUDA (CUDA tier)."""
-
-    name: str
-    tier: str
-    run: Callable[[Context], dict[str, Any]]
-    doc: str
 
 
 def gate(step: Step, env: Env) -> tuple[str, str] | None:
@@ -286,7 +232,7 @@ def run_checks(out: Path | None, steps: Sequence[str] | None = None, quick: bool
                     import traceback
 
                     ctx.lines.append(traceback.format_exc())
-                    result.update(status="failed", reason=_one_line(exc))
+                    result.update(status="failed", reason=one_line(exc))
             result["seconds"] = round(time.perf_counter() - t0, 1)
             failed |= result["status"] == "failed"
             summary["steps"][name] = result

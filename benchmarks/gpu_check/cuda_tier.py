@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.gpu_check import Context, Skip, Step
+from benchmarks.gpu_check.core import Context, Skip, Step
 
 PERSONS = (1, 8, 32)
 W48 = "w48-384x288"

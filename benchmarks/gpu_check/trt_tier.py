@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.gpu_check import Context, Step
+from benchmarks.gpu_check.core import Context, Step
 
 PERSONS = (1, 8, 32)
 MODELS = {"tiny": "tiny-128x96", "w48": "w48-384x288"}

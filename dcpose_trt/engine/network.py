@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dcpose_trt._env import install_hint
 from dcpose_trt.contract import HARDWARE_COMPAT_MIN_ARCH
 from dcpose_trt.engine._trt import import_backend
 from dcpose_trt.engine.config import BuildConfig
@@ -86,7 +87,7 @@ def plugin_setup(logger: trt.ILogger, info: OnnxInfo, cfg: BuildConfig) -> list[
         except ImportError as exc:
             raise EngineBuildError(
                 f"{info.path} has '{PLUGIN_DOMAIN}' plugin nodes but the dcpose-trt plugin cannot be "
-                f"imported ({exc}); install 'dcpose-trt[triton]' or export with --deform gridsample"
+                f"imported ({exc}); {install_hint(extra='triton')}, or export with --deform gridsample"
             ) from None
         register_plugin()
     if any(p.source == "libnvinfer_plugin" for p in info.plugins):

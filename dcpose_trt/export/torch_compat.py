@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Collection
 
+from dcpose_trt._env import install_hint
 from dcpose_trt.errors import ExportError
 
 NEEDED = ("custom_translation_table", "optimize")
@@ -33,4 +34,4 @@ def require_export_options() -> None:
         raise ExportError(
             f"torch {torch.__version__} cannot export DCPose: torch.onnx.export has no {', '.join(missing)} "
             f"(needs torch >= {FIRST_TORCH}); on a Jetson with JetPack's torch, export on an x86 machine "
-            "(pip install -e '.[onnx]') and copy the .onnx file over - it is portable")
+            f"({install_hint(extra='onnx')}) and copy the .onnx file over - it is portable")
