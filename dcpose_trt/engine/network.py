@@ -190,20 +190,27 @@ def check_forms(info: OnnxInfo, cfg: BuildConfig) -> list[str]:
     Raises:
         InputError: a refused combination (the message says why and what to build instead).
     """
-    notes = []
     if cfg.version_compatible and info.dcn_form == "deformconv":
         raise InputError(
             f"{info.path} uses the deformconv form (TensorRT's built-in ModulatedDeformConv2d plugin from "
             "libnvinfer_plugin), which a version-compatible plan cannot carry: the lean runtime loads only "
             "plugins serialized into the plan, so it would fail to deserialize; export with --deform "
             "gridsample (or plugin) for --version-compatible, or build without it")
-    if info.dcn_form == "plugin":
-        if cfg.version_compatible:
-            notes.append("unverified: a version-compatible plan with our AOT DeformConv plugin has not been "
-                         "loaded on a GPU yet")
-        if cfg.hardware_compat != "none":
-            notes.append(f"unverified: a hardware-compatible ({cfg.hardware_compat}) plan with our AOT DeformConv "
-                         "plugin has not been run on a GPU other than the one it was built on yet")
+    notes = compat_notes(info.dcn_form, cfg.version_compatible, cfg.hardware_compat)
     for note in notes:
         log.warning("%s", note)
+    return notes
+
+
+def compat_notes(dcn_form: str, version_compatible: bool, hardware_compat: str) -> list[str]:
+    """The "unverified" notes of a plan with this DCN form and compatibility (see :func:`check_forms`);
+    ``check-plan`` derives them from the sidecar, so plans built before the notes were recorded get them too."""
+    notes = []
+    if dcn_form == "plugin":
+        if version_compatible:
+            notes.append("unverified: a version-compatible plan with our AOT DeformConv plugin has not been "
+                         "loaded on a GPU yet")
+        if hardware_compat not in ("none", None):
+            notes.append(f"unverified: a hardware-compatible ({hardware_compat}) plan with our AOT DeformConv "
+                         "plugin has not been run on a GPU other than the one it was built on yet")
     return notes

@@ -104,4 +104,10 @@ def test_check_plan_prints_unverified_notes(tiny_fp32_plan, tmp_path, capsys):
     sidecar_path(plan).write_text(json.dumps(meta))
     main(["check-plan", str(plan)])
     out = capsys.readouterr().out
-    assert "note: unverified: a version-compatible plan" in out
+    assert out.count("note: unverified: a version-compatible plan") == 1
+    # A plugin-form hardware-compatible plan whose sidecar predates the notes still gets its note.
+    meta["build"].pop("unverified")
+    meta["dcn"]["form"], meta["target"]["hardware_compat"] = "plugin", "ampere+"
+    sidecar_path(plan).write_text(json.dumps(meta))
+    main(["check-plan", str(plan)])
+    assert "note: unverified: a hardware-compatible (ampere+) plan" in capsys.readouterr().out
