@@ -117,7 +117,8 @@ class TritonServer:
         env = dict(os.environ, **inst.env)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(backends), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                                         start_new_session=True)  # its own group: the stubs go with it
         try:
             self.wait_ready(timeout_s)
         except BaseException:
@@ -160,15 +161,26 @@ class TritonServer:
                     self.proc.kill()
                     self.proc.wait(10)
             rc = self.proc.returncode
+            self._kill_group()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
         return rc
 
+    def _kill_group(self) -> None:
+        """SIGKILL what is left of the server's process group (Python-backend stubs of a killed server
+        would otherwise linger until they notice their parent is gone)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def kill(self) -> None:
-        """SIGKILL now (a crash, for tests)."""
+        """SIGKILL the server and its stubs now (a crash, for tests)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            self._kill_group()
             self.proc.wait(10)
 
     def __enter__(self) -> TritonServer:
