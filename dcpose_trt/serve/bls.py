@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dcpose_trt.errors import DcposeTrtError, InputError
-from dcpose_trt.runtime.backends import SplitBackend
+from dcpose_trt.runtime.backends.base import SplitBackend
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class PartModel:
     def __init__(self, args: dict[str, str]):
         import triton_python_backend_utils as pb_utils
 
-        from dcpose_trt.runtime.backends import SplitBackend
+        from dcpose_trt.runtime.backends.base import SplitBackend
         from dcpose_trt.runtime.estimator import make_backend
 
         self.pb = pb_utils

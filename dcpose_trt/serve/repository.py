@@ -190,7 +190,7 @@ def _cpu_backend(requested: str, model: str | None, preset: str | None, mode: st
     if path is not None and path.is_dir():
         return "onnxruntime"
     from dcpose_trt.model.presets import bundled_model_path
-    from dcpose_trt.runtime import autoselect
+    from dcpose_trt.runtime.backends import autoselect
 
     ckpt = path or bundled_model_path()
     if ckpt is None:
