@@ -7,6 +7,7 @@ Python-backend stubs watch the server and exit with it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -167,20 +168,38 @@ class TritonServer:
             self.workdir = None
         return rc
 
-    def _kill_group(self) -> None:
-        """SIGKILL what is left of the server's process group (Python-backend stubs of a killed server
-        would otherwise linger until they notice their parent is gone)."""
+    def _stubs(self) -> list[int]:
+        """Pids of this server's Python-backend processes (their command line names the repository)."""
+        repo = str(self.repo.resolve())
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and int(d.name) != os.getpid():
+                try:
+                    cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if "triton_python_backend_stub" in cmd and repo in cmd:
+                    out.append(int(d.name))
+        return out
+
+    def _kill_group(self, stubs: list[int] | None = None) -> None:
+        """SIGKILL what is left of the server: its process group and its Python-backend stubs (those of a
+        killed server would otherwise linger until they notice their parent is gone)."""
         if self.proc is None:
             return
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        for pid in stubs if stubs is not None else self._stubs():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
     def kill(self) -> None:
         """SIGKILL the server and its stubs now (a crash, for tests)."""
         if self.proc is not None and self.proc.poll() is None:
-            self._kill_group()
+            stubs = self._stubs()
+            self._kill_group(stubs)
             self.proc.wait(10)
 
     def __enter__(self) -> TritonServer:

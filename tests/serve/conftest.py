@@ -63,7 +63,9 @@ def assert_gone(server) -> None:
     deadline = time.monotonic() + 20
     while _processes_with(str(server.repo.resolve())) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _processes_with(str(server.repo.resolve())), "a Python-backend stub outlived its server"
+    left = _processes_with(str(server.repo.resolve()))
+    assert not left, ("a Python-backend stub outlived its server",
+                      [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in left if Path(f"/proc/{p}").exists()])
     ports = (server.ports.http, server.ports.grpc, server.ports.metrics)
     while not all(_port_free(p) for p in ports) and time.monotonic() < deadline:
         time.sleep(0.2)

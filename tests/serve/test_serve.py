@@ -144,6 +144,18 @@ def test_bad_requests_fail_alone(served, videos, tmp_path):
     assert len(_frames(tmp_path / "good.json")) == 5
 
 
+def test_multi_camera_example(served, videos):
+    clip, boxes = videos[0]
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "multi_camera_client.py"), "--url",
+                           served.server.grpc_url, "--boxes", boxes, clip, clip], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 10 and all(": frame " in line for line in lines)  # 5 frames x 2 streams, each once
+    for k in range(5):
+        assert sum(f": frame {k}:" in line for line in lines) == 2
+
+
 def _stream_model_requests(server) -> int:
     import tritonclient.grpc as g
 
