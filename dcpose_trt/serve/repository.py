@@ -234,8 +234,8 @@ def export_repository(cfg: ServeExportConfig) -> Path:
     names = PartNames()
     manifest: dict[str, object] = {"target": cfg.target, "mode": cfg.mode, "protocol": "dcpose_trt.serve/1"}
     if cfg.target == "cpu":
+        backend: str | None = _cpu_backend(cfg.backend, cfg.model, cfg.preset, cfg.mode)  # checked before any export
         split = _split_onnx(cfg.model, cfg.preset)
-        backend: str | None = _cpu_backend(cfg.backend, cfg.model, cfg.preset, cfg.mode)
         preset, size, heat = _sizes(_onnx_meta(split / "backbone.onnx"), cfg.preset)
         files = {part: [split / "backbone.onnx", split / "head.onnx"] for part in ("backbone", "head")}
         manifest.update(backend=backend, model=str(split))

@@ -36,7 +36,8 @@ def test_cpu_and_tensorrt_repositories_have_the_same_models_and_tensors(tmp_path
         (plans / f"{part}.plan.json").write_text(json.dumps({"backend": {"name": "tensorrt", "version": "10.13.3"},
                                                              "onnx": {"metadata": meta}}))
     trt = tmp_path / "trt"
-    assert main(["serve", "export", "--target", "tensorrt", "--model", str(plans), "--out", str(trt)]) == 0
+    assert main(["serve", "export", "--target", "tensorrt", "--model", str(plans), "--out", str(trt),
+                 "--idle-timeout", "7"]) == 0
     manifest = json.loads((trt / "dcpose_serve.json").read_text())
     assert manifest["tensorrt_version"] == {"backbone": "10.13.3", "head": "10.13.3"}
     assert (trt / "dcpose_backbone" / "1" / "model.plan").read_bytes() == b"plan bytes of backbone"

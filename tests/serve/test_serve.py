@@ -167,8 +167,17 @@ def _stream_model_requests(server) -> int:
     return int(stats["model_stats"][0]["inference_stats"]["success"].get("count", 0))
 
 
-def test_killed_server_gives_one_line_error_and_restart_works(serve_repo, videos, tmp_path):
-    repo, _ = serve_repo
+@pytest.fixture
+def own_repo(serve_repo, tmp_path) -> Path:
+    """A copy of the repository: the servers started from it are told apart from the module's server (the
+    no-orphan check looks for processes by repository path)."""
+    import shutil
+
+    return Path(shutil.copytree(serve_repo[0], tmp_path / "own_repo"))
+
+
+def test_killed_server_gives_one_line_error_and_restart_works(own_repo, videos, tmp_path):
+    repo = own_repo
     out = tmp_path / "long"
     assert main(["synth", "--out", str(out), "--videos", "1", "--frames", "60", "--size", "160x120",
                  "--workers", "1", "--no-hard-val", "--split-ratio", "1.0"]) == 0
@@ -213,3 +222,29 @@ def test_killed_server_gives_one_line_error_and_restart_works(serve_repo, videos
     finally:
         server.stop()
     assert_gone(server)
+
+
+def test_serve_start_prints_addresses_and_stops_on_sigterm(own_repo):
+    import signal
+
+    from dcpose_trt.serve.server import TritonServer, free_ports
+
+    repo = own_repo
+    ports = free_ports()
+    proc = subprocess.Popen([sys.executable, "-m", "dcpose_trt.cli", "serve", "start", "--repo", str(repo),
+                             "--grpc-port", str(ports.grpc), "--http-port", str(ports.http), "--metrics-port",
+                             str(ports.metrics)], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # blocks until ready (or the command failed)
+        assert first.startswith(f"ready: grpc 127.0.0.1:{ports.grpc}"), (first, proc.stderr and proc.stderr.read())
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and out.strip().endswith("stopped")
+    probe = TritonServer(repo, ports)  # only to check what the command left: nothing
+    assert_gone(probe)
