@@ -29,7 +29,8 @@ def _batches(url: str) -> dict[int, int]:
 
     with g.InferenceServerClient(url) as c:
         stats = c.get_inference_statistics("dcpose_backbone", as_json=True)
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["model_stats"][0]["batch_stats"]}
+    rows = stats["model_stats"][0].get("batch_stats", [])  # absent before the first batch
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in rows}
 
 
 def _pct(values: list[float]) -> dict[str, float]:
@@ -118,8 +119,9 @@ def serve_bench(out: Path, streams: tuple[int, ...] = (1, 2, 4, 8), frames: int 
             rows = [_streams(server.grpc_url, videos[:k]) for k in streams]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    doc = {"target": target, "backend": manifest["backend"], "mode": mode, "model": model or "bundled",
-           "frames_per_stream": frames, "size": [320, 240],
+    doc = {"note": "measured on a 2-core machine shared with other jobs (see loadavg_after): indicative only",
+           "target": target, "backend": manifest["backend"], "mode": mode, "model": model or "bundled",
+           "frames_per_stream": frames, "size": [320, 240], "persons_per_frame": "1-3 (synthetic)",
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "loadavg_after": os.getloadavg()},
            "baseline": base, "rows": rows}

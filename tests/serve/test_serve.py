@@ -58,7 +58,8 @@ def _backbone_batches(server) -> dict[int, int]:
 
     with g.InferenceServerClient(server.grpc_url) as c:
         stats = c.get_inference_statistics("dcpose_backbone", as_json=True)
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["model_stats"][0]["batch_stats"]}
+    rows = stats["model_stats"][0].get("batch_stats", [])  # absent before the first batch
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in rows}
 
 
 def test_four_streams_equal_run_and_share_batches(served, videos, tmp_path):
