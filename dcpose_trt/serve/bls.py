@@ -9,6 +9,7 @@ the persons of different streams into one batch.
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,10 @@ class PartNames:
     head_out: str = "heatmaps"
 
 
+#: DLPack's name of a consumed capsule (kept alive here: a capsule stores the pointer, not a copy).
+_USED_DLTENSOR = ctypes.c_char_p(b"used_dltensor")
+
+
 def pb_tensor(pb_utils: Any, name: str, array: np.ndarray) -> Any:
     """A ``pb_utils.Tensor`` of ``array`` through DLPack.
 
@@ -40,7 +45,13 @@ def pb_tensor(pb_utils: Any, name: str, array: np.ndarray) -> Any:
     a = np.ascontiguousarray(array)
     # The stub accepts only the exact C-order strides, which numpy does not keep for empty arrays.
     strides = tuple(int(a.itemsize * np.prod(a.shape[i + 1 :], dtype=np.int64)) for i in range(a.ndim))
-    return pb_utils.Tensor.from_dlpack(name, np.lib.stride_tricks.as_strided(a, a.shape, strides).__dlpack__())
+    capsule = np.lib.stride_tricks.as_strided(a, a.shape, strides).__dlpack__()
+    tensor = pb_utils.Tensor.from_dlpack(name, capsule)
+    # The stub marks the consumed capsule "used_dlpack", not DLPack's "used_dltensor": numpy's capsule
+    # destructor would then report an error for every tensor. Give it the standard name.
+    if ctypes.pythonapi.PyCapsule_IsValid(ctypes.py_object(capsule), b"used_dlpack"):
+        ctypes.pythonapi.PyCapsule_SetName(ctypes.py_object(capsule), _USED_DLTENSOR)
+    return tensor
 
 
 class _DLPack:
