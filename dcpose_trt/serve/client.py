@@ -34,8 +34,10 @@ def _grpc() -> Any:
     try:
         import tritonclient.grpc as grpcclient
     except (ImportError, RuntimeError) as exc:
-        raise MissingDependencyError("the Triton client is not installed: pip install -e '.[serve]' in a "
-                                     f"checkout (tritonclient[grpc]) ({exc})") from None
+        from dcpose_trt._env import install_hint
+
+        raise MissingDependencyError(f"the Triton gRPC client is not installed ({exc}): "
+                                     f"{install_hint(extra='serve')}") from None
     return grpcclient
 
 

@@ -157,26 +157,19 @@ def _split_onnx(model: str | None, preset: str | None) -> Path:
     return cached_artifact(path, "onnxruntime", preset, progress=True, split=True)
 
 
-def _onnx_meta(path: Path) -> dict[str, str]:
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in m.metadata_props}
-
-
-def _sizes(meta: dict[str, str], preset: str | None) -> tuple[str, tuple[int, int], tuple[int, int]]:
-    from dcpose_trt.contract import META_HEATMAP_SIZE, META_INPUT_SIZE, META_PRESET
+def _sizes(meta: object, preset: str | None) -> tuple[str, tuple[int, int], tuple[int, int]]:
+    """Preset, crop (H, W) and heatmap (h, w) from an ONNX file's (or a plan sidecar's) metadata."""
+    from dcpose_trt.contract import read_model_metadata
     from dcpose_trt.model.presets import get_preset
 
-    name = meta.get(META_PRESET) or preset
+    info = read_model_metadata(meta)
+    name = info.preset or preset
     if not name:
         raise InputError("the model records no preset: pass --preset")
     p = get_preset(name)
-    size = meta.get(META_INPUT_SIZE)
-    hm = meta.get(META_HEATMAP_SIZE)
-    inp = tuple(int(v) for v in size.split("x")) if size else tuple(int(v) for v in p.image_size)
-    heat = tuple(int(v) for v in hm.split("x")) if hm else tuple(int(v) for v in p.heatmap_size)
-    return name, (inp[0], inp[1]), (heat[0], heat[1])
+    size = info.input_size or (int(p.image_size[0]), int(p.image_size[1]))
+    heat = info.heatmap_size or (int(p.heatmap_size[0]), int(p.heatmap_size[1]))
+    return name, (int(size[0]), int(size[1])), (int(heat[0]), int(heat[1]))
 
 
 def _cpu_backend(requested: str, model: str | None, preset: str | None, mode: str) -> str:
@@ -236,7 +229,7 @@ def export_repository(cfg: ServeExportConfig) -> Path:
     if cfg.target == "cpu":
         backend: str | None = _cpu_backend(cfg.backend, cfg.model, cfg.preset, cfg.mode)  # checked before any export
         split = _split_onnx(cfg.model, cfg.preset)
-        preset, size, heat = _sizes(_onnx_meta(split / "backbone.onnx"), cfg.preset)
+        preset, size, heat = _sizes(split / "backbone.onnx", cfg.preset)
         files = {part: [split / "backbone.onnx", split / "head.onnx"] for part in ("backbone", "head")}
         manifest.update(backend=backend, model=str(split))
     else:

@@ -68,9 +68,12 @@ def find_tritonserver() -> TritonInstall:
     bundled = _bundled()
     if bundled is not None:
         return bundled
+    from dcpose_trt._env import install_hint
+
     raise MissingDependencyError(
-        f"no {BINARY} found: put one on PATH (NVIDIA's tritonserver container, a Jetson release) or "
-        "install the bundled one (x86-64): pip install -e '.[serve]' in a checkout")
+        f"no {BINARY} found: put one on PATH (NVIDIA's tritonserver container, a Jetson release) or, on "
+        f"x86-64, use the one in the nvidia-pytriton wheel (installed without its dependencies, beside "
+        f"{install_hint(extra='serve')}; see docs/serving.md)")
 
 
 def prepare_backends(inst: TritonInstall, into: Path) -> Path | None:
