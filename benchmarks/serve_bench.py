@@ -8,7 +8,8 @@ One invocation, one machine: a synthetic archive (one video per stream), a CPU r
 and backend on one video), then for each stream count N: N clients at once, each sending its own video as
 one stream. Reported per configuration: total frames/s, per-request round-trip p50/p99 (a request returns
 the previous frame's poses: one frame of look-ahead), and the batch sizes Triton's dynamic batcher formed
-on the backbone (from its statistics, counted for this configuration only). Writes ``OUT/results.json``.
+on the backbone, and the compute and queue seconds of each model (from Triton's statistics, counted for
+this configuration only: where the server's time went). Writes ``OUT/results.json``.
 """
 
 from __future__ import annotations
@@ -23,14 +24,33 @@ import threading
 import time
 from pathlib import Path
 
+MODELS = ("dcpose_stream", "dcpose_backbone", "dcpose_head")
 
-def _batches(url: str) -> dict[int, int]:
+
+def _stats(url: str) -> dict[str, dict]:
+    """Per model: compute and queue nanoseconds so far, and executions per batch size (Triton's statistics)."""
     import tritonclient.grpc as g
 
+    out = {}
     with g.InferenceServerClient(url) as c:
-        stats = c.get_inference_statistics("dcpose_backbone", as_json=True)
-    rows = stats["model_stats"][0].get("batch_stats", [])  # absent before the first batch
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in rows}
+        for m in MODELS:
+            st = c.get_inference_statistics(m, as_json=True)["model_stats"][0]
+            inf = st.get("inference_stats", {})
+            out[m] = {"compute_ns": int(inf.get("compute_infer", {}).get("ns", 0)),
+                      "queue_ns": int(inf.get("queue", {}).get("ns", 0)),
+                      "batches": {int(b["batch_size"]): int(b["compute_infer"]["count"])
+                                  for b in st.get("batch_stats", [])}}  # absent before the first batch
+    return out
+
+
+def _delta(before: dict[str, dict], after: dict[str, dict]) -> dict:
+    """What one configuration added: the backbone's batch sizes, and each model's compute and queue seconds
+    (where the server's time went: the stream model's Python work vs the batched parts)."""
+    b0, b1 = before["dcpose_backbone"]["batches"], after["dcpose_backbone"]["batches"]
+    formed = {str(k): b1[k] - b0.get(k, 0) for k in sorted(b1) if b1[k] - b0.get(k, 0)}
+    time_s = {m: {k: round((after[m][f"{k}_ns"] - before[m][f"{k}_ns"]) / 1e9, 3) for k in ("compute", "queue")}
+              for m in MODELS}
+    return {"backbone_batches": formed, "server_seconds": time_s}
 
 
 def _pct(values: list[float]) -> dict[str, float]:
@@ -69,7 +89,7 @@ def _streams(url: str, videos: list[tuple[Path, Path]]) -> dict:
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             errors.append(exc)
 
-    before = _batches(url)
+    before = _stats(url)
     threads = [threading.Thread(target=one, args=v) for v in videos]
     t = time.perf_counter()
     for th in threads:
@@ -79,11 +99,8 @@ def _streams(url: str, videos: list[tuple[Path, Path]]) -> dict:
     wall = time.perf_counter() - t
     if errors:
         raise errors[0]
-    after = _batches(url)
-    formed = {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] - before.get(k, 0)}
     return {"streams": len(videos), "frames": frames[0], "seconds": round(wall, 3),
-            "frames_per_s": round(frames[0] / wall, 2), "request_ms": _pct(lat),
-            "backbone_batches": {str(k): v for k, v in formed.items()}}
+            "frames_per_s": round(frames[0] / wall, 2), "request_ms": _pct(lat), **_delta(before, _stats(url))}
 
 
 def serve_bench(out: Path, streams: tuple[int, ...] = (1, 2, 4, 8), frames: int = 20, model: str | None = None,

@@ -12,6 +12,7 @@ def _export(args: argparse.Namespace) -> int:
     cfg = ServeExportConfig(out=args.out, model=args.model, target=args.target, mode=args.mode, backend=args.backend,
                             preset=args.preset, idle_timeout_s=args.idle_timeout, part_max_batch=args.part_max_batch,
                             queue_delay_us=args.queue_delay_us, stream_instances=args.stream_instances,
+                            part_instances=args.part_instances,
                             python_path=args.python_path)
     repo = export_repository(cfg)
     m = read_manifest(repo)
@@ -70,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how long the part models' batcher waits for more rows (default: %(default)s)")
     e.add_argument("--stream-instances", type=int, default=4,
                    help="stream-model processes; streams are spread over them (default: %(default)s)")
+    e.add_argument("--part-instances", type=int, default=1,
+                   help="instances of the backbone and of the head model each (default: %(default)s)")
     e.add_argument("--python-path", help="where the server's Python finds dcpose_trt and its dependencies, "
                    "os.pathsep-separated (default: this interpreter's; set it for a container)")
     e.set_defaults(func=_export)

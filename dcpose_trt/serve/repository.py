@@ -218,8 +218,9 @@ def export_repository(cfg: ServeExportConfig) -> Path:
         raise InputError(f"--target must be one of {', '.join(TARGETS)}, got {cfg.target!r}")
     if cfg.mode not in ("exact", "cached"):
         raise InputError(f"--mode must be exact or cached, got {cfg.mode!r}")
-    if cfg.part_max_batch < 3 or cfg.stream_instances < 1 or cfg.idle_timeout_s <= 0:
-        raise InputError("--part-max-batch must be >= 3, --stream-instances >= 1 and --idle-timeout > 0")
+    if cfg.part_max_batch < 3 or min(cfg.stream_instances, cfg.part_instances) < 1 or cfg.idle_timeout_s <= 0:
+        raise InputError("--part-max-batch must be >= 3, --stream-instances and --part-instances >= 1, "
+                         "--idle-timeout > 0")
     out = Path(cfg.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out} exists and is not an empty folder: remove it or choose another --out")
