@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.config import BACKENDS, MODES, PRECISIONS, BenchConfig
+from benchmarks.serve_bench import register as register_serve
 
 _D = BenchConfig()
 
@@ -216,3 +217,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--steps", type=_steps, help="comma list of steps (python3 -m benchmarks.gpu_check --list; "
                    "default: all)")
     g.set_defaults(func=_gpu_check)
+    register_serve(subs)
