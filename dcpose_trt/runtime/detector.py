@@ -1,4 +1,5 @@
-"""A YOLO person detector in ONNX (Ultralytics export layout), decoded here: letterbox, NMS, thresholds.
+"""Person boxes for a run: a YOLO detector in ONNX (Ultralytics export layout, decoded here: letterbox, NMS,
+thresholds), and :func:`open_box_source`, which picks a boxes file, that detector or the built-in one.
 
 The Ultralytics detect export has one output ``float32[1, 4 + C, A]``: per anchor (cx, cy, w, h) in
 the letterboxed input's pixels followed by C class scores; class 0 is "person". NMS and the score
@@ -7,14 +8,22 @@ threshold are applied here (OpenCV's ``NMSBoxes``), then boxes are mapped back t
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from dcpose_trt._deps import require
 from dcpose_trt.errors import InputError
+
+if TYPE_CHECKING:
+    from dcpose_trt.data.video import FrameSource
+
+log = logging.getLogger(__name__)
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
@@ -92,3 +101,62 @@ class YoloDetector:
         x = img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
         return decode_yolo(out, gain, pad, self.conf, self.iou)
+
+
+class BoxSource:
+    """Where a run's person boxes come from: ``fn(index, frame) -> float32[N, 5]`` and one line saying what
+    it is (``kind``: ``file``, ``detector`` or ``builtin``). ``is_detector``: its time is the detector's cost."""
+
+    def __init__(self, fn: Callable[[int, np.ndarray], np.ndarray], kind: str, line: str):
+        self.fn, self.kind, self.line = fn, kind, line
+
+    @property
+    def is_detector(self) -> bool:
+        return self.kind != "file"
+
+    def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
+        return self.fn(index, frame)
+
+
+def open_box_source(video: str | os.PathLike | int, source: FrameSource, boxes: str | os.PathLike | None = None,
+                    detector: str | os.PathLike | None = None, strict: bool = False, lenient: bool = False,
+                    min_score: float = 0.0) -> BoxSource:
+    """The boxes of a run: a boxes file, a YOLO ONNX detector, or (neither given) the built-in detector.
+
+    A boxes file is matched to the frames of ``source`` (:class:`~dcpose_trt.data.video.BoxesFromFile`).
+
+    Raises:
+        InputError: both given; the boxes file gives no frame a box (a warning instead with ``lenient``),
+            or fits only some frames and ``strict`` is set.
+    """
+    from dcpose_trt.data.boxes import video_name
+    from dcpose_trt.data.video import BoxesFromFile
+
+    if boxes is not None and detector is not None:
+        raise InputError("give one source of person boxes: --boxes FILE or --detector YOLO.onnx, not both")
+    if detector is not None:
+        det = YoloDetector(detector)
+        return BoxSource(det, "detector", f"person detector {Path(detector).name} (ONNX Runtime, "
+                         f"{'/'.join(det.session.get_providers())})")
+    if boxes is None:
+        from dcpose_trt.runtime.hog_detector import HogDetector
+
+        hog = HogDetector()
+        log.warning("no --boxes or --detector: using the %s", hog.description)
+        return BoxSource(hog, "builtin", hog.description)
+    frames = len(source) or None  # a camera's length is unknown
+    table = BoxesFromFile(boxes, source.names(), min_score, frames=frames, video=video_name(video))
+    why = table.no_match(video)
+    if why:
+        if not lenient:
+            raise InputError(f"{why} (--lenient runs on without boxes)")
+        log.warning("%s", why)
+    elif frames is not None:
+        partial = table.mismatch(frames)
+        if partial:
+            if strict:
+                raise InputError(f"boxes file {boxes} does not fit {video}: {partial}")
+            log.warning("boxes file %s does not fit %s: %s", boxes, video, partial)
+    line = f"boxes file {Path(boxes).name}: {table.match.describe()}"
+    log.info("%s", line)
+    return BoxSource(table, "file", line)
