@@ -54,7 +54,7 @@ def candidates() -> dict[str, Detector]:
     out: dict[str, Detector] = {}
     for h in (360, 480, 720):
         out[f"hog-default-h{h}"] = HogDetector(HogConfig(work_height=h))
-    out["hog-default-h480-window"] = HogDetector(HogConfig(work_height=480, tight=False))
+    out["hog-default-h480-tight"] = HogDetector(HogConfig(work_height=480, tight=True))
     out["hog-daimler-h480"] = HogDetector(HogConfig(work_height=480, people="daimler", hit_threshold=0.5))
     out["haar-fullbody-h480"] = HaarFullBody(480)
     return out
