@@ -52,5 +52,8 @@ def validate(doc: Any, name: str, source: str | Path) -> None:
     # A oneOf/anyOf failure is vague; its most relevant sub-error says what to fix.
     while err.context:
         err = best_match(err.context)
+    what = err.message
+    if len(what) > 160:  # the message quotes the whole offending value: say the rule instead
+        what = f"does not satisfy {err.validator}={json.dumps(err.validator_value)[:80]}"
     raise DataError(f"{source}: not a valid {name.replace('_', ' ')} file (docs/formats.md): "
-                    f"{_where(err.absolute_path)}: {err.message[:200]}")
+                    f"{_where(err.absolute_path)}: {what}")
