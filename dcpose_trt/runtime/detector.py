@@ -1,9 +1,11 @@
 """Person boxes for a run: a YOLO detector in ONNX (Ultralytics export layout, decoded here: letterbox, NMS,
 thresholds), and :func:`open_box_source`, which picks a boxes file, that detector or the built-in one.
 
-The Ultralytics detect export has one output ``float32[1, 4 + C, A]``: per anchor (cx, cy, w, h) in
-the letterboxed input's pixels followed by C class scores; class 0 is "person". NMS and the score
-threshold are applied here (OpenCV's ``NMSBoxes``), then boxes are mapped back to the frame.
+The Ultralytics detect export (YOLOv8, YOLO11, ``end2end=False``) has one output ``float32[1, 4 + C, A]``:
+per anchor (cx, cy, w, h) in the letterboxed input's pixels followed by C class scores; class 0 is
+"person". NMS and the score threshold are applied here (OpenCV's ``NMSBoxes``), then boxes are mapped back
+to the frame. YOLO26's default export is NMS-free, ``float32[1, K, 6]`` (x1, y1, x2, y2, score, class):
+only the threshold and the person class are applied. docs/detector.md says how to make one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[fl
     out = cv2.copyMakeBorder(resized, top, size - nh - top, left, size - nw - left, cv2.BORDER_CONSTANT,
                              value=(114, 114, 114))
     return out, gain, (float(left), float(top))
+
+
+def decode_end2end(output: np.ndarray, gain: float, pad: tuple[float, float], conf: float = 0.4,
+                   person_class: int = 0) -> np.ndarray:
+    """NMS-free Ultralytics output float[1, K, 6] (YOLO26's default export: the top K detections as
+    x1, y1, x2, y2, score, class in the letterboxed input's pixels) → person boxes float32[N, 5]."""
+    out = np.asarray(output, np.float32).reshape(-1, 6)
+    out = out[(out[:, 4] >= conf) & (np.round(out[:, 5]) == person_class)]
+    x0, y0 = (out[:, 0] - pad[0]) / gain, (out[:, 1] - pad[1]) / gain
+    w, h = (out[:, 2] - out[:, 0]) / gain, (out[:, 3] - out[:, 1]) / gain
+    return np.stack([x0, y0, w, h, out[:, 4]], axis=1).astype(np.float32)
+
+
+def is_end2end(output_shape: tuple[int, ...], metadata: dict[str, str]) -> bool:
+    """Whether a YOLO ONNX has the NMS-free [1, K, 6] output: Ultralytics writes ``end2end`` into the
+    metadata; without it, a last dim of 6 over at most 1000 rows (K detections, not thousands of anchors)."""
+    flag = str(metadata.get("end2end", "")).strip().lower()
+    if flag in ("true", "false"):
+        return flag == "true"
+    return len(output_shape) == 3 and output_shape[-1] == 6 and output_shape[-2] <= 1000
 
 
 def decode_yolo(output: np.ndarray, gain: float, pad: tuple[float, float], conf: float = 0.4,
@@ -94,12 +116,16 @@ class YoloDetector:
             raise InputError(f"{not_yolo}: running it failed: {str(exc).splitlines()[0][:200]}") from None
         out = np.asarray(out)
         if out.ndim != 3 or min(out.shape[1:]) < 5 or outputs[0].type != "tensor(float)":
-            raise InputError(f"{not_yolo}: expected an output [1, 4 + classes, anchors], got {list(out.shape)}")
+            raise InputError(f"{not_yolo}: expected an output [1, 4 + classes, anchors] or [1, K, 6], "
+                             f"got {list(out.shape)}")
+        self.end2end = is_end2end(out.shape, self.session.get_modelmeta().custom_metadata_map)
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         img, gain, pad = letterbox(frame, self.size)
         x = img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        if self.end2end:
+            return decode_end2end(out, gain, pad, self.conf)
         return decode_yolo(out, gain, pad, self.conf, self.iou)
 
 
