@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 "posetrack18_val_3_frames": list(posetrack_split(data / "posetrack18_sample")),
                 f"synth_val_{args.synth_videos}x{args.synth_frames}_320x240": list(posetrack_split(Path(tmp)))}
     doc: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
-                 "iou_min": 0.5, "synth": {"seed": 22, "videos": args.synth_videos, "frames": args.synth_frames},
+                 "opencv": cv2.__version__, "iou_min": 0.5,
+                 "synth": {"seed": 22, "videos": args.synth_videos, "frames": args.synth_frames},
                  "results": {}}
     for name, det in candidates().items():
         doc["results"][name] = {s: measure(det, samples) for s, samples in sets.items()}
