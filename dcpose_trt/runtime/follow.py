@@ -48,9 +48,16 @@ def box_from_keypoints(keypoints: np.ndarray, margin: float = MARGIN, min_score:
     return np.array([cx - w / 2, cy - h / 2, w, h, pts[:, 2].mean()], np.float32)
 
 
-def boxes_from_poses(keypoints: Sequence[np.ndarray], margin: float = MARGIN, min_score: float = MIN_SCORE,
+def boxes_from_poses(keypoints: Sequence[np.ndarray], box_scores: Sequence[float] | None = None,
+                     margin: float = MARGIN, min_score: float = MIN_SCORE,
                      min_points: int = MIN_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """Boxes for the next frame from one frame's people.
+
+    Args:
+        keypoints: float[17, 3] per person.
+        box_scores: the score of the box each person was estimated in. The estimator's keypoint scores
+            are heatmap peak x box score: given these, points are judged on the peak alone and the new box
+            keeps the person's box score (else a followed person's scores would shrink frame after frame).
 
     Returns:
         (boxes float32[M, 5], kept int64[M]): the boxes of the people that gave one, and their indices in
@@ -58,7 +65,13 @@ def boxes_from_poses(keypoints: Sequence[np.ndarray], margin: float = MARGIN, mi
     """
     rows, kept = [], []
     for i, kp in enumerate(keypoints):
+        score = float(box_scores[i]) if box_scores is not None else None
+        if score is not None and score > 0:
+            kp = np.array(kp, np.float64, copy=True)
+            kp[:, 2] /= score
         b = box_from_keypoints(kp, margin, min_score, min_points)
+        if b is not None and score is not None:
+            b[4] = score
         if b is not None:
             rows.append(b)
             kept.append(i)
@@ -94,6 +107,7 @@ class DetectEvery:
 
     __call__ = boxes
 
-    def observe(self, keypoints: Sequence[np.ndarray]) -> None:
-        """The newest poses (float[17, 3] per person): the boxes of the frames until the next detection."""
-        self._last = boxes_from_poses(keypoints, self.margin)[0]
+    def observe(self, keypoints: Sequence[np.ndarray], box_scores: Sequence[float] | None = None) -> None:
+        """The newest poses (float[17, 3] per person, and the scores of their boxes, see
+        :func:`boxes_from_poses`): the boxes of the frames until the next detection."""
+        self._last = boxes_from_poses(keypoints, box_scores, self.margin)[0]

@@ -68,6 +68,13 @@ def test_boxes_from_poses_keeps_the_indices_of_people_that_gave_a_box():
     assert empty.shape == (0, 5) and none.shape == (0,)
 
 
+def test_box_scores_carry_over_and_points_are_judged_on_the_heatmap_peak():
+    kp = _person(0, 0, 20, 40, score=0.15)  # the estimator's scores: peak 0.3 x box score 0.5
+    boxes, kept = boxes_from_poses([kp], box_scores=[0.5])
+    assert kept.tolist() == [0] and boxes[0, 4] == pytest.approx(0.5)  # the box keeps its score
+    assert boxes_from_poses([kp])[0].shape == (0, 5)  # 0.15 alone is below MIN_SCORE
+
+
 def test_detect_every_runs_the_detector_once_per_n_frames_and_follows_poses_between():
     calls = []
 
