@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,17 +132,22 @@ class YoloDetector:
 
 class BoxSource:
     """Where a run's person boxes come from: ``fn(index, frame) -> float32[N, 5]`` and one line saying what
-    it is (``kind``: ``file``, ``detector`` or ``builtin``). ``is_detector``: its time is the detector's cost."""
+    it is (``kind``: ``file``, ``detector`` or ``builtin``). Each call is timed into ``ms``, so that any
+    stream loop can report the detector's cost apart from pose; ``is_detector``: that cost is worth showing."""
 
     def __init__(self, fn: Callable[[int, np.ndarray], np.ndarray], kind: str, line: str):
         self.fn, self.kind, self.line = fn, kind, line
+        self.ms: list[float] = []
 
     @property
     def is_detector(self) -> bool:
         return self.kind != "file"
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
-        return self.fn(index, frame)
+        t0 = time.perf_counter()
+        out = self.fn(index, frame)
+        self.ms.append((time.perf_counter() - t0) * 1e3)
+        return out
 
 
 def open_box_source(video: str | os.PathLike | int, source: FrameSource, boxes: str | os.PathLike | None = None,

@@ -110,7 +110,6 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     position: dict[int, int] = {}  # the estimator's frame count -> position in the source
     results: list[FramePoses] = []
     lat: list[float] = []
-    det_lat: list[float] = []  # the boxes source's share of each frame's latency
     warmup = 0  # frames up to and including the first one that ran the model
     counts = {"skipped_frames": 0, "resized_frames": 0, "boxes_clipped": 0, "boxes_dropped": 0,
               "frames_with_boxes": 0}
@@ -137,9 +136,7 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
                 if cfg.max_frames is not None and n >= cfg.max_frames:
                     break
                 t0 = time.perf_counter()
-                raw = boxes_fn(i, frame)
-                det_lat.append((time.perf_counter() - t0) * 1e3)
-                b, clipped, dropped = clip_boxes(raw, frame.shape)
+                b, clipped, dropped = clip_boxes(boxes_fn(i, frame), frame.shape)
                 counts["boxes_clipped"] += clipped
                 counts["boxes_dropped"] += dropped
                 counts["frames_with_boxes"] += bool(len(b))
@@ -187,7 +184,7 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     counts.pop("frames_with_boxes")
     seconds = time.perf_counter() - t_start
     stats, warmup_ms = _latency(lat, warmup)
-    det_stats = _latency(det_lat, warmup)[0] if boxes_fn.is_detector else None
+    det_stats = _latency(boxes_fn.ms, warmup)[0] if boxes_fn.is_detector else None  # its share of each frame
     summary = RunSummary(len(results), sum(len(r.persons) for r in results), seconds, stats, est.backend.name,
                          warmup_ms, interrupted, counts, boxes_fn.line, det_stats)
     if cfg.json_out:
