@@ -100,3 +100,12 @@ def test_the_boxes_source_is_one_of_three(clip, tmp_path):
 
     with pytest.raises(InputError, match="not both"):
         open_box_source(clip, src, boxes=clip / "boxes.json", detector=tmp_path / "y.onnx")
+
+
+def test_predict_videos_without_boxes_uses_the_built_in_detector(clip, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    frames_to_mp4(sorted(clip.glob("*.jpg"))[:3], videos / "clip.mp4")
+    assert main(["predict", "--videos", str(videos), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "clip.json").read_text())
+    assert len(doc["frames"]) == 3 and sum(len(f["persons"]) for f in doc["frames"]) > 0
