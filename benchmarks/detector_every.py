@@ -32,7 +32,6 @@ from dcpose_trt.eval.results import Pose, video_results
 from dcpose_trt.runtime.estimator import PoseEstimator
 from dcpose_trt.runtime.follow import DetectEvery
 from dcpose_trt.runtime.hog_detector import HogDetector
-from dcpose_trt.runtime.io import clip_boxes
 
 Detector = Callable[[Video, int, np.ndarray], np.ndarray]
 
@@ -50,8 +49,7 @@ def run_video(est: PoseEstimator, video: Video, detector: Detector, n: int) -> t
     found: dict[int, list[Pose]] = {}
     for idx in video.frame_indices():
         frame = read_frame(str(video.frame_path(idx)))
-        boxes, _, _ = clip_boxes(follow(idx, frame), frame.shape)  # the one box policy of every source
-        done = est.process(frame, boxes)
+        done = est.process(frame, follow(idx, frame))  # boxes as any source gives them to the estimator
         for r in done:
             found[video.first_index + r.index] = [_pose(p) for p in r.persons]
         if done:

@@ -161,8 +161,8 @@ class VideoFileJob:
     min_score: float = 0.0
 
     def run(self, state: WorkerState, on_frame: Callable[[], object] | None = None) -> JobOutput:
+        from dcpose_trt.data.video import FrameSource
         from dcpose_trt.runtime.detector import open_box_source
-        from dcpose_trt.runtime.io import FrameSource
 
         t0 = time.perf_counter()
         source = FrameSource(self.video)

@@ -13,10 +13,9 @@ import pytest
 
 from dcpose_trt.cli import main
 from dcpose_trt.data.synth import SynthConfig, generate
-from dcpose_trt.data.video import BoxesFromFile
+from dcpose_trt.data.video import BoxesFromFile, FrameSource
 from dcpose_trt.runtime.detector import open_box_source
 from dcpose_trt.runtime.hog_detector import HogConfig, HogDetector
-from dcpose_trt.runtime.io import FrameSource
 from dcpose_trt.runtime.tracker import iou_matrix
 
 
