@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
                  "model": "bundled", "backend": args.backend, "mode": "exact, look-ahead",
                  "synth": {"seed": 22, "videos": args.videos, "frames": args.frames, "size": "320x240"},
                  "results": {}}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every row: a run cut short keeps what it measured
+        (out / "results.json").write_text(json.dumps({**doc, "loadavg_now": loadavg()}, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(SynthConfig(out=root, videos=2 * args.videos, frames=args.frames, seed=22, split_ratio=0.5,
@@ -108,15 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         doc["results"]["gt/N=1"] = measure(est, data, gt_dir,
                                            lambda v, i, f: data.boxes(v.name, i, "gt").astype(np.float32), 1)
         print("gt/N=1", doc["results"]["gt/N=1"]["mean_ap"], doc["results"]["gt/N=1"]["fps"], flush=True)
+        save()
         for name, det in sources.items():
             for n in every:
                 r = measure(est, data, gt_dir, det, n)
                 doc["results"][f"{name}/N={n}"] = r
                 print(f"{name}/N={n}", r["mean_ap"], r["fps"], r["detector_runs"], flush=True)
-    doc["loadavg_end"] = loadavg()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+                save()
+    doc["complete"] = True
+    save()
     print(f"wrote {out / 'results.json'}")
     return 0
 
