@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dcpose_trt.data.transforms import as_bgr8
 from dcpose_trt.data.video import FrameSource
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.boxes import DEFAULT_MAX_PERSONS
@@ -144,7 +145,8 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     results: list[FramePoses] = []
     lat: list[float] = []
     warmup = 0  # frames up to and including the first one that ran the model
-    before = dict(est.stats)
+    # A stand-in estimator (the serve client) applies the box policy on its server and counts nothing here.
+    before = dict(getattr(est, "stats", {}))
     t_start = time.perf_counter()
     ok = interrupted = False
     total = len(source) or None
@@ -160,16 +162,26 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
         bar.update(1)
         bar.set_postfix(fps=f"{len(lat) / (time.perf_counter() - t_start):.1f}")
 
+    kept: dict[int, np.ndarray] = {}  # frames in flight, for an estimator whose results carry no image
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        for index, frame in source.indexed():
+            kept[index] = frame
+            yield index, frame
+
     def emit(r: FramePoses) -> None:
-        if writer is not None and r.image is not None:
-            writer.write(draw_poses(r.image, r.persons))
+        image = r.image if r.image is not None else kept.get(r.index)
+        for k in [k for k in kept if k <= r.index]:
+            del kept[k]
+        if writer is not None and image is not None:
+            writer.write(draw_poses(as_bgr8(image), r.persons))
         r.image = None  # the JSON needs the poses only
         results.append(r)
 
     with sigterm_as_interrupt() as signals:
         try:
             try:
-                for r in stream_poses(est, source.indexed(), boxes_fn, max_frames=cfg.max_frames, on_frame=on_frame):
+                for r in stream_poses(est, frames(), boxes_fn, max_frames=cfg.max_frames, on_frame=on_frame):
                     emit(r)
             except KeyboardInterrupt:
                 # Ctrl-C (the only way to end a camera run) or SIGTERM: keep what was done, and finish the
@@ -198,8 +210,9 @@ def _finish(cfg: RunConfig, est: PoseEstimator, source: FrameSource, boxes_fn: B
             writer: AtomicVideoWriter | None, results: list[FramePoses], lat: list[float], warmup: int,
             before: dict[str, int], t_start: float, interrupted: bool) -> RunSummary:
     """The run's counts and warnings, its summary, and the poses JSON (when asked)."""
-    counts = {k: est.stats[k] - before[k] for k in ("boxes_clipped", "boxes_dropped", "boxes_capped",
-                                                     "frames_with_boxes")}
+    after = getattr(est, "stats", {})
+    counts = {k: after.get(k, 0) - before.get(k, 0) for k in ("boxes_clipped", "boxes_dropped", "boxes_capped",
+                                                              "frames_with_boxes")}
     counts["resized_frames"] = writer.resized if writer is not None else 0
     counts = {"skipped_frames": source.skipped, **counts}
     if counts["skipped_frames"]:
