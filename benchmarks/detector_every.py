@@ -7,11 +7,12 @@ Runs the bundled model (exact mode, look-ahead) over every frame of a synthetic 
 - ``synth-detections``: the set's own detections file (a detector that works on these figures) on every
   N-th frame,
 
-and between two detections each person's box from its last keypoints
-(:class:`dcpose_trt.runtime.follow.DetectEvery`). With look-ahead the poses of frame t are out when frame
-t+1 has gone in, so the boxes of frame t+1 come from the poses of frame t-1. Writes ``results.json``.
+and between two detections each person's box from its last keypoints, through the one stream loop
+(:func:`dcpose_trt.runtime.stream.stream_poses` with ``detect_every``, what ``run --detect-every`` runs).
+With look-ahead the poses of frame t are out when frame t+1 has gone in, so the boxes of frame t+1 come
+from the poses of frame t-1. Writes ``results.json``.
 
-    python -m benchmarks.detector_every --out benchmarks/results/detector_every
+    python -m benchmarks.detector_every --out benchmarks/results/detect_every --sources hog
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from dcpose_trt.data.posetrack import PoseTrackIndex, Video, load_split, read_bo
 from dcpose_trt.eval.posetrack_ap import evaluate_dirs
 from dcpose_trt.eval.results import Pose, video_results
 from dcpose_trt.runtime.estimator import PoseEstimator
-from dcpose_trt.runtime.follow import DetectEvery
 from dcpose_trt.runtime.hog_detector import HogDetector
+from dcpose_trt.runtime.stream import stream_poses
 
 Detector = Callable[[Video, int, np.ndarray], np.ndarray]
 
@@ -43,21 +44,23 @@ def _pose(p) -> Pose:
 
 
 def run_video(est: PoseEstimator, video: Video, detector: Detector, n: int) -> tuple[dict[int, list[Pose]], int]:
-    """Poses per frame number of one video, and how many frames the detector ran on."""
-    est.reset()
-    follow = DetectEvery(lambda i, frame: detector(video, i, frame), n)
+    """Poses per frame number of one video through the one stream loop (``stream_poses(...,
+    detect_every=n)``, as ``run --detect-every n``), and how many frames the detector ran on."""
+    calls = 0
+
+    def boxes(i: int, frame: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return detector(video, i, frame)
+
+    def frames():
+        for idx in video.frame_indices():
+            yield idx - video.first_index, read_frame(str(video.frame_path(idx)))
+
     found: dict[int, list[Pose]] = {}
-    for idx in video.frame_indices():
-        frame = read_frame(str(video.frame_path(idx)))
-        done = est.process(frame, follow(idx, frame))  # boxes as any source gives them to the estimator
-        for r in done:
-            found[video.first_index + r.index] = [_pose(p) for p in r.persons]
-        if done:
-            persons = done[-1].persons
-            follow.observe([p.keypoints for p in persons], [float(p.box[4]) for p in persons])
-    for r in est.flush():
+    for r in stream_poses(est, frames(), lambda i, f: boxes(video.first_index + i, f), detect_every=n):
         found[video.first_index + r.index] = [_pose(p) for p in r.persons]
-    return found, follow.detections
+    return found, calls
 
 
 def measure(est: PoseEstimator, data: PoseTrackIndex, gt_dir: Path, detector: Detector, n: int) -> dict:
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", type=int, default=4, help="synthetic val videos (default: %(default)s)")
     p.add_argument("--frames", type=int, default=30, help="frames per video (default: %(default)s)")
     p.add_argument("--every", default="1,2,5,10", help="values of N (default: %(default)s)")
+    p.add_argument("--sources", default="synth-detections,hog", help="detectors to measure (default: %(default)s)")
     p.add_argument("--backend", default="torch", help="pose backend for the bundled model (default: %(default)s)")
     args = p.parse_args(argv)
     every = [int(v) for v in args.every.split(",")]
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                                            lambda v, i, f: data.boxes(v.name, i, "gt").astype(np.float32), 1)
         print("gt/N=1", doc["results"]["gt/N=1"]["mean_ap"], doc["results"]["gt/N=1"]["fps"], flush=True)
         save()
-        for name, det in sources.items():
+        for name in args.sources.split(","):
+            det = sources[name]
             for n in every:
                 r = measure(est, data, gt_dir, det, n)
                 doc["results"][f"{name}/N={n}"] = r

@@ -21,7 +21,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,
                     lookahead=not args.causal, boxes=args.boxes, detector=args.detector, out=args.out,
                     json_out=args.json, max_frames=args.max_frames, strict=args.strict,
-                    lenient=args.lenient, max_persons=args.max_persons or None)
+                    lenient=args.lenient, max_persons=args.max_persons or None,
+                    **({} if args.detect_every is None else {"detect_every": args.detect_every}))
     summary = run_video(cfg)
     print(json.dumps(summary.to_json()))
     if not args.out and not args.json:
@@ -70,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-persons", type=int, default=DEFAULT_MAX_PERSONS,
                    help="persons per frame: a frame with more boxes keeps the highest-scoring ones, with a warning; "
                         "0: no cap (default: %(default)s)")
+    from dcpose_trt.runtime.follow import DEFAULT_DETECT_EVERY
+
+    p.add_argument("--detect-every", type=int, metavar="N",
+                   help="run the detector on every N-th frame only; in between, each person's box comes from "
+                        "their last keypoints (1: every frame; a --boxes file is read on every frame) "
+                        f"(default: {DEFAULT_DETECT_EVERY}, docs/detector.md)")
     p.add_argument("--strict", action="store_true",
                    help="fail (instead of warning) when the boxes file fits only some of the video's frames")
     p.add_argument("--lenient", action="store_true",

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from dcpose_trt.errors import InputError
+
 #: Grow the keypoints' extent by this fraction of its width/height on each side (the keypoints stop at
 #: the joints: the head's top, the hands and the feet reach past them; motion until the next frame too).
 MARGIN = 0.2
@@ -19,6 +21,9 @@ MARGIN = 0.2
 MIN_SCORE = 0.2
 #: A person with fewer confident keypoints gives no box.
 MIN_POINTS = 3
+#: ``--detect-every`` by default (``RunConfig.detect_every``, ``VideoFileJob.detect_every``): chosen from
+#: the committed measurement in benchmarks/results/detect_every (docs/detector.md).
+DEFAULT_DETECT_EVERY = 1
 
 
 def box_from_keypoints(keypoints: np.ndarray, margin: float = MARGIN, min_score: float = MIN_SCORE,
@@ -78,6 +83,13 @@ def boxes_from_poses(keypoints: Sequence[np.ndarray], box_scores: Sequence[float
     return np.asarray(rows, np.float32).reshape(-1, 5), np.asarray(kept, np.int64)
 
 
+def check_detect_every(n: object) -> int:
+    """``n`` as a detection period (``--detect-every``); InputError (one line) unless an integer >= 1."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"--detect-every must be an integer >= 1 (1: the detector on every frame), got {n!r}")
+    return int(n)
+
+
 class DetectEvery:
     """Boxes from ``detector`` on every ``n``-th frame, from the last observed poses in between.
 
@@ -88,8 +100,7 @@ class DetectEvery:
     """
 
     def __init__(self, detector: Callable[[int, np.ndarray], np.ndarray], n: int, margin: float = MARGIN):
-        if n < 1:
-            raise ValueError(f"detect every n frames needs n >= 1, got {n}")
+        n = check_detect_every(n)
         self.detector, self.n, self.margin = detector, n, margin
         self._last = np.zeros((0, 5), np.float32)
         self._count = 0

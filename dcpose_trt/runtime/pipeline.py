@@ -18,6 +18,7 @@ from dcpose_trt.data.video import FrameSource
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.boxes import DEFAULT_MAX_PERSONS
 from dcpose_trt.runtime.estimator import FramePoses, PoseEstimator
+from dcpose_trt.runtime.follow import DEFAULT_DETECT_EVERY, check_detect_every
 from dcpose_trt.runtime.io import AtomicVideoWriter, draw_poses, write_json_atomic
 from dcpose_trt.runtime.stream import stream_poses
 
@@ -42,6 +43,8 @@ class RunConfig:
     strict: bool = False  # a boxes file that does not fit the video is an error, not a warning
     lenient: bool = False  # a boxes file that fits no frame at all is a warning, not an error
     max_persons: int | None = DEFAULT_MAX_PERSONS  # per frame; the highest-scoring boxes are kept
+    # Run the detector on every N-th frame, boxes from the poses in between (not for a boxes file).
+    detect_every: int = DEFAULT_DETECT_EVERY
 
 
 @dataclass
@@ -135,6 +138,7 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     from dcpose_trt.runtime.detector import open_box_source
 
     check_outputs(cfg)
+    check_detect_every(cfg.detect_every)
     source = FrameSource(cfg.video)
     # A boxes file, a YOLO ONNX, or neither: the built-in detector. Its boxes go through the estimator's box
     # policy (clean, clip to the frame, cap: dcpose_trt.runtime.boxes).
@@ -145,6 +149,7 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     results: list[FramePoses] = []
     lat: list[float] = []
     warmup = 0  # frames up to and including the first one that ran the model
+    det_seen = 0  # detector calls counted into det_lat
     # A stand-in estimator (the serve client) applies the box policy on its server and counts nothing here.
     before = dict(getattr(est, "stats", {}))
     t_start = time.perf_counter()
@@ -154,9 +159,13 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
         total = min(total, cfg.max_frames)
     bar = tqdm(total=total, desc="run", unit="frame", disable=None if progress else True)
 
+    det_lat: list[float] = []  # the detector's ms in each frame (0 where --detect-every skipped it)
+
     def on_frame(index: int, seconds: float, returned: int) -> None:
-        nonlocal warmup
+        nonlocal warmup, det_seen
         lat.append(seconds * 1e3)
+        det_lat.append(sum(boxes_fn.ms[det_seen:]))
+        det_seen = len(boxes_fn.ms)
         if not warmup and returned:
             warmup = len(lat)
         bar.update(1)
@@ -181,7 +190,8 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     with sigterm_as_interrupt() as signals:
         try:
             try:
-                for r in stream_poses(est, frames(), boxes_fn, max_frames=cfg.max_frames, on_frame=on_frame):
+                for r in stream_poses(est, frames(), boxes_fn, max_frames=cfg.max_frames, on_frame=on_frame,
+                                      detect_every=cfg.detect_every):
                     emit(r)
             except KeyboardInterrupt:
                 # Ctrl-C (the only way to end a camera run) or SIGTERM: keep what was done, and finish the
@@ -203,11 +213,13 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
             bar.close()
             if writer is not None:
                 writer.close(ok)
-        return _finish(cfg, est, source, boxes_fn, writer, results, lat, warmup, before, t_start, interrupted)
+        return _finish(cfg, est, source, boxes_fn, writer, results, lat, det_lat, warmup, before, t_start,
+                       interrupted)
 
 
 def _finish(cfg: RunConfig, est: PoseEstimator, source: FrameSource, boxes_fn: BoxSource,
-            writer: AtomicVideoWriter | None, results: list[FramePoses], lat: list[float], warmup: int,
+            writer: AtomicVideoWriter | None, results: list[FramePoses], lat: list[float], det_lat: list[float],
+            warmup: int,
             before: dict[str, int], t_start: float, interrupted: bool) -> RunSummary:
     """The run's counts and warnings, its summary, and the poses JSON (when asked)."""
     after = getattr(est, "stats", {})
@@ -234,7 +246,9 @@ def _finish(cfg: RunConfig, est: PoseEstimator, source: FrameSource, boxes_fn: B
     counts.pop("frames_with_boxes")
     seconds = time.perf_counter() - t_start
     stats, warmup_ms = _latency(lat, warmup)
-    det_stats = _latency(boxes_fn.ms, warmup)[0] if boxes_fn.is_detector else None  # its share of each frame
+    det_stats = _latency(det_lat, warmup)[0] if boxes_fn.is_detector else None  # its share of each frame
+    if boxes_fn.is_detector:
+        counts["detector_runs"] = len(boxes_fn.ms)  # fewer than the frames with --detect-every N > 1
     summary = RunSummary(len(results), sum(len(r.persons) for r in results), seconds, stats, est.backend.name,
                          warmup_ms, interrupted, counts, boxes_fn.line, det_stats)
     if cfg.json_out:

@@ -9,6 +9,9 @@ Frames carry their position in the source (``FrameSource.indexed()``), so after 
 frame the boxes and the output keep the right frame numbers. The box policy (clean, clip to the frame,
 cap the persons) is the estimator's (:func:`dcpose_trt.runtime.boxes.frame_boxes`), so a caller of the
 API that never comes here gets the same crops.
+
+``detect_every = N > 1`` (``--detect-every``) runs the box source on every N-th frame only; in between,
+each person's box comes from their newest keypoints (:class:`~dcpose_trt.runtime.follow.DetectEvery`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class Stepper(Protocol):
 
 def stream_poses(estimator: Stepper, frames: Iterable[tuple[int, np.ndarray]], boxes: BoxesFn, *,
                  max_frames: int | None = None,
-                 on_frame: Callable[[int, float, int], object] | None = None) -> Iterator[Any]:
+                 on_frame: Callable[[int, float, int], object] | None = None,
+                 detect_every: int = 1) -> Iterator[Any]:
     """Poses (:class:`~dcpose_trt.runtime.estimator.FramePoses`) of every frame of ``frames``, in order.
 
     Args:
@@ -45,10 +49,23 @@ def stream_poses(estimator: Stepper, frames: Iterable[tuple[int, np.ndarray]], b
         boxes: the frame's boxes by position (:data:`BoxesFn`).
         max_frames: stop after this many frames.
         on_frame: called after each frame with ``(position, seconds for boxes + model, results returned)``.
+        detect_every: call ``boxes`` on every N-th frame only (and again when nobody is left to follow);
+            the frames in between get boxes from the poses (1: ``boxes`` on every frame, the loop unchanged).
+            Ignored for a boxes file (``boxes.is_detector`` false), which is read on every frame.
+
+    Raises:
+        InputError: ``detect_every`` not an integer >= 1.
 
     An exception (Ctrl-C included) ends the loop where it is; the frames received and not yet returned
     are still in the estimator: ``estimator.flush()`` returns them (``run`` does, so its output has no gap).
     """
+    from dcpose_trt.runtime.follow import DetectEvery, check_detect_every
+
+    check_detect_every(detect_every)
+    # A boxes file (a BoxSource of kind "file") is read on every frame: its boxes cost nothing and are
+    # better than any followed ones. Any other source (a detector, a caller's function) is followed.
+    every = detect_every if getattr(boxes, "is_detector", True) else 1
+    follow = DetectEvery(boxes, every) if every > 1 else None
     estimator.reset()
     n = 0
     for index, frame in frames:
@@ -56,7 +73,15 @@ def stream_poses(estimator: Stepper, frames: Iterable[tuple[int, np.ndarray]], b
             break
         n += 1
         t0 = time.perf_counter()
-        done = estimator.process(frame, boxes(index, frame), index)
+        done = estimator.process(frame, (follow or boxes)(index, frame), index)
+        if follow is not None and done:
+            # Which poses feed which boxes: process(frame t) returns the poses of the frames it finished:
+            # with look-ahead frame t-1 (refined with t as its next frame), causal frame t itself. The
+            # newest of them gives the boxes until the next detection, so with look-ahead the boxes of
+            # frame t+1 come from the keypoints of frame t-1 (two frames of motion, inside the margin),
+            # causal from frame t. Frame t's own boxes were already chosen before this call.
+            newest = done[-1].persons
+            follow.observe([p.keypoints for p in newest], [float(p.box[4]) for p in newest])
         if on_frame is not None:
             on_frame(index, time.perf_counter() - t0, len(done))
         yield from done

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--boxes-dir", help="with --videos: folder holding <video stem>.json boxes files")
     q.add_argument("--detector", help="with --videos: YOLO person detector in ONNX instead of boxes files "
                    "(neither: the built-in HOG people detector, docs/detector.md)")
+    q.add_argument("--detect-every", type=int, metavar="N",
+                   help="with --videos: run the detector on every N-th frame, boxes from the poses in between "
+                   "(default: `run`'s, docs/detector.md)")
     q.add_argument("--min-score", type=float, help="box score threshold (default: 0.2 with --data, 0 with --videos)")
     q.add_argument("--mode", choices=("exact", "cached"), default="exact",
                    help="cached: backbone once per person-frame (needs a --split export or a checkpoint)")
@@ -63,12 +66,14 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     check_writable(args.out, "--out", folder=True)  # before the model loads and the videos run
     if args.data is not None:
-        if args.boxes_dir or args.detector:
-            raise InputError("--boxes-dir and --detector go with --videos; with --data use --boxes/--detections")
+        if args.boxes_dir or args.detector or args.detect_every is not None:
+            raise InputError("--boxes-dir, --detector and --detect-every go with --videos; with --data use "
+                             "--boxes/--detections")
         jobs = posetrack_jobs(args.data, args.split, args.out, args.boxes, args.detections,
                               0.2 if args.min_score is None else args.min_score)
     else:
-        jobs = video_jobs(args.videos, args.out, args.boxes_dir, args.detector, args.min_score or 0.0)
+        every = {} if args.detect_every is None else {"detect_every": args.detect_every}
+        jobs = video_jobs(args.videos, args.out, args.boxes_dir, args.detector, args.min_score or 0.0, **every)
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     progress = sys.stderr.isatty()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt.errors import DcposeTrtError, InputError
+from dcpose_trt.runtime.follow import DEFAULT_DETECT_EVERY, check_detect_every
 
 #: File endings taken as videos when ``--videos`` names a folder.
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -149,6 +150,7 @@ class VideoFileJob:
     boxes: str | None = None
     detector: str | None = None
     min_score: float = 0.0
+    detect_every: int = DEFAULT_DETECT_EVERY  # detector on every N-th frame, poses in between (not a boxes file)
 
     def run(self, state: WorkerState, on_frame: Callable[[], object] | None = None) -> JobOutput:
         from dcpose_trt.data.video import FrameSource
@@ -162,7 +164,8 @@ class VideoFileJob:
         est = state.estimator
         tick = (lambda *_: on_frame()) if on_frame is not None else None
         # The one stream loop: frames keep their positions through unreadable ones, one box policy.
-        results = [r for r in stream_poses(est, source.indexed(), boxes_fn, on_frame=tick)]
+        results = [r for r in stream_poses(est, source.indexed(), boxes_fn, on_frame=tick,
+                                           detect_every=self.detect_every)]
         for r in results:
             r.image = None
         if not results:
@@ -198,12 +201,14 @@ def posetrack_jobs(root: str | Path, split: str, out: str | Path, boxes: str = "
 
 
 def video_jobs(videos: str, out: str | Path, boxes_dir: str | Path | None = None, detector: str | None = None,
-               min_score: float = 0.0) -> list[VideoFileJob]:
+               min_score: float = 0.0, detect_every: int = DEFAULT_DETECT_EVERY) -> list[VideoFileJob]:
     """One job per video file of a folder (by extension, see :data:`VIDEO_EXTS`) or a glob.
 
     Boxes come from ``<boxes_dir>/<video stem>.json`` (any file ``dcpose-trt run --boxes`` reads), from
-    the YOLO ``detector``, or with neither from the built-in HOG people detector.
+    the YOLO ``detector``, or with neither from the built-in HOG people detector; a detector runs on
+    every ``detect_every``-th frame (:func:`~dcpose_trt.runtime.stream.stream_poses`).
     """
+    check_detect_every(detect_every)
     if boxes_dir is not None and detector is not None:
         raise InputError("with --videos give one source of person boxes: --boxes-dir DIR or --detector "
                          "YOLO.onnx (neither: the built-in HOG people detector)")
@@ -228,7 +233,7 @@ def video_jobs(videos: str, out: str | Path, boxes_dir: str | Path | None = None
             missing.append(b.name)
         jobs.append(VideoFileJob(q.stem, str(Path(out) / f"{q.stem}.json"), str(q.resolve()),
                                  str(b.resolve()) if b is not None else None,
-                                 str(Path(detector).resolve()) if detector else None, min_score))
+                                 str(Path(detector).resolve()) if detector else None, min_score, detect_every))
     if missing:
         raise InputError(f"no boxes file in {boxes_dir} for {len(missing)} video(s): {', '.join(missing[:5])}"
                          + (" ..." if len(missing) > 5 else ""))

@@ -37,7 +37,8 @@ def _stream(args: argparse.Namespace) -> int:
 
     try:
         summary = stream_video(args.url, args.video, boxes=args.boxes, detector=args.detector, json_out=args.json,
-                               out=args.out, max_frames=args.max_frames, timeout_s=args.timeout)
+                               out=args.out, max_frames=args.max_frames, timeout_s=args.timeout,
+                               detect_every=args.detect_every)
     except ServerUnavailableError as exc:  # the server, not the caller: exit 1
         print(f"dcpose-trt serve stream: error: {exc}", file=sys.stderr)
         return 1
@@ -94,6 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--boxes", help="person boxes file (as for run)")
     src.add_argument("--detector", help="YOLO person detector in ONNX, run on this side")
+    c.add_argument("--detect-every", type=int, metavar="N", help="with --detector: run it on every N-th frame, "
+                   "boxes from the poses in between (default: `run`'s, docs/detector.md)")
     c.add_argument("--json", help="poses JSON to write")
     c.add_argument("--out", help="overlay video to write (.mp4)")
     c.add_argument("--max-frames", type=int, help="stop after this many frames")

@@ -151,13 +151,15 @@ class StreamClient:
 
 def stream_video(url: str, video: str, boxes: str | None = None, detector: str | None = None,
                  json_out: str | None = None, out: str | None = None, max_frames: int | None = None,
-                 timeout_s: float = 60.0, progress: bool = True) -> Any:
+                 timeout_s: float = 60.0, progress: bool = True, detect_every: int | None = None) -> Any:
     """``dcpose-trt serve stream``: ``run``'s loop with the server as the estimator; returns its RunSummary."""
     from dcpose_trt.runtime.estimator import PoseEstimator
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
 
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {max_frames}")
-    cfg = RunConfig(video=video, boxes=boxes, detector=detector, out=out, json_out=json_out, max_frames=max_frames)
+    every = {} if detect_every is None else {"detect_every": detect_every}  # None: RunConfig's default
+    cfg = RunConfig(video=video, boxes=boxes, detector=detector, out=out, json_out=json_out, max_frames=max_frames,
+                    **every)
     with StreamClient(url, timeout_s=timeout_s) as client:
         return run_video(cfg, estimator=cast(PoseEstimator, client), progress=progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.follow import DetectEvery, box_from_keypoints, boxes_from_poses
 
 
@@ -101,5 +102,5 @@ def test_detect_every_detects_again_when_everyone_was_lost():
     follow.observe([])  # nobody followed
     follow(1, frame)
     assert calls == [0, 1]
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         DetectEvery(lambda i, f: np.zeros((0, 5)), n=0)
