@@ -23,7 +23,7 @@ MIN_SCORE = 0.2
 MIN_POINTS = 3
 #: ``--detect-every`` by default (``RunConfig.detect_every``, ``VideoFileJob.detect_every``): chosen from
 #: the committed measurement in benchmarks/results/detect_every (docs/detector.md).
-DEFAULT_DETECT_EVERY = 1
+DEFAULT_DETECT_EVERY = 5
 
 
 def box_from_keypoints(keypoints: np.ndarray, margin: float = MARGIN, min_score: float = MIN_SCORE,

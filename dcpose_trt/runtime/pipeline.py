@@ -246,7 +246,9 @@ def _finish(cfg: RunConfig, est: PoseEstimator, source: FrameSource, boxes_fn: B
     counts.pop("frames_with_boxes")
     seconds = time.perf_counter() - t_start
     stats, warmup_ms = _latency(lat, warmup)
-    det_stats = _latency(det_lat, warmup)[0] if boxes_fn.is_detector else None  # its share of each frame
+    # The detector's share of each frame, over all frames: the warm-up is the pose model's (the detectors
+    # ran once at load), and with --detect-every N the mean is its cost per frame, paid once per N frames.
+    det_stats = _latency(det_lat, 0)[0] if boxes_fn.is_detector else None
     if boxes_fn.is_detector:
         counts["detector_runs"] = len(boxes_fn.ms)  # fewer than the frames with --detect-every N > 1
     summary = RunSummary(len(results), sum(len(r.persons) for r in results), seconds, stats, est.backend.name,

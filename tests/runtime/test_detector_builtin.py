@@ -46,7 +46,8 @@ def _run_without_boxes(video: Path, out: Path, capsys, caplog) -> dict:
     doc = json.loads(out.read_text())
     summary = doc["summary"]
     assert "HOG" in summary["boxes"]
-    assert 0 < summary["detector_ms"]["p50"] <= summary["latency_ms"]["p50"] * 1.5  # the detector's share
+    # the detector's share of each frame (mean: with --detect-every N > 1 most frames do not run it)
+    assert 0 < summary["detector_ms"]["mean"] <= summary["latency_ms"]["p50"] * 1.5 and summary["detector_runs"] >= 1
     return doc
 
 
