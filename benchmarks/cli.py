@@ -49,19 +49,35 @@ def run_as(subcommand: str, argv: Sequence[str] | None = None) -> int:
 # %% latency (the default) -------------------------------------------------------------------------------
 
 
-def _latency(args: argparse.Namespace) -> int:
+def _run_dir(out: Path | None, default: Path) -> Path:
+    """The folder a run writes: ``--out`` (refused when it holds an earlier run), else ``default`` under the
+    working directory, numbered when an earlier run is there."""
+    from benchmarks.config import fresh_run_dir, refuse_earlier_run
     from dcpose_trt._atomic import check_writable
 
-    if args.out is not None:
-        check_writable(args.out, folder=True)
+    if out is not None:
+        refuse_earlier_run(out)
+    else:
+        out = fresh_run_dir(default)
+    check_writable(out, folder=True)
+    return out
+
+
+def _latency(args: argparse.Namespace) -> int:
     from benchmarks.config import DEFAULT_OUT_ROOT
+
+    if args.out is None:
+        from benchmarks.machine import default_out, machine_info
+
+        default = default_out(args.preset or _D.preset, machine_info())
+    else:
+        default = DEFAULT_OUT_ROOT
+    out = _run_dir(args.out, default)
     from benchmarks.report import markdown_table
     from benchmarks.runner import run_benchmark
 
-    if args.out is None:
-        check_writable(DEFAULT_OUT_ROOT, folder=True)
     given = {
-        "preset": args.preset, "model": args.model, "out": args.out, "video": args.video, "calib": args.calib,
+        "preset": args.preset, "model": args.model, "out": out, "video": args.video, "calib": args.calib,
         "calib_boxes": args.calib_boxes, "calib_samples": args.calib_samples, "device": args.device,
         "threads": args.threads, "iters": args.iters, "warmup": args.warmup,
         "backends": args.backends and _names(args.backends), "precisions": args.precisions and _names(args.precisions),
@@ -78,15 +94,17 @@ def _latency(args: argparse.Namespace) -> int:
 def _latency_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="DCPose checkpoint (default: bundled model, else random init)")
     p.add_argument("--preset", help=f"model preset (default: {_D.preset})")
-    p.add_argument("--backends", help=f"comma list of {', '.join(BACKENDS)} (default: {_csv(_D.backends)})")
+    p.add_argument("--backends", help=f"comma list of {', '.join(BACKENDS)} (default: the installed ones, here "
+                   f"{_csv(_D.backends)})")
     p.add_argument("--precisions", help=f"comma list of {', '.join(PRECISIONS)} (bf16: torch autocast, OpenVINO) "
                    f"(default: {_csv(_D.precisions)})")
     p.add_argument("--persons", help=f"persons per frame, comma list (default: {_csv(_D.persons)})")
     p.add_argument("--modes", help=f"comma list of {', '.join(MODES)} (default: {_csv(_D.modes)})")
     p.add_argument("--iters", type=int, help=f"timed frames per row (default: {_D.iters})")
     p.add_argument("--warmup", type=int, help=f"untimed frames before them (default: {_D.warmup})")
-    p.add_argument("--out", type=Path, help="output folder (default: outputs/bench/<date>-<machine>-<preset>, "
-                   "git-ignored)")
+    p.add_argument("--out", type=Path, help="output folder, refused if it holds an earlier run (default: "
+                   "outputs/bench/<date>-<machine>-<preset> under the working directory, numbered -2, -3, ... "
+                   "when taken)")
     p.add_argument("--update-index", action="store_true",
                    help="also rewrite the committed index benchmarks/results/README.md (needs --out "
                    "benchmarks/results/<run>)")
@@ -131,10 +149,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _scale(args: argparse.Namespace) -> int:
+    from benchmarks.config import DEFAULT_SCALE_OUT
     from benchmarks.scale_bench import scale_bench
 
-    kw = {"videos": args.videos, "frames": args.frames, "model": args.model, "out": args.out}
-    scale_bench(**{k: v for k, v in kw.items() if v is not None})
+    out = _run_dir(args.out, DEFAULT_SCALE_OUT)
+    kw = {"videos": args.videos, "frames": args.frames, "model": args.model}
+    scale_bench(**{k: v for k, v in kw.items() if v is not None}, out=out)
     return 0
 
 
@@ -211,7 +231,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--videos", type=int, help="synthetic videos (default: 16)")
     s.add_argument("--frames", type=int, help="frames per video (default: 8)")
     s.add_argument("--model", help="DCPose checkpoint (default: the bundled model)")
-    s.add_argument("--out", type=Path, help="output folder (default: benchmarks/results/scale_cpu)")
+    s.add_argument("--out", type=Path, help="output folder, refused if it holds an earlier run (default: "
+                   "outputs/bench/scale under the working directory, numbered -2, -3, ... when taken)")
     s.set_defaults(func=_scale)
 
     g = subs.add_parser("gpu-check", help="the GPU acceptance run (make gpu-check); skips cleanly without a GPU",
