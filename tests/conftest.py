@@ -37,6 +37,7 @@ HEAVY: tuple[str, ...] = (
     "test_demo.py",
     "test_reliability.py",
     "test_missing_deps.py",
+    "test_messages.py::test_plugin_export_does_not_log_a_parity_check",
     "test_new_user.py::test_bench_writes_under_the_cwd_and_never_replaces_a_run",
     "bench/test_runner.py",
     "bench/test_cpu_rows.py",

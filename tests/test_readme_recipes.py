@@ -164,3 +164,17 @@ def test_recipe(cmd: Command, workdirs, monkeypatch, capsys):
         assert out.exists(), f"`{cmd.text}` did not write {out}"
         if argv[0] == "build":
             assert Path(f"{out}.json").is_file()
+
+
+def test_readme_python_block_runs(capsys):
+    """The README's Python API block, with ``stream`` = three synthetic frames with two boxes each."""
+    import numpy as np
+
+    blocks = re.findall(r"^```python\n(.*?)^```", (REPO / "README.md").read_text(), re.S | re.M)
+    assert len(blocks) == 1, "the README has one Python block"
+    rng = np.random.default_rng(0)
+    boxes = np.array([[40, 30, 60, 120, 0.9], [150, 40, 50, 110, 0.8]], np.float32)
+    stream = [(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8), boxes) for _ in range(3)]
+    exec(compile(blocks[0], "README.md", "exec"), {"stream": stream})
+    printed = capsys.readouterr().out
+    assert re.findall(r"^(\d+) ", printed, re.M) == ["0", "1", "2"], printed[:2000]
