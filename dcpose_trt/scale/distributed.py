@@ -177,7 +177,7 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
     report = RunReport(skipped=skipped)
     if not todo:
         return report
-    from dcpose_trt.runtime.autoselect import resolve
+    from dcpose_trt.runtime.backends.autoselect import resolve
 
     # auto for a checkpoint: measured (or recalled) once here, not by every worker at once on shared cores.
     est = EstimatorConfig(est.model, resolve(est.model, est.backend, mode=est.mode, progress=progress), est.mode,
