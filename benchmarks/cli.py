@@ -63,6 +63,27 @@ def _run_dir(out: Path | None, default: Path) -> Path:
     return out
 
 
+def _frames_and_calibration(video: Path | None, calib: Path | None, out: Path) -> tuple[Path | None, Path | None]:
+    """``--video`` and ``--calib``, or, where the user gave none and the PoseTrack sample clip is not here (it is
+    not shipped), a small synthetic dataset made in ``out/synth``: its val video to time, its train split to
+    calibrate INT8 on. A run on a machine without our data folder thus works as typed."""
+    from benchmarks.config import SAMPLE_CLIP, SAMPLE_DATASET
+
+    need_video = video is None and not SAMPLE_CLIP.exists()
+    need_calib = calib is None and not (SAMPLE_DATASET / "annotations" / "val").is_dir()
+    if not (need_video or need_calib):
+        return video, calib
+    from dcpose_trt.data.synth import SynthConfig, generate
+
+    root = Path(out) / "synth"
+    print(f"bench: the PoseTrack sample clip is not here; using a synthetic video made in {root} "
+          "(--video FRAMES and --calib DATA for your own)", file=sys.stderr)
+    generate(SynthConfig(out=root, videos=2, frames=30, seed=0, split_ratio=0.5, workers=1))
+    if need_video:
+        video = next(p for p in sorted((root / "images" / "val").iterdir()) if p.is_dir())
+    return video, root if need_calib else calib
+
+
 def _latency(args: argparse.Namespace) -> int:
     from benchmarks.config import DEFAULT_OUT_ROOT
 
@@ -76,8 +97,12 @@ def _latency(args: argparse.Namespace) -> int:
     from benchmarks.report import markdown_table
     from benchmarks.runner import run_benchmark
 
+    BenchConfig(**{k: v for k, v in {"preset": args.preset, "backends": args.backends and _names(args.backends),
+                                      "precisions": args.precisions and _names(args.precisions),
+                                      "modes": args.modes and _names(args.modes)}.items() if v is not None})
+    video, calib = _frames_and_calibration(args.video, args.calib, out)
     given = {
-        "preset": args.preset, "model": args.model, "out": out, "video": args.video, "calib": args.calib,
+        "preset": args.preset, "model": args.model, "out": out, "video": video, "calib": calib,
         "calib_boxes": args.calib_boxes, "calib_samples": args.calib_samples, "device": args.device,
         "threads": args.threads, "iters": args.iters, "warmup": args.warmup,
         "backends": args.backends and _names(args.backends), "precisions": args.precisions and _names(args.precisions),
@@ -108,8 +133,10 @@ def _latency_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--update-index", action="store_true",
                    help="also rewrite the committed index benchmarks/results/README.md (needs --out "
                    "benchmarks/results/<run>)")
-    p.add_argument("--video", type=Path, help="frames to read: folder of images or video (default: shared sample clip)")
-    p.add_argument("--calib", type=Path, help="INT8 calibration data (default: shared posetrack18_sample)")
+    p.add_argument("--video", type=Path, help="frames to read: folder of images or video (default: the PoseTrack "
+                   "sample clip of our data folder, else a synthetic video made in OUT/synth)")
+    p.add_argument("--calib", type=Path, help="INT8 calibration data (default: the PoseTrack sample of our data "
+                   "folder, else the synthetic dataset made in OUT/synth)")
     p.add_argument("--calib-boxes", type=Path, help="person boxes for --calib when it is a video/frames folder")
     p.add_argument("--calib-samples", type=int, help="INT8 calibration crops (default: the quantizer's, 256)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=f"torch backend device (default: {_D.device})")

@@ -88,19 +88,29 @@ def _frames(folder: Path) -> Path:
 
 # `bench` wrote into the checkout's outputs/bench/ whatever the working directory, and a second run the same day
 # replaced the first; `bench scale` wrote into the committed benchmarks/results/scale_cpu.
+# Also: without our data folder (the PoseTrack sample clip is not shipped) `bench` stopped with "frames to read
+# not found"; it now times a synthetic video it makes.
 def test_bench_writes_under_the_cwd_and_never_replaces_a_run(tmp_path, monkeypatch, capsys):
+    from benchmarks import config
+
     frames = _frames(tmp_path / "frames")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
     argv = ["bench", "--backends", "torch", "--precisions", "fp32", "--persons", "1", "--modes", "exact",
-            "--iters", "1", "--warmup", "0", "--video", str(frames), "--no-progress"]
-    assert main(argv) == 0
+            "--iters", "1", "--warmup", "0", "--no-progress"]
+    with monkeypatch.context() as m:  # a user's machine: no data folder beside the checkout
+        m.setattr(config, "SAMPLE_CLIP", tmp_path / "absent" / "clip")
+        m.setattr(config, "SAMPLE_DATASET", tmp_path / "absent")
+        assert main(argv) == 0
+    assert "synthetic video" in capsys.readouterr().err
+    argv += ["--video", str(frames)]
     assert main(argv) == 0
     runs = sorted(p.name for p in (work / "outputs" / "bench").iterdir())
     assert len(runs) == 2 and runs[1] == f"{runs[0]}-2", runs
     assert all((work / "outputs" / "bench" / r / "results.json").is_file() for r in runs)
+    assert (work / "outputs" / "bench" / runs[0] / "synth" / "annotations" / "val").is_dir()
     # A named --out holding a run: one line, exit 2, nothing touched.
     first = work / "outputs" / "bench" / runs[0]
     before = (first / "results.json").read_bytes()
