@@ -37,7 +37,7 @@ define pip_install
 endef
 
 $(STAMP_RUN): setup.py $(CONSTRAINTS)
-	$(call pip_install,$(EXTRAS_RUN),the package and its CPU runtime (PyTorch, ONNX Runtime and OpenVINO),6.3 GB)
+	$(call pip_install,$(EXTRAS_RUN),the package and its CPU runtime (PyTorch, ONNX Runtime and OpenVINO),6.2 GB)
 	touch $@
 
 $(STAMP_TEST): setup.py $(CONSTRAINTS)

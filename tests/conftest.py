@@ -44,8 +44,12 @@ HEAVY: tuple[str, ...] = (
     "bench/test_report_calib.py",
     "engine/test_build.py",
     "engine/test_plan_plugins.py",
+    "engine/test_plan_check.py",  # its fixture builds a TensorRT-RTX plan (cached on disk after the first run)
     "eval/test_predict.py",
     "export/test_onnx_export.py",
+    "model/test_model.py::test_forward_shapes",
+    "model/test_model.py::test_forward_equals_backbone_plus_head",
+    "model/test_model.py::test_frame_order_and_margin_matter",
     "export/test_precision.py",
     "export/test_runtime_parity.py",
     "export/test_backend_cli.py",
@@ -62,6 +66,7 @@ HEAVY: tuple[str, ...] = (
     "scale/test_distributed.py",
     "tools/test_trt_api.py",
     "train/test_train.py",
+    "train/test_train_cli_progress.py",
 )
 TESTS = Path(__file__).resolve().parent
 
