@@ -39,13 +39,6 @@ def _csv(values: Sequence[object]) -> str:
     return ",".join(map(str, values))
 
 
-def run_as(subcommand: str, argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.<module> ARGS`` = ``dcpose-trt bench <subcommand> ARGS`` (the one front end)."""
-    from dcpose_trt.cli import main
-
-    return main(["bench", subcommand, *(sys.argv[1:] if argv is None else argv)])
-
-
 # %% latency (the default) -------------------------------------------------------------------------------
 
 

@@ -46,7 +46,8 @@ def _quantize(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
     check_writable(args.out, folder=args.onnx.is_dir())
-    from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
+    from dcpose_trt.export.precision import quantize_onnx
+    from dcpose_trt.export.quantize_config import QuantizeConfig
 
     _progress_logging()
     cfg = QuantizeConfig(**_given(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
@@ -66,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's verbs to the ``dcpose-trt`` parser. Options default to None; the help shows the
     config dataclasses' defaults, which apply."""
     from dcpose_trt.export.onnx_export import ExportConfig
-    from dcpose_trt.export.precision import CALIB_METHODS, QuantizeConfig
+    from dcpose_trt.export.quantize_config import CALIB_METHODS, QuantizeConfig
 
     p = sub.add_parser("export", help="export DCPose to ONNX (three deformable-conv forms, optional split)",
                        description="Export DCPose to ONNX with a dynamic person batch.")
