@@ -67,11 +67,11 @@ test-fast: $(STAMP_TEST)
 test-all: $(STAMP_TEST)
 	$(PY) -m pytest -q
 
-# On a machine with an NVIDIA GPU: pytest -m gpu, the AOT PTX launched with TensorRT's exact argument list,
-# the deformable-conv kernel benchmark and the torch-CUDA runtime on the real clip, written to
-# benchmarks/results/<date>-<gpu>/. Without a GPU every step says it is skipped and why (exit 0).
-gpu-check: $(STAMP_TEST)
-	$(PY) -m dcpose_trt.cli bench gpu-check
+# The GPU acceptance run in two tiers (CUDA: kernels, AOT launch, CUDA graphs, pre/post, torch-CUDA runtime,
+# w48 baseline; TensorRT: plans of every form and precision), results in benchmarks/results/<date>-<gpu>/ or
+# --out. Without a GPU every step says it is skipped and why (exit 0). See docs/tensorrt_support.md.
+gpu-check:  # installs nothing: the command a GPU machine without a package index runs (ARGS="--out DIR --tier cuda")
+	PYTHONPATH=. python3 -m benchmarks.gpu_check $(ARGS)
 
 lint: $(STAMP_TEST)
 	$(PY) -m ruff check .
