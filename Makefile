@@ -6,9 +6,10 @@ PIP := $(PY) -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 # What each target installs (pip extras of setup.py):
 #   run:  export to ONNX and the CPU backends `auto` chooses from (ONNX Runtime, OpenVINO): `make demo`, `make install`
-#   test: everything the test suite exercises (adds Triton, TensorRT-RTX, Ray, pycocotools, matplotlib, pytest, ruff)
+#   test: everything the test suite exercises (adds Triton, TensorRT-RTX, Ray, the Triton server client, pycocotools,
+#         matplotlib, pytest, ruff; on x86-64 also nvidia-pytriton for its tritonserver binary)
 EXTRAS_RUN := onnx,openvino
-EXTRAS_TEST := onnx,openvino,triton,bench,dev,eval,rtx,ray
+EXTRAS_TEST := onnx,openvino,triton,bench,dev,eval,rtx,ray,serve
 # Optional: an index to take torch/torchvision from first, e.g. PyTorch's CPU-only wheels on a machine without
 # an NVIDIA GPU: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu  (PyPI's Linux x86-64 torch is a
 # CUDA build that pulls ~3.4 GB of NVIDIA libraries, GPU or not.)
@@ -42,6 +43,10 @@ $(STAMP_RUN): setup.py $(CONSTRAINTS)
 
 $(STAMP_TEST): setup.py $(CONSTRAINTS)
 	$(call pip_install,$(EXTRAS_TEST),everything the test suite needs,7 GB)
+	@if [ "$$(uname -m)" = x86_64 ]; then \
+		echo "== the tritonserver binary the serve tests start: nvidia-pytriton (~0.15 GB; --no-deps: it pins numpy<2)"; \
+		$(PIP) install -c $(CONSTRAINTS) --no-deps nvidia-pytriton; \
+	fi
 	touch $@ $(STAMP_RUN)
 
 install: $(STAMP_RUN)
