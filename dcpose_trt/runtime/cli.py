@@ -14,7 +14,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:  # 0 used to end in "no frames could be read"
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    from dcpose_trt.engine.plan_trust import apply_cli_args
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
+
+    apply_cli_args(args)
 
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,
                     lookahead=not args.causal, boxes=args.boxes, detector=args.detector, out=args.out,
@@ -56,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--strict", action="store_true",
                    help="fail (instead of warning) when the boxes file does not fit the video's frames")
+    from dcpose_trt.engine.plan_trust import add_cli_args
+
+    add_cli_args(p)  # --trust-plan, --plugin-lib
     p.set_defaults(func=_run)
     _register_select(sub)
 

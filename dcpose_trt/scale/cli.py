@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: %(default)s)")
     q.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip videos whose output is complete (default: on)")
+    from dcpose_trt.engine.plan_trust import add_cli_args
+
+    add_cli_args(q)  # --trust-plan, --plugin-lib
     q.set_defaults(func=_run_predict)
 
 
@@ -61,6 +64,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     from dcpose_trt.scale.jobs import EstimatorConfig, WorkerState, posetrack_jobs, run_in_process, video_jobs
 
     check_writable(args.out, "--out", folder=True)  # before the model loads and the videos run
+    from dcpose_trt.engine.plan_trust import apply_cli_args
+
+    apply_cli_args(args)
     if args.data is not None:
         if args.boxes_dir or args.detector:
             raise InputError("--boxes-dir and --detector go with --videos; with --data use --boxes/--detections")
