@@ -58,12 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_predict(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from dcpose_trt._atomic import check_writable
     from dcpose_trt.errors import InputError
     from dcpose_trt.scale.jobs import EstimatorConfig, WorkerState, posetrack_jobs, run_in_process, video_jobs
 
-    check_writable(args.out, "--out", folder=True)  # before the model loads and the videos run
+    check_writable(args.out, "--out", folder=True,  # before the model loads and the videos run
+                   protected=[Path(args.data) / "annotations" if args.data else None])
     from dcpose_trt.engine.plan_trust import apply_cli_args
 
     apply_cli_args(args)
@@ -74,6 +76,9 @@ def _run_predict(args: argparse.Namespace) -> int:
                               0.2 if args.min_score is None else args.min_score)
     else:
         jobs = video_jobs(args.videos, args.out, args.boxes_dir, args.detector, args.min_score or 0.0)
+    from dcpose_trt.scale.jobs import check_job_outputs
+
+    check_job_outputs(jobs, [args.model])
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     progress = sys.stderr.isatty()

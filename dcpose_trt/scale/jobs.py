@@ -376,3 +376,13 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
         bar.close()
         report.seconds = time.perf_counter() - t0
     return report
+
+
+def check_job_outputs(jobs: Sequence[Job], inputs: Sequence[str | None] = ()) -> None:
+    """Refuse a run where a video's output would replace one of its inputs (the video, its boxes file, its
+    annotation or detection file) or one of ``inputs`` (the model): one line, before any work."""
+    from dcpose_trt._atomic import check_not_input
+
+    for j in jobs:
+        own = [getattr(j, k, None) for k in ("video", "boxes", "detector", "annotation", "detections")]
+        check_not_input(j.out, [*own, *inputs], (), "output")
