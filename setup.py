@@ -17,7 +17,7 @@ LEAN = ["tensorrt-lean>=10.3"] + CUDA
 BENCH = ["matplotlib>=3.7"]
 OPENVINO = ["openvino>=2025.0", "nncf>=2.14"]
 EVAL = ["pycocotools>=2.0.7"]
-RAY = ["ray>=2.40"]  # many videos on a cluster: `dcpose-trt predict --workers N`
+RAY = ["ray>=2.59"]  # many videos on a cluster: `dcpose-trt predict --workers N`
 DEV = [
     "pytest>=8",
     "hypothesis>=6.100",

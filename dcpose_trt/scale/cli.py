@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--ray-address", default="local",
                    help="with --workers: local (start Ray on this machine), auto (join this machine's cluster) "
                    "or HOST:PORT (default: %(default)s)")
+    q.add_argument("--ray-timeout", type=float, default=30.0,
+                   help="with --workers and --ray-address auto or HOST:PORT: seconds to wait for the cluster to "
+                   "answer before giving up (default: %(default)s)")
     q.add_argument("--threads", type=int,
                    help="CPU threads per estimator (default: 1 per worker with --workers, else all cores)")
     q.add_argument("--max-retries", type=int, default=2,
@@ -83,19 +86,24 @@ def _run_predict(args: argparse.Namespace) -> int:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     progress = sys.stderr.isatty()
     est = EstimatorConfig(args.model, args.backend, args.mode, not args.causal, args.threads)
-    if args.workers is None:
-        state = WorkerState(est)
-        report = run_in_process(jobs, est, args.resume, progress, state)
-        stats = state.estimator.stats
-        calls = stats["backbone_crops"] / max(stats["person_frames"], 1)
-        print(f"{report.frames} frames, {report.persons} persons in {report.seconds:.1f} s ({calls:.2f} backbone "
-              f"calls per person-frame) -> {args.out}")
-    else:
-        from dcpose_trt.scale.distributed import ClusterConfig, run_distributed
+    from dcpose_trt.scale.jobs import RunInterrupted
 
-        cluster = ClusterConfig(args.workers, args.ray_address, args.threads or 1, args.max_retries,
-                                args.gpus_per_worker)
-        report = run_distributed(jobs, est, cluster, args.resume, progress)
+    try:
+        if args.workers is None:
+            state = WorkerState(est)
+            report = run_in_process(jobs, est, args.resume, progress, state)
+            stats = state.estimator.stats
+            calls = stats["backbone_crops"] / max(stats["person_frames"], 1)
+            print(f"{report.frames} frames, {report.persons} persons in {report.seconds:.1f} s ({calls:.2f} "
+                  f"backbone calls per person-frame) -> {args.out}")
+        else:
+            from dcpose_trt.scale.distributed import ClusterConfig, run_distributed
+
+            cluster = ClusterConfig(args.workers, args.ray_address, args.threads or 1, args.max_retries,
+                                    args.gpus_per_worker, connect_timeout_s=args.ray_timeout)
+            report = run_distributed(jobs, est, cluster, args.resume, progress)
+    except RunInterrupted as exc:  # the library re-raises Ctrl-C; the CLI turns it into exit 130
+        report = exc.report
     for line in report.lines():
         print(line)
     if report.interrupted:

@@ -336,6 +336,14 @@ class RunReport:
         return out
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a many-video run, raised after the cleanup; ``report`` says what was finished."""
+
+    def __init__(self, report: RunReport):
+        super().__init__("interrupted")
+        self.report = report
+
+
 def write_output(job: Job, out: JobOutput) -> Path:
     """Publish one video's result (atomic: a reader never sees half a file)."""
     return atomic_write_bytes(job.out, out.data)
@@ -372,6 +380,7 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
             bar.set_postfix(fps=f"{report.frames / (time.perf_counter() - t0):.1f}")
     except KeyboardInterrupt:
         report.interrupted = True
+        raise RunInterrupted(report) from None  # a Python caller sees Ctrl-C; finished videos are written
     finally:
         bar.close()
         report.seconds = time.perf_counter() - t0
