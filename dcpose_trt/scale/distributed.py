@@ -26,7 +26,6 @@ from typing import Any
 
 from dcpose_trt._deps import require
 from dcpose_trt.errors import DcposeTrtError, InputError
-from dcpose_trt.scale.ray_connect import CONNECT_TIMEOUT_S, connect, parse_address
 from dcpose_trt.scale.jobs import (
     EstimatorConfig,
     Job,
@@ -39,6 +38,7 @@ from dcpose_trt.scale.jobs import (
     split_done,
     write_output,
 )
+from dcpose_trt.scale.ray_connect import CONNECT_TIMEOUT_S, connect, parse_address
 
 ADDRESS_HELP = ("local (start a Ray cluster on this machine), auto (join the cluster this machine belongs to) "
                 "or HOST:PORT")
