@@ -200,8 +200,10 @@ def test_ctrl_c_stops_with_whole_files_only(cluster, dataset, ckpt, reference, t
         if len(submitted) == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    report = run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1),
-                             progress=False, on_submit=ctrl_c_on_third)
+    with pytest.raises(KeyboardInterrupt) as info:  # re-raised after cleanup: a Python caller sees Ctrl-C
+        run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1),
+                        progress=False, on_submit=ctrl_c_on_third)
+    report = info.value.report
     assert report.interrupted and len(report.done) < VIDEOS
     written = _outputs(out) if out.exists() else {}
     assert set(written) == {f"{n}.json" for n in report.done}  # no temporaries, nothing half-written
