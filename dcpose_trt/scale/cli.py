@@ -79,7 +79,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                               0.2 if args.min_score is None else args.min_score)
     else:
         jobs = video_jobs(args.videos, args.out, args.boxes_dir, args.detector, args.min_score or 0.0)
-    from dcpose_trt.scale.jobs import check_job_outputs
+    from dcpose_trt.scale.resume import check_job_outputs
 
     check_job_outputs(jobs, [args.model])
     if args.threads is not None and args.threads < 1:

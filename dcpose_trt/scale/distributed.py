@@ -35,10 +35,10 @@ from dcpose_trt.scale.jobs import (
     WorkerState,
     WorkerStats,
     reason_of,
-    split_done,
     write_output,
 )
 from dcpose_trt.scale.ray_connect import CONNECT_TIMEOUT_S, connect, parse_address
+from dcpose_trt.scale.resume import made_by, split_done
 
 ADDRESS_HELP = ("local (start a Ray cluster on this machine), auto (join the cluster this machine belongs to) "
                 "or HOST:PORT")
@@ -177,15 +177,16 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
     check_ray_version(str(getattr(ray, "__version__", "0")))
     from tqdm import tqdm
 
-    todo, skipped = split_done(jobs, resume)
-    report = RunReport(skipped=skipped)
-    if not todo:
-        return report
     from dcpose_trt.runtime.autoselect import resolve
 
     # auto for a checkpoint: measured (or recalled) once here, not by every worker at once on shared cores.
     est = EstimatorConfig(est.model, resolve(est.model, est.backend, mode=est.mode, progress=progress), est.mode,
                           est.lookahead, est.threads)
+    want = made_by(est)
+    report = RunReport()
+    todo, report.skipped = split_done(jobs, resume, want, report.redone)
+    if not todo:
+        return report
     t_start = time.perf_counter()
     started, report.dashboard = _connect(ray, cluster, est)
     if report.dashboard:
@@ -279,7 +280,7 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
                         report.failed[job.name] = reason_of(cause if isinstance(cause, BaseException) else exc)
                     bar.update(1)
                     continue
-                write_output(job, out)
+                write_output(job, out, want)
                 report.overhead_s.append(max(0.0, time.perf_counter() - t_sub - out.seconds))
                 report.done.append(job.name)
                 report.frames += out.frames

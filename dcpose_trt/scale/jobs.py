@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt.errors import DcposeTrtError, InputError
+from dcpose_trt.scale.resume import made_by, split_done
 
 #: File endings taken as videos when ``--videos`` names a folder.
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -249,26 +250,6 @@ def video_jobs(videos: str, out: str | Path, boxes_dir: str | Path | None = None
     return jobs
 
 
-def is_complete(path: str | Path) -> bool:
-    """True when ``path`` holds a whole result file (outputs are written atomically, so a file that
-    parses as a result document is complete; a truncated one from elsewhere does not parse)."""
-    try:
-        doc = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and ("annolist" in doc or "frames" in doc)
-
-
-def split_done(jobs: Sequence[Job], resume: bool) -> tuple[list[Job], list[str]]:
-    """(jobs still to run, names skipped because their output is complete)."""
-    if not resume:
-        return list(jobs), []
-    todo, skipped = [], []
-    for j in jobs:
-        (skipped.append(j.name) if is_complete(j.out) else todo.append(j))
-    return todo, skipped
-
-
 def reason_of(exc: BaseException) -> str:
     """One line for a failed video: our errors as they are, others with their type."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -312,6 +293,7 @@ class RunReport:
     retries: int = 0
     interrupted: bool = False
     dashboard: str | None = None
+    redone: dict[str, str] = field(default_factory=dict)  # name -> why its existing output was not kept
 
     @property
     def fps(self) -> float:
@@ -331,6 +313,8 @@ class RunReport:
                 extra = (f", per video {1e3 * sum(ms) / len(ms):.0f} ms mean / {1e3 * ms[len(ms) // 2]:.0f} ms "
                          "median (scheduling + result transfer)")
             out.append(f"  Ray overhead: start-up {self.startup_s:.1f} s{extra}; {self.retries} retries")
+        for name, why in sorted(self.redone.items()):
+            out.append(f"  redone {name}: {why}")
         for name, why in sorted(self.failed.items()):
             out.append(f"  failed {name}: {why}")
         return out
@@ -344,9 +328,15 @@ class RunInterrupted(KeyboardInterrupt):
         self.report = report
 
 
-def write_output(job: Job, out: JobOutput) -> Path:
-    """Publish one video's result (atomic: a reader never sees half a file)."""
-    return atomic_write_bytes(job.out, out.data)
+def write_output(job: Job, out: JobOutput, want: Callable[[Job], dict] | None = None) -> Path:
+    """Publish one video's result (atomic: a reader never sees half a file), then its record of what made
+    it (``want``; :mod:`dcpose_trt.scale.resume`)."""
+    path = atomic_write_bytes(job.out, out.data)
+    if want is not None:
+        from dcpose_trt.scale.resume import record
+
+        record(job, out.data, want(job))
+    return path
 
 
 def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = True, progress: bool = True,
@@ -357,8 +347,9 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
     """
     from tqdm import tqdm
 
-    todo, skipped = split_done(jobs, resume)
-    report = RunReport(skipped=skipped)
+    want = made_by(cfg)
+    report = RunReport()
+    todo, report.skipped = split_done(jobs, resume, want, report.redone)
     state = state or WorkerState(cfg)
     w = report.workers.setdefault("in-process", WorkerStats(f"in-process (pid {os.getpid()})"))
     t0 = time.perf_counter()
@@ -371,7 +362,7 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
                 report.failed[job.name] = reason_of(exc)
                 bar.update(1)
                 continue
-            write_output(job, out)
+            write_output(job, out, want)
             report.done.append(job.name)
             report.frames += out.frames
             report.persons += out.persons
@@ -385,13 +376,3 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
         bar.close()
         report.seconds = time.perf_counter() - t0
     return report
-
-
-def check_job_outputs(jobs: Sequence[Job], inputs: Sequence[str | None] = ()) -> None:
-    """Refuse a run where a video's output would replace one of its inputs (the video, its boxes file, its
-    annotation or detection file) or one of ``inputs`` (the model): one line, before any work."""
-    from dcpose_trt._atomic import check_not_input
-
-    for j in jobs:
-        own = [getattr(j, k, None) for k in ("video", "boxes", "detector", "annotation", "detections")]
-        check_not_input(j.out, [*own, *inputs], (), "output")

@@ -132,30 +132,34 @@ def test_local_cluster_is_loopback_only_without_dashboard():
 
 # -- Ctrl-C in library code reaches a Python caller --------------------------------------------------------
 
-class _Job:
-    """A job of the many-video protocol (``name``, ``out``, ``run(state)``) that finishes or is interrupted."""
+def _job(name: str, out: Path, interrupt: bool = False):
+    """A video job (the real dataclass) whose run finishes at once or is interrupted by Ctrl-C."""
+    from dataclasses import dataclass
 
-    def __init__(self, name: str, out: Path, interrupt: bool = False):
-        self.name, self.out, self.interrupt = name, str(out), interrupt
+    from dcpose_trt.scale.jobs import JobOutput, VideoFileJob
 
-    def run(self, state):
-        from dcpose_trt.scale.jobs import JobOutput
+    @dataclass(frozen=True)
+    class Job(VideoFileJob):
+        interrupt: bool = False
 
-        if self.interrupt:
-            raise KeyboardInterrupt
-        return JobOutput(self.name, b'{"frames": []}', 1, 0, 0.0)
+        def run(self, state, on_frame=None):
+            if self.interrupt:
+                raise KeyboardInterrupt
+            return JobOutput(self.name, b'{"frames": [{"frame": 0, "persons": []}]}', 1, 0, 0.0)
+
+    return Job(name, str(out), video=str(out.parent / f"{name}.mp4"), boxes=None, interrupt=interrupt)
 
 
 def test_ctrl_c_in_run_in_process_reaches_the_caller_after_cleanup(tmp_path):
     from dcpose_trt.scale.jobs import EstimatorConfig, run_in_process
 
-    jobs = [_Job("a", tmp_path / "a.json"), _Job("b", tmp_path / "b.json", interrupt=True),
-            _Job("c", tmp_path / "c.json")]
+    jobs = [_job("a", tmp_path / "a.json"), _job("b", tmp_path / "b.json", interrupt=True),
+            _job("c", tmp_path / "c.json")]
     with pytest.raises(KeyboardInterrupt) as info:
         run_in_process(jobs, EstimatorConfig(), resume=False, progress=False, state=object())
     report = info.value.report
     assert report.interrupted and report.done == ["a"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # whole files only, no temporaries
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.json.made"]  # whole files only
 
 
 def test_predict_cli_turns_ctrl_c_into_130(tmp_path, monkeypatch, capsys, tiny_dataset):
@@ -165,7 +169,7 @@ def test_predict_cli_turns_ctrl_c_into_130(tmp_path, monkeypatch, capsys, tiny_d
     real = jobs_mod.run_in_process
 
     def interrupted(jobs, cfg, resume=True, progress=True, state=None):
-        return real([_Job("v1", tmp_path / "o" / "v1.json", interrupt=True)], cfg, resume,
+        return real([_job("v1", tmp_path / "o" / "v1.json", interrupt=True)], cfg, resume,
                                        progress, object())
 
     monkeypatch.setattr(jobs_mod, "run_in_process", interrupted)
