@@ -216,7 +216,7 @@ def test_predict_records(made, out):
 @given(meta=st.dictionaries(st.text(max_size=20), st.text(max_size=20), max_size=5), junk=BYTES,
        corrupt=st.booleans())
 def test_onnx_metadata(meta, junk, corrupt):
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     from dcpose_trt.engine.onnx_info import inspect_onnx, onnx_sha256
