@@ -18,10 +18,10 @@ import numpy as np
 
 from benchmarks.config import DEFORM_FOR, SAMPLE_DATASET, SAMPLE_DETECTIONS, BenchConfig
 from dcpose_trt.errors import DcposeTrtError, InputError
-from dcpose_trt.runtime.backends import Backend, SplitBackend
+from dcpose_trt.runtime.backends.base import Backend, SplitBackend
 
 if TYPE_CHECKING:
-    from dcpose_trt.runtime.backends import TorchBackend
+    from dcpose_trt.runtime.backends.base import TorchBackend
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _deform_conv2d_fp32(input: Any, offset: Any, weight: Any, bias: Any = None, 
 
 
 class TorchAutocastBackend(SplitBackend):
-    """A :class:`~dcpose_trt.runtime.backends.TorchBackend` under ``torch.autocast(dtype=bfloat16)``.
+    """A :class:`~dcpose_trt.runtime.backends.base.TorchBackend` under ``torch.autocast(dtype=bfloat16)``.
 
     What a PyTorch user tries first for BF16; outputs come back as FP32 numpy arrays.
     """
@@ -227,7 +227,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
             raise Skip(f"openvino is not installed: {install_hint('openvino')}")
         if precision not in ("fp32", "bf16", "int8"):
             raise Skip("OpenVINO runs fp32, bf16 and int8 on the CPU")
-        from dcpose_trt.runtime import ov_backend
+        from dcpose_trt.runtime.backends import ov_backend
 
         if precision == "bf16" and not ov_backend.cpu_has_bf16():
             raise Skip("this CPU has neither AVX-512 BF16 nor AMX (OpenVINO reports no BF16)")
@@ -238,7 +238,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
     if name == "onnxruntime":
         if not available("onnxruntime"):
             raise Skip(f"onnxruntime is not installed: {install_hint('onnxruntime')}")
-        from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+        from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
         # ONNX Runtime runs on its CPU provider here: INT8 rows use its own CPU layout (U8S8 QOperator), which
         # is faster than FP32 there; the TensorRT layout (symmetric Q/DQ) is slower than FP32 on it (README).
@@ -252,7 +252,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
         raise Skip(f"{module} is not installed (or does not import): {install_hint(module)}")
     if not gpu:
         raise Skip(f"no CUDA GPU: {name} plans run only on an NVIDIA GPU")
-    from dcpose_trt.runtime.trt_backend import TensorRTBackend
+    from dcpose_trt.runtime.tensorrt.trt_backend import TensorRTBackend
 
     return TensorRTBackend(art.plan(name, precision, cfg.persons), backend=name)
 

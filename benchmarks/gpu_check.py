@@ -12,7 +12,7 @@ On a machine with an NVIDIA GPU (TensorRT itself need not be installed) it runs,
    else), for 1 / 8 / 32 persons, FP32 and FP16, both tactics, checked against torchvision;
 3. ``deform_conv``: the kernel benchmark (``dcpose-trt bench kernel``: ours vs torchvision CUDA vs
    GridSample, persons 1 / 8 / 32);
-4. ``torch_cuda_clip``: the torch-CUDA runtime (:class:`~dcpose_trt.runtime.trt_backend.TorchCudaBackend`,
+4. ``torch_cuda_clip``: the torch-CUDA runtime (:class:`~dcpose_trt.runtime.tensorrt.trt_backend.TorchCudaBackend`,
    CUDA graphs) end to end on the real PoseTrack clip, with per-frame latency.
 
 Everything goes to ``benchmarks/results/<date>-<gpu>/`` (``summary.json`` with the machine description and
@@ -165,7 +165,7 @@ def step_torch_cuda_clip(out: Path, quick: bool) -> dict:
     from dcpose_trt.data.video import BoxesFromFile, FrameSource
     from dcpose_trt.model import load_model
     from dcpose_trt.runtime.estimator import PoseEstimator
-    from dcpose_trt.runtime.torch_cuda import TorchCudaBackend
+    from dcpose_trt.runtime.tensorrt.torch_cuda import TorchCudaBackend
 
     if not CLIP.is_dir():
         raise Skip(f"the real clip is not at {CLIP}")

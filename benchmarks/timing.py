@@ -10,7 +10,7 @@ Per streamed frame:
 * ``e2e``: read + ``process``, i.e. the latency a streaming user sees per frame (look-ahead excluded).
 
 The stages partition ``e2e`` exactly, because they are cut from one call by a timing wrapper around the
-backend (it is just another :class:`~dcpose_trt.runtime.backends.Backend`), not re-run separately.
+backend (it is just another :class:`~dcpose_trt.runtime.backends.base.Backend`), not re-run separately.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import numpy as np
 
 from benchmarks.config import STAGES
 from dcpose_trt.errors import InputError
-from dcpose_trt.runtime.backends import Backend, SplitBackend
+from dcpose_trt.runtime.backends.base import Backend, SplitBackend
 
 
 class TimedBackend(Backend):
-    """A :class:`~dcpose_trt.runtime.backends.Backend` that records ``(start, end)`` of every call it forwards.
+    """A :class:`~dcpose_trt.runtime.backends.base.Backend` that records ``(start, end)`` of every call it forwards.
 
     ``calls`` holds ``perf_counter`` pairs since the last ``calls.clear()``; the runner cuts a ``process`` call
     into crop / infer / align / decode at these boundaries. It is a plain :class:`Backend` (or, around a

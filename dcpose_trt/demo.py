@@ -3,7 +3,7 @@
 1. the real 5-frame PoseTrack clip (with its boxes) and a synthetic video (with its detector boxes);
 2. export the bundled model to ONNX (and build a TensorRT-RTX plan when TensorRT-RTX is installed);
 3. run the best backend this machine can run (a TensorRT plan on a GPU, else ``--backend auto``: the fastest
-   CPU backend measured on this machine, once, see :mod:`dcpose_trt.runtime.autoselect`), exact and cached
+   CPU backend measured on this machine, once, see :mod:`dcpose_trt.runtime.backends.autoselect`), exact and cached
    modes, and write overlay videos, poses JSON and a latency summary.
 """
 

@@ -16,7 +16,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 # `--backend auto` for a checkpoint times every CPU backend once per machine and model
-# (dcpose_trt.runtime.autoselect). Tests that are not about that choice run checkpoints with torch, as auto
+# (dcpose_trt.runtime.backends.autoselect). Tests that are not about that choice run checkpoints with torch, as auto
 # did before it measured; a single candidate is taken without timing. tests/runtime/test_autoselect.py sets
 # its own candidates. Set here (not in a fixture) so that CLI subprocesses inherit it too.
 os.environ.setdefault("DCPOSE_TRT_AUTO_CANDIDATES", "torch")

@@ -26,7 +26,7 @@ HIDDEN = ("tensorrt", "tensorrt_rtx", "onnx", "onnxruntime", "triton", "openvino
 #: lazily, only by the functions that launch the kernels.
 KERNEL_MODULES: dict[str, set[str]] = {
     "dcpose_trt.plugins.deform_conv.kernels": {"triton"},
-    "dcpose_trt.runtime.gpu_kernels": {"triton"},
+    "dcpose_trt.runtime.tensorrt.gpu_kernels": {"triton"},
 }
 
 #: Modules known to import a hidden package at import time, as ``module: hidden packages``. Each entry
@@ -147,7 +147,7 @@ def _probe() -> dict:
 def test_everything_imports_and_helps_without_the_heavy_packages():
     r = _probe()
     # The probe really walked the package and the CLI.
-    assert "dcpose_trt.runtime.trt_backend" in r["modules"] and "dcpose_trt.engine.builder" in r["modules"]
+    assert "dcpose_trt.runtime.tensorrt.trt_backend" in r["modules"] and "dcpose_trt.engine.builder" in r["modules"]
     assert r["hidden_loaded"] == []
     kernels = {m: e for m, e in r["import_errors"].items() if m in KERNEL_MODULES}
     assert set(kernels) == set(KERNEL_MODULES), f"kernel modules that no longer need their package: {kernels}"

@@ -1,6 +1,6 @@
 """OpenVINO IR of a DCPose checkpoint: conversion with OpenVINO's PyTorch frontend, NNCF INT8, the IR cache.
 
-The conversion step of the OpenVINO backend (:mod:`dcpose_trt.runtime.ov_backend`), in the engine layer
+The conversion step of the OpenVINO backend (:mod:`dcpose_trt.runtime.backends.ov_backend`), in the engine layer
 because it uses the export stage (the ONNX export's backbone/head wrappers and the INT8 calibration crops).
 The runtime asks :func:`ir_for_checkpoint` for the IR folder and opens it.
 """

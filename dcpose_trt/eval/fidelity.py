@@ -79,11 +79,11 @@ def _open_backend(path: str | os.PathLike, preset: str | None, backend: str = "a
 
         return make_backend(p, backend, preset)
     if p.suffix in (".pth", ".pt", ".tar"):
-        from dcpose_trt.runtime.backends import TorchBackend
+        from dcpose_trt.runtime.backends.base import TorchBackend
 
         return TorchBackend.from_checkpoint(p, preset)
     if p.suffix == ".onnx" or p.is_dir():
-        from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+        from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(p, preset=preset)
     if p.suffix in (".plan", ".engine"):

@@ -57,7 +57,7 @@ from dcpose_trt.model.deform import deform_conv2d_gridsample
 
 log = logging.getLogger(__name__)
 
-# metadata_props keys (read by the engine builder and dcpose_trt.runtime.ort_backend).
+# metadata_props keys (read by the engine builder and dcpose_trt.runtime.backends.ort_backend).
 
 PARTS = ("full", "backbone", "head")
 

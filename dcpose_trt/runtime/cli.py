@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--video", required=True, help="video file, folder of frames, or camera index (e.g. 0)")
     p.add_argument("--model", help="checkpoint (.pth), ONNX, split-export folder or plan (default: bundled model)")
-    from dcpose_trt.runtime.backends import backend_names
+    from dcpose_trt.runtime.backends.base import backend_names
 
     p.add_argument("--backend", default="auto", choices=backend_names(),
                    help="auto: a plan with its TensorRT, an ONNX with ONNX Runtime, a checkpoint (or none) with "
@@ -71,7 +71,7 @@ def _select(args: argparse.Namespace) -> int:
 
     from dcpose_trt.errors import InputError
     from dcpose_trt.model.presets import bundled_model_path
-    from dcpose_trt.runtime import autoselect
+    from dcpose_trt.runtime.backends import autoselect
 
     path = Path(args.model) if args.model else bundled_model_path()
     if path is None:
@@ -99,7 +99,7 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _register_select(sub: argparse._SubParsersAction) -> None:
-    from dcpose_trt.runtime.autoselect import CANDIDATES, CANDIDATES_ENV
+    from dcpose_trt.runtime.backends.autoselect import CANDIDATES, CANDIDATES_ENV
 
     p = sub.add_parser(
         "select-backend", help="show (or re-measure) which CPU backend --backend auto picks for a checkpoint",

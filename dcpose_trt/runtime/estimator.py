@@ -27,12 +27,12 @@ from dcpose_trt.data.transforms import (
 )
 from dcpose_trt.errors import InputError
 from dcpose_trt.model.presets import bundled_model_path, get_preset
-from dcpose_trt.runtime.backends import REGISTRY, Backend, GpuPoseBackend, SplitBackend, backend_names
+from dcpose_trt.runtime.backends.base import REGISTRY, Backend, GpuPoseBackend, SplitBackend, backend_names
 from dcpose_trt.runtime.tracker import IoUTracker
 
 MODES = ("exact", "cached")
 #: ``auto``: the backend for an exported file's suffix (a checkpoint: the fastest CPU backend measured on this
-#: machine, :mod:`dcpose_trt.runtime.autoselect`; torch on a CUDA device).
+#: machine, :mod:`dcpose_trt.runtime.backends.autoselect`; torch on a CUDA device).
 AUTO = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}
 
 
@@ -67,16 +67,16 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
                  device: str = "cpu", progress: bool = True, mode: str = "exact") -> Backend:
     """Open ``model`` (checkpoint ``.pth``, ``.onnx`` or TensorRT ``.plan``) with the requested backend.
 
-    ``backend`` is a name of the registry (:data:`~dcpose_trt.runtime.backends.REGISTRY`) or ``auto``,
+    ``backend`` is a name of the registry (:data:`~dcpose_trt.runtime.backends.base.REGISTRY`) or ``auto``,
     which picks the backend from the file: for a plan the one its sidecar names (TensorRT or
     TensorRT-RTX), ONNX Runtime for ONNX; for a checkpoint on the CPU the fastest CPU backend of this
-    machine for ``mode`` (measured once and remembered, :mod:`~dcpose_trt.runtime.autoselect`), torch on
+    machine for ``mode`` (measured once and remembered, :mod:`~dcpose_trt.runtime.backends.autoselect`), torch on
     a CUDA device. Without ``model``, the bundled tiny checkpoint is used. A checkpoint given to a backend
     that runs exported files (``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, and any registered with
     :func:`~dcpose_trt.engine.model_cache.register_exporter`) is exported on demand into the model cache
-    (see :mod:`dcpose_trt.runtime.model_cache`; ``mode="cached"``: the backbone + head pair) and reused.
+    (see :mod:`dcpose_trt.runtime.backends.model_cache`; ``mode="cached"``: the backbone + head pair) and reused.
     """
-    from dcpose_trt.runtime import model_cache
+    from dcpose_trt.runtime.backends import model_cache
 
     known = (*backend_names(), *model_cache.registered_backends())
     if backend not in known:
@@ -94,7 +94,7 @@ def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset:
     name = backend
     is_checkpoint = suffix in (".pth", ".pt", ".tar")
     if backend == "auto" and is_checkpoint and path is not None and str(device).startswith("cpu"):
-        from dcpose_trt.runtime import autoselect
+        from dcpose_trt.runtime.backends import autoselect
 
         selection = autoselect.select_backend(path, preset, mode, progress=progress)
         autoselect.announce(selection, progress)
@@ -130,11 +130,11 @@ class PoseEstimator:
         model: checkpoint (``.pth``), ONNX (a full model; for ``mode="cached"`` a ``--split`` export
             directory), TensorRT plan, or ``None`` for the bundled tiny model.
         backend: ``"auto" | "torch" | "onnxruntime" | "tensorrt" | "tensorrt-rtx"``, or a
-            :class:`~dcpose_trt.runtime.backends.Backend` instance. ``auto`` opens a plan with the
+            :class:`~dcpose_trt.runtime.backends.base.Backend` instance. ``auto`` opens a plan with the
             builder its sidecar names, an ONNX with ONNX Runtime, and a checkpoint on the CPU with the
-            fastest CPU backend measured on this machine (:mod:`~dcpose_trt.runtime.autoselect`); a
+            fastest CPU backend measured on this machine (:mod:`~dcpose_trt.runtime.backends.autoselect`); a
             checkpoint given to a backend that runs exported files is exported (and built) once into the
-            model cache (:mod:`dcpose_trt.runtime.model_cache`).
+            model cache (:mod:`dcpose_trt.runtime.backends.model_cache`).
         preset: preset name for a checkpoint without one recorded (default: read from the file).
         mode: ``"exact"`` crops frames t-1, t, t+1 with frame t's box and runs the backbone on all three
             (the official pipeline); ``"cached"`` runs the backbone once per person per frame and
@@ -154,7 +154,7 @@ class PoseEstimator:
             raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
         if not isinstance(backend, (str, Backend)):
             raise InputError(f"backend must be a name ({', '.join(backend_names())}) or a "
-                             f"dcpose_trt.runtime.backends.Backend, got {type(backend).__name__}")
+                             f"dcpose_trt.runtime.backends.base.Backend, got {type(backend).__name__}")
         self.backend: Backend = (backend if isinstance(backend, Backend)
                                  else make_backend(model, backend, preset, device, mode=mode))
         if mode == "cached" and not isinstance(self.backend, SplitBackend):

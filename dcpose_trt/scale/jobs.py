@@ -74,7 +74,7 @@ def make_estimator(cfg: EstimatorConfig):  # -> PoseEstimator (runtime imported 
         torch.set_num_threads(cfg.threads)
         exported = cfg.model is not None and (Path(cfg.model).is_dir() or Path(cfg.model).suffix.lower() == ".onnx")
         if cfg.resolved_backend() == "onnxruntime" and exported:  # a checkpoint is exported on demand instead
-            from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+            from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
             backend = OnnxRuntimeBackend(cfg.model, threads=cfg.threads)
     return PoseEstimator(cfg.model, backend=backend, mode=cfg.mode, lookahead=cfg.lookahead)  # type: ignore[arg-type]

@@ -199,7 +199,7 @@ def made_by(cfg: EstimatorConfig) -> Callable[[Any], dict]:
     if backend == "auto":
         ckpt = cfg.model is None or Path(cfg.model).suffix.lower() in (".pth", ".pt", ".tar")
         if ckpt:
-            from dcpose_trt.runtime.autoselect import resolve
+            from dcpose_trt.runtime.backends.autoselect import resolve
 
             backend = resolve(cfg.model, "auto", mode=cfg.mode, progress=False)
         else:

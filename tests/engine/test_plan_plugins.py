@@ -27,7 +27,7 @@ PROBE = textwrap.dedent(
     from dcpose_trt.errors import PlanMismatchError
     from dcpose_trt.engine.builder import configure_parser, serialize_vc_plugins
     from dcpose_trt.engine.onnx_info import OnnxInfo, PluginUse
-    from dcpose_trt.runtime import trt_backend as tb
+    from dcpose_trt.runtime.tensorrt import trt_backend as tb
     import dcpose_trt.plugins.deform_conv.plugin as plugin_mod
 
     sys.path.insert(0, sys.argv[2])

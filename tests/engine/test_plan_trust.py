@@ -58,7 +58,7 @@ def write_plan(folder: Path, meta: dict) -> Path:
 def load(rtx, plan: Path, trust=None) -> tuple[list, str | None]:
     """Sidecar -> PlanPlugins -> load_engine on the recorded real TensorRT-RTX module: (calls, error)."""
     from dcpose_trt.engine.plan import read_sidecar
-    from dcpose_trt.runtime import trt_backend as tb
+    from dcpose_trt.runtime.tensorrt import trt_backend as tb
 
     rec = Recorder(rtx, return_class={"get_plugin_registry": "IPluginRegistry"})
     plugins = tb.PlanPlugins.from_sidecar(read_sidecar(plan))

@@ -110,7 +110,7 @@ def test_rtx_builder_requires_user_allocation(rtx):
 
 
 def test_rtx_context_specializes_eagerly_without_its_own_graphs(rtx):
-    from dcpose_trt.runtime.trt_backend import create_context
+    from dcpose_trt.runtime.tensorrt.trt_backend import create_context
 
     rec = Recorder(rtx)
     create_context(rec.module(), rec.module().ICudaEngine)
@@ -130,7 +130,7 @@ def test_rtx_context_specializes_eagerly_without_its_own_graphs(rtx):
 def test_stream_pointer_through_native_handle(monkeypatch):
     rt = pytest.importorskip("cuda.bindings.runtime")
     utils = pytest.importorskip("cuda.bindings.utils")
-    from dcpose_trt.runtime import cuda
+    from dcpose_trt.runtime.tensorrt import cuda
 
     seen = []
     real = utils.get_cuda_native_handle

@@ -7,8 +7,8 @@ import pytest
 from dcpose_trt.cli import main
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime import PoseEstimator
-from dcpose_trt.runtime.backends import SplitBackend
-from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+from dcpose_trt.runtime.backends.base import SplitBackend
+from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
 
 def test_backend_reads_metadata(exports):

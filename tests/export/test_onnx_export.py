@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dcpose_trt.export import ExportConfig, export_onnx, get_metadata, graph_diff_except_dcn
-from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
 from .conftest import PRESET
 

@@ -21,7 +21,7 @@ from dcpose_trt.export import (
     quantize_onnx,
 )
 from dcpose_trt.model.presets import BUNDLED_MODEL
-from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
 
 @pytest.fixture(scope="module")

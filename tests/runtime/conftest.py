@@ -1,7 +1,7 @@
 """Runtime tests run the Triton crop/decode kernels in Triton's CPU interpreter when there is no GPU.
 
 ``TRITON_INTERPRET`` is read when a ``@triton.jit`` kernel is defined, so it is set here, at collection
-time, before any test imports :mod:`dcpose_trt.runtime.gpu_kernels`.
+time, before any test imports :mod:`dcpose_trt.runtime.tensorrt.gpu_kernels`.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import pytest
 from dcpose_trt.cli import main
 from dcpose_trt.errors import InputError
 from dcpose_trt.model.presets import BUNDLED_MODEL
-from dcpose_trt.runtime import autoselect
-from dcpose_trt.runtime.backends import SplitBackend
+from dcpose_trt.runtime.backends import autoselect
+from dcpose_trt.runtime.backends.base import SplitBackend
 from dcpose_trt.runtime.estimator import make_backend
 
 pytest.importorskip("onnxruntime")

@@ -14,7 +14,7 @@ import torch
 from dcpose_trt.data.transforms import decode_heatmaps, make_inputs
 
 pytest.importorskip("triton")
-gk = pytest.importorskip("dcpose_trt.runtime.gpu_kernels")
+gk = pytest.importorskip("dcpose_trt.runtime.tensorrt.gpu_kernels")
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 MEAN = np.array(gk.IMAGENET_MEAN, np.float32)

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("openvino")
 
 from dcpose_trt.errors import InputError  # noqa: E402
-from dcpose_trt.runtime import ov_backend  # noqa: E402
+from dcpose_trt.runtime.backends import ov_backend  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ def ov_fp32(ov_cache):
 def ort_split(tmp_path_factory):
     pytest.importorskip("onnxruntime")
     from dcpose_trt.export import ExportConfig, export_onnx
-    from dcpose_trt.runtime.ort_backend import OnnxRuntimeBackend
+    from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
     out = export_onnx(None, tmp_path_factory.mktemp("onnx") / "split", ExportConfig(split=True, check=False))
     return OnnxRuntimeBackend(out)
@@ -111,7 +111,7 @@ def test_whole_gridsample_onnx(tmp_path, ov_fp32):
     assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(b).max()))
     # A whole model is no SplitBackend: the cached mode refuses it up front.
     from dcpose_trt.runtime import PoseEstimator
-    from dcpose_trt.runtime.backends import SplitBackend
+    from dcpose_trt.runtime.backends.base import SplitBackend
 
     assert not isinstance(be, SplitBackend) and isinstance(ov_fp32, SplitBackend)
     with pytest.raises(InputError, match="split"):

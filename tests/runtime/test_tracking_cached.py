@@ -13,7 +13,7 @@ from dcpose_trt.data.posetrack import load_split
 from dcpose_trt.data.synth import SynthConfig, generate
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime import PoseEstimator, TorchBackend
-from dcpose_trt.runtime.backends import Backend, SplitBackend
+from dcpose_trt.runtime.backends.base import Backend, SplitBackend
 from dcpose_trt.runtime.detector import decode_yolo, letterbox
 from dcpose_trt.runtime.tracker import IoUTracker, iou_matrix
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from dcpose_trt.errors import CudaError, InputError, MissingDependencyError, PlanMismatchError
-from dcpose_trt.runtime.trt_backend import TensorRTBackend, _chunks, buckets_from_profiles
+from dcpose_trt.runtime.tensorrt.trt_backend import TensorRTBackend, _chunks, buckets_from_profiles
 
 TINY = "tiny-128x96"
 
@@ -171,7 +171,7 @@ class TestRefusal:
         pytest.importorskip("cuda.bindings")
         import tensorrt_rtx
 
-        from dcpose_trt.runtime.trt_backend import TensorRTExecutor
+        from dcpose_trt.runtime.tensorrt.trt_backend import TensorRTExecutor
 
         plan, _ = rtx_plan
         with pytest.raises(CudaError, match=r"cudaSetDevice failed: cudaError\w+"):
@@ -181,7 +181,7 @@ class TestRefusal:
     def test_runtime_refuses_plan_without_gpu(self, rtx_plan):
         """The real TensorRT-RTX runtime returns no engine (it needs a GPU); our logger keeps its reason."""
         trt = pytest.importorskip("tensorrt_rtx")
-        from dcpose_trt.runtime.trt_backend import _make_logger
+        from dcpose_trt.runtime.tensorrt.trt_backend import _make_logger
 
         plan, _ = rtx_plan
         logger = _make_logger(trt)
@@ -191,7 +191,7 @@ class TestRefusal:
 
 def test_check_cuda_names_the_failing_call():
     pytest.importorskip("cuda.bindings")
-    from dcpose_trt.runtime.cuda import check_cuda, cudart
+    from dcpose_trt.runtime.tensorrt.cuda import check_cuda, cudart
 
     rt = cudart()
     with pytest.raises(CudaError, match=r"cudaSetDevice failed: cudaError\w+ \(.+\); see https://docs.nvidia"):
@@ -218,7 +218,7 @@ class _Net(torch.nn.Module):
 
 
 def _executor(use_graphs: bool = True, buckets=(1, 4), mapped=None):
-    from dcpose_trt.runtime.trt_backend import TensorSpec, TorchCudaExecutor
+    from dcpose_trt.runtime.tensorrt.trt_backend import TensorSpec, TorchCudaExecutor
 
     torch.manual_seed(0)
     net = _Net().cuda().eval()
@@ -230,7 +230,7 @@ def _executor(use_graphs: bool = True, buckets=(1, 4), mapped=None):
 @pytest.mark.gpu
 class TestGpuExecutor:
     def test_buffers_round_trip(self):
-        from dcpose_trt.runtime.cuda import HostDeviceBuffer, Stream
+        from dcpose_trt.runtime.tensorrt.cuda import HostDeviceBuffer, Stream
 
         for mapped in (False, True):
             with Stream() as s, HostDeviceBuffer((3, 5), np.float32, mapped=mapped) as buf:
@@ -302,8 +302,8 @@ class TestGpuExecutor:
     def test_dcpose_backend_infer_and_gpu_pose(self):
         from dcpose_trt.data.transforms import decode_heatmaps, make_inputs
         from dcpose_trt.model import build_dcpose
-        from dcpose_trt.runtime.backends import TorchBackend
-        from dcpose_trt.runtime.trt_backend import TorchCudaBackend
+        from dcpose_trt.runtime.backends.base import TorchBackend
+        from dcpose_trt.runtime.tensorrt.trt_backend import TorchCudaBackend
 
         torch.manual_seed(0)
         model = build_dcpose(TINY).eval()

@@ -66,7 +66,7 @@ def reference(dataset, ckpt, tmp_path_factory):
 
 
 def _torch(ckpt, **kw) -> EstimatorConfig:
-    """The torch backend, named: ``auto`` would first time every CPU backend (``runtime.autoselect``)."""
+    """The torch backend, named: ``auto`` would first time every CPU backend (``runtime.backends.autoselect``)."""
     return EstimatorConfig(str(ckpt), "torch", **kw)
 
 

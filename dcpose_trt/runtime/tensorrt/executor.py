@@ -5,7 +5,8 @@ e.g. 1 / 8 / 32) pinned host and device buffers allocated once; async copies; an
 one CUDA graph per bucket captured and replayed; a batch larger than the largest bucket is split;
 ``close()`` releases everything in reverse order. Engines plug in by overriding ``_setup_bucket``,
 ``_bind_outputs``, ``_enqueue`` (and ``_capturable``, ``_close_engine``):
-:class:`~dcpose_trt.runtime.trt_backend.TensorRTExecutor` and :class:`~dcpose_trt.runtime.torch_cuda.TorchCudaExecutor`.
+:class:`~dcpose_trt.runtime.tensorrt.trt_backend.TensorRTExecutor` and
+:class:`~dcpose_trt.runtime.tensorrt.torch_cuda.TorchCudaExecutor`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcpose_trt.errors import CudaError, InputError
-from dcpose_trt.runtime.cuda import (
+from dcpose_trt.runtime.tensorrt.cuda import (
     CudaGraph,
     HostDeviceBuffer,
     Resource,
@@ -117,8 +118,8 @@ class BucketExecutor(Resource):
         mapped: zero-copy mapped host buffers; ``None`` picks them on integrated GPUs (Jetson).
 
     Attributes:
-        stream: the :class:`~dcpose_trt.runtime.cuda.Stream` everything runs on.
-        device: :class:`~dcpose_trt.runtime.cuda.DeviceInfo`.
+        stream: the :class:`~dcpose_trt.runtime.tensorrt.cuda.Stream` everything runs on.
+        device: :class:`~dcpose_trt.runtime.tensorrt.cuda.DeviceInfo`.
     """
 
     def __init__(self, inputs: Sequence[TensorSpec], outputs: Sequence[str], buckets: Sequence[tuple[int, int]],

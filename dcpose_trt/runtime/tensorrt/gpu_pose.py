@@ -1,8 +1,8 @@
 """The fused GPU pose path: frames to the GPU once, crops and decoding by Triton kernels, keypoints back.
 
-:class:`FusedGpuPose` implements :meth:`~dcpose_trt.runtime.backends.GpuPoseBackend.pose` around a
-:class:`~dcpose_trt.runtime.executor.BucketExecutor` with inputs ``frames`` [B, 9, H, W] and
-``margin`` [B, 2] and one output [B, 17, H/4, W/4]; the kernels are :mod:`dcpose_trt.runtime.gpu_kernels`.
+:class:`FusedGpuPose` implements :meth:`~dcpose_trt.runtime.backends.base.GpuPoseBackend.pose` around a
+:class:`~dcpose_trt.runtime.tensorrt.executor.BucketExecutor` with inputs ``frames`` [B, 9, H, W] and
+``margin`` [B, 2] and one output [B, 17, H/4, W/4]; the kernels are :mod:`dcpose_trt.runtime.tensorrt.gpu_kernels`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 
 from dcpose_trt._deps import require
 from dcpose_trt.errors import CudaError, InputError
-from dcpose_trt.runtime.backends import GpuPoseBackend
-from dcpose_trt.runtime.cuda import (
+from dcpose_trt.runtime.backends.base import GpuPoseBackend
+from dcpose_trt.runtime.tensorrt.cuda import (
     HostDeviceBuffer,
 )
-from dcpose_trt.runtime.executor import BucketExecutor, _chunks
+from dcpose_trt.runtime.tensorrt.executor import BucketExecutor, _chunks
 
 if TYPE_CHECKING:
 
@@ -67,7 +67,7 @@ class FusedGpuPose(GpuPoseBackend):
         require("triton", "triton", "the GPU crop and decode kernels")
         import torch
 
-        from dcpose_trt.runtime import gpu_kernels as gk
+        from dcpose_trt.runtime.tensorrt import gpu_kernels as gk
 
         view = self._views()
         ex = self.executor

@@ -1,8 +1,8 @@
-"""ONNX Runtime backend: the :class:`~dcpose_trt.runtime.backends.Backend` interface on an exported ONNX.
+"""ONNX Runtime backend: the :class:`~dcpose_trt.runtime.backends.base.Backend` interface on an exported ONNX.
 
 Runs FP32, FP16 and INT8 (Q/DQ) files of the ``deformconv`` and ``gridsample`` forms (the ``plugin``
 form's custom node has no ONNX Runtime kernel). A split export (``backbone.onnx`` + ``head.onnx``)
-opens as :class:`OnnxRuntimeSplitBackend` (a :class:`~dcpose_trt.runtime.backends.SplitBackend`:
+opens as :class:`OnnxRuntimeSplitBackend` (a :class:`~dcpose_trt.runtime.backends.base.SplitBackend`:
 ``backbone``/``head`` for the cached-backbone runtime; ``infer`` then chains the two).
 CPU provider by default; the CUDA provider first when onnxruntime-gpu offers it.
 """
@@ -21,7 +21,7 @@ import numpy as np
 from dcpose_trt._deps import require
 from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, META_DEFORM, META_PRECISION, META_PRESET
 from dcpose_trt.errors import InputError
-from dcpose_trt.runtime.backends import Backend, SplitBackend, as_f32, model_files
+from dcpose_trt.runtime.backends.base import Backend, SplitBackend, as_f32, model_files
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class OnnxRuntimeBackend(Backend):
     """DCPose on ONNX Runtime.
 
     Constructing it with a split export gives an :class:`OnnxRuntimeSplitBackend` (its subclass that
-    also implements :class:`~dcpose_trt.runtime.backends.SplitBackend`).
+    also implements :class:`~dcpose_trt.runtime.backends.base.SplitBackend`).
 
     Args:
         path: an exported ``.onnx`` (whole model), a split-export folder holding ``backbone.onnx`` and

@@ -1,11 +1,11 @@
 """TensorRT / TensorRT-RTX / lean-runtime plans on cuda-python: :class:`TensorRTExecutor`, :class:`TensorRTBackend`.
 
 :class:`TensorRTExecutor` plugs an ``ICudaEngine`` into the shared
-:class:`~dcpose_trt.runtime.executor.BucketExecutor`: one execution context per bucket (its profile and
+:class:`~dcpose_trt.runtime.tensorrt.executor.BucketExecutor`: one execution context per bucket (its profile and
 input shapes fixed, so its CUDA graph stays valid), all contexts sharing one activation-memory block (the
 buckets run one after another on one stream), ``set_tensor_address`` + ``execute_async_v3``.
-:class:`TensorRTBackend` puts the :class:`~dcpose_trt.runtime.backends.Backend` interface on it, with the
-fused GPU path ``pose(window, boxes)`` (:mod:`dcpose_trt.runtime.gpu_pose`).
+:class:`TensorRTBackend` puts the :class:`~dcpose_trt.runtime.backends.base.Backend` interface on it, with the
+fused GPU path ``pose(window, boxes)`` (:mod:`dcpose_trt.runtime.tensorrt.gpu_pose`).
 
 The executor, the fused path and the torch-CUDA backend live in their own modules; their public names
 are re-exported here for existing imports.
@@ -27,19 +27,19 @@ from dcpose_trt._deps import available, require
 from dcpose_trt.engine import plan_trust
 from dcpose_trt.engine.plan_trust import PlanTrust
 from dcpose_trt.errors import CudaError, InputError, PlanMismatchError
-from dcpose_trt.runtime.cuda import (
+from dcpose_trt.runtime.tensorrt.cuda import (
     DeviceBuffer,
     cudart,
     set_device,
 )
-from dcpose_trt.runtime.executor import (  # noqa: F401 - re-exported
+from dcpose_trt.runtime.tensorrt.executor import (  # noqa: F401 - re-exported
     Bucket,
     BucketExecutor,
     TensorSpec,
     _chunks,
     buckets_from_profiles,
 )
-from dcpose_trt.runtime.gpu_pose import FusedGpuPose
+from dcpose_trt.runtime.tensorrt.gpu_pose import FusedGpuPose
 
 if TYPE_CHECKING:
 
@@ -451,4 +451,4 @@ def open_plan(path: Path | None, name: str, preset: str | None, device: str) -> 
     return TensorRTBackend(path, backend=name, preset=preset)
 
 # Re-exported: the torch-CUDA backend lived here.
-from dcpose_trt.runtime.torch_cuda import TorchCudaBackend, TorchCudaExecutor  # noqa: E402,F401
+from dcpose_trt.runtime.tensorrt.torch_cuda import TorchCudaBackend, TorchCudaExecutor  # noqa: E402,F401

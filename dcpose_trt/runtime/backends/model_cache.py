@@ -22,7 +22,7 @@ from dcpose_trt.engine.model_cache import (  # noqa: F401 - re-exported
 from dcpose_trt.errors import InputError
 
 if TYPE_CHECKING:
-    from dcpose_trt.runtime.backends import Backend
+    from dcpose_trt.runtime.backends.base import Backend
 
 
 def open_cached(checkpoint: Path | None, backend: str, preset: str | None = None, progress: bool = True,

@@ -2,7 +2,7 @@
 
 The same stream, pinned buffers and CUDA graphs as a TensorRT plan, with a torch CUDA module as the
 engine (the GPU machines available to this project have no TensorRT; ``pytest -m gpu`` exercises this
-path). The backend offers the fused GPU path (:class:`~dcpose_trt.runtime.gpu_pose.FusedGpuPose`).
+path). The backend offers the fused GPU path (:class:`~dcpose_trt.runtime.tensorrt.gpu_pose.FusedGpuPose`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcpose_trt.errors import CudaError
-from dcpose_trt.runtime.cuda import HostDeviceBuffer
-from dcpose_trt.runtime.executor import Bucket, BucketExecutor, TensorSpec
-from dcpose_trt.runtime.gpu_pose import FusedGpuPose
+from dcpose_trt.runtime.tensorrt.cuda import HostDeviceBuffer
+from dcpose_trt.runtime.tensorrt.executor import Bucket, BucketExecutor, TensorSpec
+from dcpose_trt.runtime.tensorrt.gpu_pose import FusedGpuPose
 
 if TYPE_CHECKING:
     import torch

@@ -1,4 +1,4 @@
-"""OpenVINO backend: the :class:`~dcpose_trt.runtime.backends.Backend` interface on the CPU through OpenVINO.
+"""OpenVINO backend: the :class:`~dcpose_trt.runtime.backends.base.Backend` interface on the CPU through OpenVINO.
 
 Sources, in order of preference:
 
@@ -41,7 +41,7 @@ from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the con
     is_ir_pair,
 )
 from dcpose_trt.errors import InputError
-from dcpose_trt.runtime.backends import Backend, SplitBackend, as_f32, model_files
+from dcpose_trt.runtime.backends.base import Backend, SplitBackend, as_f32, model_files
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class OpenVINOBackend(Backend):
     """DCPose on OpenVINO's CPU plugin.
 
     Constructing it with a split pair gives an :class:`OpenVINOSplitBackend` (its subclass that also
-    implements :class:`~dcpose_trt.runtime.backends.SplitBackend`).
+    implements :class:`~dcpose_trt.runtime.backends.base.SplitBackend`).
 
     Args:
         path: an IR or ONNX file of the whole model (``frames``, ``margin`` inputs), or a split pair: a

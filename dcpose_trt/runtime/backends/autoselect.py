@@ -106,7 +106,7 @@ def candidates(wanted: Sequence[str] | None = None) -> tuple[list[str], dict[str
             skipped[name] = f"{module} is not installed ({install_hint(module)})"
             continue
         if name == "openvino-bf16":
-            from dcpose_trt.runtime.ov_backend import cpu_has_bf16
+            from dcpose_trt.runtime.backends.ov_backend import cpu_has_bf16
 
             if not cpu_has_bf16():
                 skipped[name] = "this CPU has no native BF16 (AVX-512 BF16 or AMX)"
@@ -140,7 +140,7 @@ def _time_backend(backend: object, mode: str, persons: int, budget_s: float) -> 
     three heatmaps (the per-frame work of the cached mode). Inputs are fixed pseudo-random crops (timings do
     not depend on the values). At least 3 timed calls, more while within ``budget_s``, at most 15.
     """
-    from dcpose_trt.runtime.backends import Backend, SplitBackend
+    from dcpose_trt.runtime.backends.base import Backend, SplitBackend
 
     assert isinstance(backend, Backend)
     h, w = backend.input_size

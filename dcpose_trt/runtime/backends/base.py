@@ -19,7 +19,7 @@ Built-in names: ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, ``op
 ``openvino-bf16``, ``openvino-int8`` (and ``auto``, which picks torch, onnxruntime or the plan's
 TensorRT from the file). A new backend is one module (a :class:`Backend` subclass plus an opener) and one
 :func:`register_backend` line at the bottom of this module. ``torch-cuda``
-(:class:`~dcpose_trt.runtime.torch_cuda.TorchCudaBackend`, a :class:`GpuPoseBackend`) is built from a
+(:class:`~dcpose_trt.runtime.tensorrt.torch_cuda.TorchCudaBackend`, a :class:`GpuPoseBackend`) is built from a
 model object in code (the GPU check and tests), so it has no ``--backend`` entry.
 """
 
@@ -276,9 +276,10 @@ def backend_names() -> tuple[str, ...]:
 
 
 # One line per backend: name, opener, the model files it runs.
-register_backend("torch", "dcpose_trt.runtime.backends:open_torch", (".pth", ".pt", ".tar"))
-register_backend("onnxruntime", "dcpose_trt.runtime.ort_backend:open_onnxruntime", (".onnx",))
-register_backend("tensorrt", "dcpose_trt.runtime.trt_backend:open_plan", (".plan", ".engine"))
-register_backend("tensorrt-rtx", "dcpose_trt.runtime.trt_backend:open_plan", (".plan", ".engine"))
+register_backend("torch", "dcpose_trt.runtime.backends.base:open_torch", (".pth", ".pt", ".tar"))
+register_backend("onnxruntime", "dcpose_trt.runtime.backends.ort_backend:open_onnxruntime", (".onnx",))
+register_backend("tensorrt", "dcpose_trt.runtime.tensorrt.trt_backend:open_plan", (".plan", ".engine"))
+register_backend("tensorrt-rtx", "dcpose_trt.runtime.tensorrt.trt_backend:open_plan", (".plan", ".engine"))
 for _name in ("openvino", "openvino-bf16", "openvino-int8"):  # the precision rides on the name
-    register_backend(_name, "dcpose_trt.runtime.ov_backend:open_openvino", (".pth", ".pt", ".tar", ".onnx", ".xml"))
+    register_backend(_name, "dcpose_trt.runtime.backends.ov_backend:open_openvino",
+                     (".pth", ".pt", ".tar", ".onnx", ".xml"))

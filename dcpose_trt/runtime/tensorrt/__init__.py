@@ -1,0 +1,1 @@
+"""The GPU path: TensorRT plans and the torch-CUDA backend on shared CUDA buffers, streams and kernels."""
