@@ -4,7 +4,8 @@
   on by default (Ray's token-authentication guide and release notes; 2.52-2.58 had it off unless
   ``RAY_AUTH_MODE=token``; 2.61 extends the default to every cluster). Without it, anyone who can reach the
   cluster's ports can run code on it.
-* ``local`` starts a cluster bound to 127.0.0.1 without a dashboard: nothing is listening on the network.
+* ``local`` starts a cluster bound to 127.0.0.1 without a dashboard: nothing is listening on the network
+  (:func:`_single_machine`).
 * ``auto`` and ``HOST:PORT`` join an existing cluster. Ray's own connection code ends the *process* when
   the address does not answer as a Ray GCS (``rpc_client.h``: "The program will terminate"), and waits up to
   a minute first, so the address is tried in a short-lived child process first (:func:`probe`), bounded by
@@ -14,12 +15,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from dcpose_trt.errors import DcposeTrtError, InputError, MissingDependencyError
@@ -114,11 +117,33 @@ def connect(ray: Any, address: str, workers: int, threads: int, timeout_s: float
     if address == "local":
         need = workers * threads
         # Loopback only, no dashboard: a cluster for this run, reachable from nowhere else.
-        ctx = ray.init(num_cpus=max(need, os.cpu_count() or 1), include_dashboard=False,
-                       _node_ip_address="127.0.0.1", **kwargs)
+        with _single_machine(ray):
+            ctx = ray.init(num_cpus=max(need, os.cpu_count() or 1), include_dashboard=False,
+                           _node_ip_address="127.0.0.1", **kwargs)
     else:
         probe(address, timeout_s)
         os.environ.update({k: v for k, v in _ray_env(timeout_s).items() if k not in os.environ})
         ctx = ray.init(address=address, **kwargs)
     url = getattr(ctx, "dashboard_url", None) or None
     return url if url is None or url.startswith("http") else f"http://{url}"
+
+
+@contextlib.contextmanager
+def _single_machine(ray: Any) -> Iterator[None]:
+    """Ray's single-machine mode while a local cluster starts: every Ray process binds to 127.0.0.1.
+
+    On Linux Ray replaces a loopback node address by the machine's network address (and its services
+    listen on every interface); with its cluster mode off, as Ray itself runs on macOS and Windows
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``, read when ``ray`` is imported), it keeps 127.0.0.1. The switch is
+    a module constant, so it is set for the start only; a Ray without it starts as before.
+    """
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if constants is None or not hasattr(constants, "ENABLE_RAY_CLUSTER"):
+        yield
+        return
+    before = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = before

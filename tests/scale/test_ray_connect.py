@@ -113,8 +113,8 @@ def test_setup_requires_ray_with_token_auth_by_default():
 
 
 def test_local_cluster_is_loopback_only_without_dashboard():
-    """The real ``ray.init`` of ``--ray-address local``: no dashboard, token authentication on. (Ray 2.60's GCS
-    listens on every interface whatever the node address, so token authentication is what guards it.)"""
+    """The real ``ray.init`` of ``--ray-address local``: node and GCS on 127.0.0.1, no dashboard, token
+    authentication on."""
     from dcpose_trt.scale.distributed import ClusterConfig, _connect
     from dcpose_trt.scale.jobs import EstimatorConfig
 
@@ -123,6 +123,9 @@ def test_local_cluster_is_loopback_only_without_dashboard():
     started, dashboard = _connect(ray, ClusterConfig(workers=1), EstimatorConfig())
     try:
         assert started and dashboard is None
+        nodes = ray.nodes()
+        assert nodes and all(n["NodeManagerAddress"] == "127.0.0.1" for n in nodes)
+        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
         assert os.environ.get("RAY_AUTH_MODE") == "token"  # Ray >= 2.59 turned it on for this local cluster
         with socket.socket() as s:  # nothing on the dashboard's port
             assert s.connect_ex(("127.0.0.1", 8265)) != 0
