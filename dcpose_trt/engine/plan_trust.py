@@ -126,6 +126,12 @@ def library_needs(entries: Iterable[Any]) -> tuple[LibraryNeed, ...]:
     return tuple(needs)
 
 
+def library_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, str]]:
+    """What a builder writes to ``build.plugin_libraries``: ``[{"name": file name, "sha256": ...}]`` per
+    library it loaded (a path would say where to load from, which is the runner's decision)."""
+    return [{"name": Path(p).name, "sha256": _sha256(Path(p))} for p in paths]
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

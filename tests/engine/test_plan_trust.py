@@ -145,6 +145,9 @@ def test_user_named_library_is_loaded_and_checked_against_the_sidecar(rtx, tmp_p
     names = [c[0] for c in calls]
     assert names.index("get_plugin_registry().load_library") < names.index("Runtime().deserialize_cuda_engine")
 
+    from dcpose_trt.engine.plan_trust import library_records
+
+    assert library_records([evil]) == [{"name": "libevil.so", "sha256": good}]  # what a builder records
     plan = write_plan(tmp_path, sidecar(False, [{"name": "libevil.so", "sha256": "f" * 64}]))
     calls, err = load(rtx, plan, resolve(plugin_libs=[evil]))
     assert "sha256" in err and "\n" not in err
