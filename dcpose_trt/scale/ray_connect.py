@@ -122,7 +122,6 @@ def connect(ray: Any, address: str, workers: int, threads: int, timeout_s: float
                            _node_ip_address="127.0.0.1", **kwargs)
     else:
         probe(address, timeout_s)
-        os.environ.update({k: v for k, v in _ray_env(timeout_s).items() if k not in os.environ})
         ctx = ray.init(address=address, **kwargs)
     url = getattr(ctx, "dashboard_url", None) or None
     return url if url is None or url.startswith("http") else f"http://{url}"
