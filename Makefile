@@ -28,7 +28,7 @@ test-all: $(STAMP)
 # the deformable-conv kernel benchmark and the torch-CUDA runtime on the real clip, written to
 # benchmarks/results/<date>-<gpu>/. Without a GPU every step says it is skipped and why (exit 0).
 gpu-check: $(STAMP)
-	$(PY) -m benchmarks.gpu_check
+	$(PY) -m dcpose_trt.cli bench gpu-check
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -210,7 +210,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
                  gpu: bool) -> Backend:
     """The backend for one combination, or :class:`Skip` with the reason it cannot run here."""
     from dcpose_trt._deps import available
-    from dcpose_trt._env import install_hint
+    from dcpose_trt._env import TRT_FLAVOURS, install_hint
 
     split = mode == "cached"
     if name == "torch":
@@ -245,7 +245,7 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
         onnx_precision = "int8-cpu" if precision == "int8" else precision
         return OnnxRuntimeBackend(art.onnx(DEFORM_FOR[name], onnx_precision, split), threads=cfg.threads)
     # tensorrt / tensorrt-rtx
-    module = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}[name]
+    module = TRT_FLAVOURS[name].module
     if split:
         raise Skip(f"the {name} backend runs whole-model plans only (no split backbone/head plans yet)")
     if not available(module):

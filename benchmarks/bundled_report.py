@@ -190,9 +190,3 @@ def bundled_report(data: Path, out: Path = Path("benchmarks/results/bundled"), b
     atomic_write_text(out / "report.md", to_markdown(doc))
     print(to_markdown(doc))
     return doc
-
-
-if __name__ == "__main__":
-    from benchmarks.cli import run_as
-
-    raise SystemExit(run_as("report"))

@@ -16,7 +16,6 @@ module imports only argparse-level code at the top (``--help`` needs no optional
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,13 +36,6 @@ def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
 
 def _csv(values: Sequence[object]) -> str:
     return ",".join(map(str, values))
-
-
-def run_as(subcommand: str, argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.<module> ARGS`` = ``dcpose-trt bench <subcommand> ARGS`` (the one front end)."""
-    from dcpose_trt.cli import main
-
-    return main(["bench", subcommand, *(sys.argv[1:] if argv is None else argv)])
 
 
 # %% latency (the default) -------------------------------------------------------------------------------

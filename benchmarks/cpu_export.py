@@ -38,9 +38,3 @@ def compare(presets: Sequence[str] = ("tiny-128x96", "w32-256x192"), persons: Se
                 print(lines[-1])
         print(f"wrote {result.out}")
     return lines
-
-
-if __name__ == "__main__":
-    from benchmarks.cli import run_as
-
-    raise SystemExit(run_as("cpu-export"))

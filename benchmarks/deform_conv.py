@@ -120,9 +120,3 @@ def run_kernel_bench(persons: Sequence[int] = (1, 8, 32), dilations: Sequence[in
     atomic_write_text(out, json.dumps(result, indent=1))
     print(f"wrote {out}")
     return out
-
-
-if __name__ == "__main__":
-    from benchmarks.cli import run_as
-
-    raise SystemExit(run_as("kernel"))

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dcpose_trt._atomic import atomic_write_text
+from dcpose_trt._env import install_hint
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -99,7 +100,8 @@ def step_aot_launch(out: Path, quick: bool) -> dict:
     try:
         from cuda.bindings import driver as cu
     except ImportError as exc:
-        raise Skip(f"cuda-python is not installed ({exc}): pip install 'dcpose-trt[cuda12]' or '[cuda13]'") from None
+        raise Skip(f"cuda-python is not installed ({exc}): {install_hint(extra='cuda12')} "
+                   "(cuda13 for a CUDA 13 driver)") from None
 
     def check(result):
         err = result[0] if isinstance(result, tuple) else result
@@ -243,13 +245,3 @@ def gpu_check(out: Path | None = None, quick: bool = False, steps: Sequence[str]
     print(f"gpu-check: results in {out}")
     return 1 if failed else 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.gpu_check ARGS`` = ``dcpose-trt bench gpu-check ARGS``."""
-    from benchmarks.cli import run_as
-
-    return run_as("gpu-check", argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -86,9 +86,3 @@ def scale_bench(videos: int = 16, frames: int = 8, model: str | None = None,
     atomic_write_text(Path(out) / "results.json", json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))
     return doc
-
-
-if __name__ == "__main__":
-    from benchmarks.cli import run_as
-
-    raise SystemExit(run_as("scale"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from dcpose_trt._env import install_hint
 from dcpose_trt.errors import MissingDependencyError
 
 
@@ -22,7 +23,7 @@ def require(module: str, extra: str, purpose: str = "") -> ModuleType:
         what = f" for {purpose}" if purpose else ""
         raise MissingDependencyError(
             f"'{module}' is needed{what} but cannot be imported ({exc}); "
-            f"install it with: pip install 'dcpose-trt[{extra}]'"
+            f"install it with: {install_hint(extra=extra)}"
         ) from None
 
 

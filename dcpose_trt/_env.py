@@ -7,7 +7,8 @@ probe raises: a missing or broken optional package reads as absent (None).
     installed_version("tensorrt")      # "10.13.3.9" from package metadata (no native library load)
     at_least(trt.__version__, "10.9")  # packaging.version comparison
     local_gpu()                        # GpuInfo("NVIDIA H200", "9.0") or None
-    install_hint("tensorrt_rtx")       # "pip install 'dcpose-trt[rtx]'"
+    install_hint("tensorrt_rtx")       # "pip install -e '.[rtx]' (run in the dcpose-trt checkout)"
+    TRT_FLAVOURS["tensorrt-lean"]      # TrtFlavour("tensorrt-lean", "tensorrt_lean", loads="tensorrt", ...)
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from packaging.version import InvalidVersion, Version
 __all__ = [
     "CPU_EXTENSIONS",
     "EXTRAS",
+    "TRT_BUILDERS",
+    "TRT_FLAVOURS",
     "GpuInfo",
     "LocalGpu",
+    "TrtFlavour",
     "at_least",
     "cpu_extensions",
     "cpu_model",
@@ -110,10 +114,42 @@ def extra_for(module: str) -> str:
     return EXTRAS.get(module, EXTRAS.get(module.split(".")[0], ""))
 
 
-def install_hint(module: str) -> str:
-    """``pip install 'dcpose-trt[EXTRA]'`` for ``module``, or ``""`` when no extra installs it."""
-    extra = extra_for(module)
-    return f"pip install 'dcpose-trt[{extra}]'" if extra else ""
+def install_hint(module: str = "", *, extra: str = "") -> str:
+    """The command that installs ``module`` (or the pip ``extra``), ``""`` when no extra installs it.
+
+    Every install hint the code prints comes from here. dcpose-trt is not on the package index, so the
+    command installs the extra from the checkout: ``pip install -e '.[onnx]' (run in the dcpose-trt
+    checkout)``.
+    """
+    extra = extra or extra_for(module)
+    return f"pip install -e '.[{extra}]' (run in the dcpose-trt checkout)" if extra else ""
+
+
+@dataclass(frozen=True)
+class TrtFlavour:
+    """One TensorRT flavour: the name plan sidecars and the CLI use, its Python module, and whose plans it
+    loads. The lean runtime (``tensorrt_lean``) has no builder: it runs version-compatible plans built by
+    full TensorRT, and its installed version stands in for full TensorRT's when a plan is checked."""
+
+    name: str
+    module: str
+    loads: str  # the builder whose plans it runs
+    builds: bool  # has a builder (Builder, OnnxParser), not only Runtime/ICudaEngine/IExecutionContext
+
+    @property
+    def extra(self) -> str:
+        """The pip extra that installs it."""
+        return extra_for(self.module)
+
+
+#: Every TensorRT flavour by name: the one table the engine builder, the plan check and the runtime share.
+TRT_FLAVOURS: dict[str, TrtFlavour] = {f.name: f for f in (
+    TrtFlavour("tensorrt", "tensorrt", loads="tensorrt", builds=True),
+    TrtFlavour("tensorrt-rtx", "tensorrt_rtx", loads="tensorrt-rtx", builds=True),
+    TrtFlavour("tensorrt-lean", "tensorrt_lean", loads="tensorrt", builds=False),
+)}
+#: The flavours that build plans (``dcpose-trt build --backend``).
+TRT_BUILDERS: tuple[str, ...] = tuple(name for name, f in TRT_FLAVOURS.items() if f.builds)
 
 
 def parse_version(text: object) -> Version | None:

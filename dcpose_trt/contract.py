@@ -3,8 +3,8 @@
 Import-pure (no torch, onnx or tensorrt), at the bottom of the stack, so every stage may import it.
 Changing the plugin domain or op name means editing one line here.
 
-- ``META_*``: keys of the exported ONNX ``metadata_props`` (written by :mod:`dcpose_trt.export`,
-  read by the engine builder, the ONNX Runtime backend and the plan sidecar).
+- ``META_*``: keys of the exported ONNX ``metadata_props``, written by :mod:`dcpose_trt.export` and read
+  by everyone else through :func:`read_model_metadata` (a typed, checked :class:`OnnxModelInfo`).
 - ``DCN_*`` / ``PLUGIN_*``: the ONNX node the ``--deform plugin`` export writes and the TensorRT plugin
   it resolves to. TensorRT's ONNX parser looks a node up by op type among its *built-in importers first,
   ignoring the domain* (onnx-tensorrt ``ModelImporter::parseNode``), and only then in the plugin
@@ -19,6 +19,14 @@ Changing the plugin domain or op name means editing one line here.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from dcpose_trt._deps import require
+from dcpose_trt.errors import InputError
 
 # ModelProto.metadata_props keys written by the export and the quantize steps.
 META_PRESET = "dcpose_trt.preset"
@@ -60,6 +68,8 @@ BUILTIN_PLUGIN_LIBRARY = "libnvinfer_plugin"
 HARDWARE_COMPAT_MIN_ARCH = {"ampere+": 80}
 
 DEFORM_FORMS = ("plugin", "deformconv", "gridsample")
+#: The graphs an export writes: the whole model, or the backbone/head pair of ``--split``.
+PARTS = ("full", "backbone", "head")
 DEFAULT_DEFORM_FORM = "deformconv"
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -69,6 +79,9 @@ QUANTIZED_PRECISIONS = ("fp16", "int8")  # what `dcpose-trt quantize --precision
 INT8_TARGETS = ("tensorrt", "cpu")
 
 __all__ = [
+    "OnnxModelInfo",
+    "PARTS",
+    "read_model_metadata",
     "BUILTIN_DCN_PLUGIN",
     "BUILTIN_PLUGIN_LIBRARY",
     "DCN_DOMAIN",
@@ -99,3 +112,133 @@ __all__ = [
     "PRECISIONS",
     "QUANTIZED_PRECISIONS",
 ]
+
+
+# %% The typed reader of the ONNX metadata ---------------------------------------------------------------
+
+# OnnxModelInfo field -> metadata key; the fields' order is the order the export writes them in.
+_KEYS = {"preset": META_PRESET, "deform": META_DEFORM, "part": META_PART, "version": META_VERSION,
+         "input_size": META_INPUT_SIZE, "heatmap_size": META_HEATMAP_SIZE, "precision": META_PRECISION,
+         "mean": META_MEAN, "std": META_STD, "calibration": META_CALIBRATION, "int8_target": META_INT8_TARGET}
+_CHOICES = {"deform": DEFORM_FORMS, "part": PARTS, "precision": PRECISIONS, "int8_target": INT8_TARGETS}
+
+
+@dataclass(frozen=True)
+class OnnxModelInfo:
+    """The ``dcpose_trt.*`` metadata of an exported ONNX, typed and checked (:func:`read_model_metadata`).
+
+    A field is None where the file does not carry its key (a foreign ONNX carries none); ``precision`` is
+    ``"fp32"`` then, as the export writes. ``raw`` keeps every ``metadata_props`` entry, ours and others'.
+
+    Attributes:
+        preset: model preset name (``"tiny-128x96"``).
+        deform: DCN form, one of :data:`DEFORM_FORMS`.
+        part: one of :data:`PARTS`.
+        version: the dcpose-trt version that exported it.
+        input_size: crop ``(H, W)`` in pixels.
+        heatmap_size: heatmap ``(h, w)``.
+        precision: one of :data:`PRECISIONS` (the quantize step rewrites it).
+        mean, std: per-channel RGB normalisation of the crops (3 floats each).
+        calibration: INT8 only: ``"<method>, <source>"``.
+        int8_target: INT8 only: one of :data:`INT8_TARGETS`.
+    """
+
+    preset: str | None = None
+    deform: str | None = None
+    part: str | None = None
+    version: str | None = None
+    input_size: tuple[int, int] | None = None
+    heatmap_size: tuple[int, int] | None = None
+    precision: str = "fp32"
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    calibration: str | None = None
+    int8_target: str | None = None
+    raw: Mapping[str, str] = field(default_factory=dict, compare=False)
+    source: str = field(default="the model", compare=False)
+
+    def require(self, *names: str) -> OnnxModelInfo:
+        """``self`` when every field in ``names`` is set, else :class:`~dcpose_trt.errors.InputError`."""
+        missing = [_KEYS[n] for n in names if getattr(self, n) is None]
+        if missing:
+            raise InputError(f"{self.source} has no {', '.join(missing)} metadata; export it with "
+                             "'dcpose-trt export'")
+        return self
+
+    def props(self) -> dict[str, str]:
+        """``metadata_props`` as the export writes them: ``raw`` updated with every field that is set."""
+        out = dict(self.raw)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in _KEYS or value is None:
+                continue
+            if f.name in ("input_size", "heatmap_size"):
+                value = "x".join(str(v) for v in value)
+            elif f.name in ("mean", "std"):
+                value = ",".join(f"{v:g}" for v in value)
+            out[_KEYS[f.name]] = str(value)
+        return out
+
+
+def read_model_metadata(model: Any, *, source: str | None = None) -> OnnxModelInfo:
+    """The ``dcpose_trt.*`` metadata of ``model``, typed and checked.
+
+    Args:
+        model: an ``onnx.ModelProto`` (anything with ``metadata_props``), the path of an ``.onnx`` file
+            (read without its external data; needs the ``onnx`` extra), or a ``{key: value}`` mapping
+            (metadata kept elsewhere, e.g. an OpenVINO IR's ``rt_info``).
+        source: how messages name the model; defaults to the path, else "the model".
+
+    Raises:
+        InputError: the file cannot be read as ONNX, or a value is malformed (an unknown precision, a size
+            that is not ``HxW``, ...). Missing keys are not an error here: see :meth:`OnnxModelInfo.require`.
+    """
+    if isinstance(model, str | os.PathLike):
+        source = source or str(model)
+        raw = _read_props(model)
+    elif isinstance(model, Mapping):
+        raw = {str(k): str(v) for k, v in model.items()}
+    elif hasattr(model, "metadata_props"):
+        raw = {p.key: p.value for p in model.metadata_props}
+    else:
+        raise InputError(f"cannot read ONNX metadata from a {type(model).__name__}")
+    source = source or "the model"
+    values: dict[str, Any] = {}
+    for name, key in _KEYS.items():
+        text = raw.get(key)
+        if text is None:
+            continue
+        if name in _CHOICES and text not in _CHOICES[name]:
+            raise InputError(f"{source}: {key} is {text!r}, not one of {', '.join(_CHOICES[name])}; "
+                             "re-export it with 'dcpose-trt export'")
+        if name in ("input_size", "heatmap_size"):
+            values[name] = _numbers(text, "x", int, 2, key, source)
+        elif name in ("mean", "std"):
+            values[name] = _numbers(text, ",", float, 3, key, source)
+        else:
+            values[name] = text
+    return OnnxModelInfo(**values, raw=raw, source=source)
+
+
+def _numbers(text: str, sep: str, kind: type, count: int, key: str, source: str) -> tuple[Any, ...]:
+    """``"256x192"`` -> ``(256, 192)``, ``"0.485,0.456,0.406"`` -> floats; positive sizes only."""
+    try:
+        out = tuple(kind(v) for v in text.split(sep))
+    except ValueError:
+        out = ()
+    if len(out) != count or (kind is int and min(out) < 1):
+        shape = "HxW" if sep == "x" else ",".join(["v"] * count)
+        raise InputError(f"{source}: {key} is {text!r}, expected {shape}; re-export it with 'dcpose-trt export'")
+    return out
+
+
+def _read_props(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``metadata_props`` of an ``.onnx`` file (the graph is parsed; external weights are not loaded)."""
+    onnx = require("onnx", "onnx", "reading ONNX metadata")
+    if not os.path.isfile(path):
+        raise InputError(f"ONNX file not found: {path}")
+    try:
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have many types
+        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+    return {p.key: p.value for p in proto.metadata_props}

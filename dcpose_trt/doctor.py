@@ -20,7 +20,15 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dcpose_trt._env import at_least, extra_for, installed_dist, installed_version, parse_version, probe_gpu
+from dcpose_trt._env import (
+    at_least,
+    extra_for,
+    install_hint,
+    installed_dist,
+    installed_version,
+    parse_version,
+    probe_gpu,
+)
 from dcpose_trt.contract import DEFORM_FORMS, PRECISIONS
 
 # module -> (label, pip extra that installs it). Order = table order; the extras are dcpose_trt._env's.
@@ -63,7 +71,7 @@ class Package:
     @property
     def install(self) -> str:
         """The pip command that installs it ('' for core dependencies)."""
-        return f"pip install 'dcpose-trt[{self.extra}]'" if self.extra else ""
+        return install_hint(extra=self.extra)
 
 
 @dataclass
@@ -192,7 +200,7 @@ def cuda_stack_advice(driver: str | None, bindings: str | None, trt_dist: str | 
     if not too_new:
         return None
     extra = CUDA_EXTRAS.get(have.major)
-    fix = f"pip install 'dcpose-trt[{extra}]'" if extra else "update the NVIDIA driver"
+    fix = install_hint(extra=extra) if extra else "update the NVIDIA driver"
     return (f"{', '.join(too_new)} need(s) a CUDA {max(majors.values())} driver but this driver supports "
             f"CUDA {driver}: {fix} (Jetson: TensorRT and CUDA come with JetPack, install them with apt)")
 

@@ -37,10 +37,11 @@ def test_missing_tensorrt_gives_install_hint(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake)
     report = diagnose()
     trt = report.package("tensorrt")
-    assert not trt.ok and "simulated" in trt.reason and trt.install == "pip install 'dcpose-trt[trt]'"
+    assert not trt.ok and "simulated" in trt.reason
+    assert trt.install == "pip install -e '.[trt]' (run in the dcpose-trt checkout)"
     assert not report.package("triton").ok and report.package("triton").reason.startswith("OSError")
-    assert any("dcpose-trt[trt]" in h for h in report.hints)
-    assert any("dcpose-trt[triton]" in h for h in report.hints)
+    assert any("pip install -e '.[trt]'" in h for h in report.hints)
+    assert any("pip install -e '.[triton]'" in h for h in report.hints)
     cap = next(c for c in report.capabilities if c.backend == "tensorrt")
     assert not cap.build and not cap.run
     assert "absent" in report.to_table()

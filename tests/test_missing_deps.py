@@ -166,3 +166,30 @@ def test_everything_imports_and_helps_without_the_heavy_packages():
         f"  {m}: {', '.join(sorted(n))}" for m, n in sorted(eager.items()))
     stale = {m: names - set(r["attempts"].get(m, ())) for m, names in KNOWN_EAGER.items()}
     assert not any(stale.values()), f"now lazy: remove from KNOWN_EAGER: {stale}"
+
+
+def test_install_hints_work_from_a_checkout():
+    # dcpose-trt is not on the package index: the hint installs the extra from the checkout, and the extra
+    # it names exists in setup.py.
+    import ast
+
+    from dcpose_trt._deps import require
+    from dcpose_trt._env import EXTRAS, TRT_BUILDERS, TRT_FLAVOURS, install_hint
+    from dcpose_trt.errors import MissingDependencyError
+
+    assert install_hint("tensorrt_rtx") == "pip install -e '.[rtx]' (run in the dcpose-trt checkout)"
+    assert install_hint(extra="cuda12") == "pip install -e '.[cuda12]' (run in the dcpose-trt checkout)"
+    assert install_hint("numpy") == "" and install_hint("no_such_module") == ""
+    setup = ast.parse((REPO / "setup.py").read_text())
+    declared = next(kw.value for node in ast.walk(setup) if isinstance(node, ast.Call)
+                    for kw in node.keywords if kw.arg == "extras_require")
+    extras = {k.value for k in declared.keys}  # type: ignore[attr-defined]
+    assert {e for e in EXTRAS.values() if e} <= extras
+    # Every TensorRT flavour is installable by an extra, and loads the plans of a flavour that builds.
+    assert all(f.extra in extras and f.loads in TRT_BUILDERS for f in TRT_FLAVOURS.values())
+    try:
+        require("dcpose_trt_no_such_module", "onnx", "a test")
+    except MissingDependencyError as exc:
+        assert str(exc).endswith("install it with: pip install -e '.[onnx]' (run in the dcpose-trt checkout)")
+    else:  # pragma: no cover - the module does not exist
+        raise AssertionError("require() imported a module that does not exist")

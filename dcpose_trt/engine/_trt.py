@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from dcpose_trt._deps import require
-from dcpose_trt._env import GpuInfo, extra_for, installed_version, local_gpu
+from dcpose_trt._env import TRT_BUILDERS, TRT_FLAVOURS, GpuInfo, installed_version, local_gpu
 from dcpose_trt.errors import InputError
 
 TRT_API_RTX = False
@@ -31,22 +31,17 @@ if TYPE_CHECKING:
     else:
         import tensorrt as trt
 
-__all__ = ["BACKENDS", "GpuInfo", "Machine", "import_backend", "local_machine", "trt"]
+__all__ = ["GpuInfo", "Machine", "import_backend", "local_machine", "trt"]
 
 log = logging.getLogger(__name__)
-
-# backend name (CLI / sidecar) -> (module, pip extra)
-BACKENDS: dict[str, tuple[str, str]] = {
-    name: (module, extra_for(module)) for name, module in (("tensorrt", "tensorrt"), ("tensorrt-rtx", "tensorrt_rtx"))
-}
 
 
 def import_backend(backend: str) -> ModuleType:
     """Import the Python module of ``backend`` (``"tensorrt"`` or ``"tensorrt-rtx"``)."""
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    module, extra = BACKENDS[backend]
-    return require(module, extra, f"the {backend} engine builder")
+    if backend not in TRT_BUILDERS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(TRT_BUILDERS)}")
+    f = TRT_FLAVOURS[backend]
+    return require(f.module, f.extra, f"the {backend} engine builder")
 
 
 @dataclass(frozen=True)
@@ -59,5 +54,5 @@ class Machine:
 
 def local_machine() -> Machine:
     """Describe this machine (installed TensorRT / TensorRT-RTX versions, first GPU)."""
-    versions = {b: v for b, (module, _) in BACKENDS.items() if (v := installed_version(module)) is not None}
+    versions = {b: v for b in TRT_BUILDERS if (v := installed_version(TRT_FLAVOURS[b].module)) is not None}
     return Machine(versions, local_gpu())

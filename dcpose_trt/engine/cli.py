@@ -1,11 +1,11 @@
-"""``dcpose-trt build`` and ``dcpose-trt check-plan``. Only argparse at import time; the work is lazy."""
+"""``dcpose-trt build`` and ``dcpose-trt check-plan``. Only argparse (and ``_env``) at import time; work is lazy."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-_BACKENDS = ("tensorrt", "tensorrt-rtx")
+from dcpose_trt._env import TRT_BUILDERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "its precision (FP32/FP16/INT8) is the ONNX's own.")
     p.add_argument("--onnx", required=True, type=Path, help="exported model (dcpose-trt export)")
     p.add_argument("--out", required=True, type=Path, help="plan to write, e.g. dcpose.plan")
-    p.add_argument("--backend", choices=_BACKENDS, help=f"(default: {BuildConfig.backend})")
+    p.add_argument("--backend", choices=TRT_BUILDERS, help=f"(default: {BuildConfig.backend})")
     batch = p.add_mutually_exclusive_group()
     batch.add_argument("--persons", metavar="N,N,...",
                        help=f"person-batch buckets, e.g. 1,8,32: one profile min/opt/max (default: "

@@ -226,10 +226,10 @@ def _make_plan(checkpoint: Path, preset: str | None, entry: Path, step: ExportSt
 def _builder_missing(backend: str) -> Callable[[], str | None]:
     def check() -> str | None:
         from dcpose_trt._deps import available
-        from dcpose_trt.engine._trt import BACKENDS
+        from dcpose_trt._env import TRT_FLAVOURS, install_hint
 
-        module, extra = BACKENDS[backend]
-        return None if available(module) else f"no {module} builder: pip install -e '.[{extra}]'"
+        module = TRT_FLAVOURS[backend].module
+        return None if available(module) else f"no {module} builder: {install_hint(module)}"
 
     return check
 

@@ -19,10 +19,11 @@ from dcpose_trt.contract import (
     DCN_DOMAIN,
     DCN_OP_TYPE,
     DCN_OP_TYPES,
-    META_PRESET,
     ONNX_DEFORM_OP,
     PLUGIN_NAME,
     PLUGIN_NAMESPACE,
+    OnnxModelInfo,
+    read_model_metadata,
 )
 from dcpose_trt.errors import InputError
 
@@ -89,6 +90,11 @@ class OnnxInfo:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     op_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def model_meta(self) -> OnnxModelInfo:
+        """The ``dcpose_trt.*`` metadata, typed (:func:`~dcpose_trt.contract.read_model_metadata`)."""
+        return read_model_metadata(self.metadata, source=str(self.path))
 
     @property
     def needs_dcpose_plugin(self) -> bool:
@@ -227,7 +233,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         dcn_form = "none"
 
     initializer_names = {t.name for t in graph.initializer}
-    metadata = {p.key: p.value for p in model.metadata_props}
+    meta = read_model_metadata(model, source=str(path))  # InputError on a malformed dcpose_trt.* value
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return OnnxInfo(
         path=path,
@@ -236,8 +242,8 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         precision=precision,
         dcn_form=dcn_form,
         plugins=plugins,
-        preset=metadata.get(META_PRESET),
-        metadata=metadata,
+        preset=meta.preset,
+        metadata=dict(meta.raw),
         # Old exporters list initializers among the inputs; they are weights, not bindings.
         inputs=tuple(_tensor_info(v, onnx) for v in graph.input if v.name not in initializer_names),
         outputs=tuple(_tensor_info(v, onnx) for v in graph.output),

@@ -188,7 +188,7 @@ def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.
     parts = dict(parts) if parts is not None else convert_parts(model)
     if precision == "int8":
         from dcpose_trt.export.int8 import calibration_crops
-        from dcpose_trt.export.precision import QuantizeConfig
+        from dcpose_trt.export.quantize_config import QuantizeConfig
 
         qc = QuantizeConfig(precision="int8", calib=Path(calib) if calib else None, calib_samples=calib_samples,
                             calib_boxes=Path(calib_boxes) if calib_boxes else None, calib_split=calib_split)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dcpose_trt._atomic import atomic_write_bytes
-from dcpose_trt._env import installed_version, parse_version
+from dcpose_trt._env import TRT_FLAVOURS, installed_version, parse_version
 from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine
 from dcpose_trt.engine.onnx_info import OnnxInfo, file_sha256, onnx_sha256
 from dcpose_trt.errors import InputError, PlanMismatchError
@@ -322,15 +322,6 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
     return PlanCheck(plan, not reasons, reasons, cmd, meta)
 
 
-#: runtime flavour -> the module whose installed version counts for it. The lean runtime loads
-#: version-compatible plans built by full TensorRT, so its version stands in for full TensorRT's.
-RUNTIME_FLAVOURS: dict[str, tuple[str, str]] = {
-    "tensorrt": ("tensorrt", "tensorrt"),
-    "tensorrt-rtx": ("tensorrt-rtx", "tensorrt_rtx"),
-    "tensorrt-lean": ("tensorrt", "tensorrt_lean"),
-}
-
-
 def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None,
                      backend: str | None = None, *, onnx_path: str | os.PathLike[str] | None = None,
                      preset: str | None = None, machine: Machine | None = None) -> dict[str, Any]:
@@ -352,9 +343,10 @@ def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] 
     meta = sidecar
     if backend is not None:
         meta = sidecar if sidecar is not None else read_sidecar(plan_path)
-        if backend not in RUNTIME_FLAVOURS:
-            raise InputError(f"unknown runtime {backend!r}; choose one of {', '.join(RUNTIME_FLAVOURS)}")
-        built_as, module = RUNTIME_FLAVOURS[backend]
+        if backend not in TRT_FLAVOURS:
+            raise InputError(f"unknown runtime {backend!r}; choose one of {', '.join(TRT_FLAVOURS)}")
+        # The lean runtime loads version-compatible plans built by full TensorRT: its version stands in.
+        built_as, module = TRT_FLAVOURS[backend].loads, TRT_FLAVOURS[backend].module
         if built_as != meta["backend"]["name"]:
             raise InputError(f"{plan_path} was built with {meta['backend']['name']}; {backend} cannot load it")
         if module != built_as.replace("-", "_"):

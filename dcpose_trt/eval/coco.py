@@ -1,6 +1,6 @@
 """COCO keypoint AP (OKS) through pycocotools, for COCO-format data (e.g. ``coco_sample/test_coco.json``).
 
-pycocotools is optional (``pip install 'dcpose-trt[eval]'``) and imported only when called.
+pycocotools is optional (the ``eval`` extra) and imported only when called.
 """
 
 from __future__ import annotations

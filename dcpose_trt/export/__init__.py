@@ -14,16 +14,11 @@ from dcpose_trt.export.deform_ops import (
     plugin_op_schema,
     translation_table,
 )
-from dcpose_trt.export.onnx_export import (
-    ExportConfig,
-    atomic_save_onnx,
-    export_graph,
-    export_onnx,
-    get_metadata,
-    graph_diff_except_dcn,
-)
-from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
+from dcpose_trt.export.onnx_export import ExportConfig, export_graph, export_onnx
+from dcpose_trt.export.onnx_graph import atomic_save_onnx, graph_diff_except_dcn
+from dcpose_trt.export.precision import quantize_onnx
 from dcpose_trt.export.qdq import check_qdq, int8_excluded_nodes
+from dcpose_trt.export.quantize_config import QuantizeConfig
 
 __all__ = [
     "DEFORM_FORMS",
@@ -33,7 +28,6 @@ __all__ = [
     "check_qdq",
     "export_graph",
     "export_onnx",
-    "get_metadata",
     "graph_diff_except_dcn",
     "int8_excluded_nodes",
     "make_deform_translation",

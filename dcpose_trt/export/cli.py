@@ -48,7 +48,8 @@ def _quantize(args: argparse.Namespace) -> int:
     calib_ann = args.calib / "annotations" if args.calib is not None else None
     check_writable(args.out, folder=args.onnx.is_dir(), inputs=[args.onnx, args.calib, args.calib_boxes],
                    protected=[calib_ann])
-    from dcpose_trt.export.precision import QuantizeConfig, quantize_onnx
+    from dcpose_trt.export.precision import quantize_onnx
+    from dcpose_trt.export.quantize_config import QuantizeConfig
 
     _progress_logging()
     cfg = QuantizeConfig(**_given(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
@@ -63,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's verbs to the ``dcpose-trt`` parser. Options default to None; the help shows the
     config dataclasses' defaults, which apply."""
     from dcpose_trt.export.onnx_export import ExportConfig
-    from dcpose_trt.export.precision import CALIB_METHODS, QuantizeConfig
+    from dcpose_trt.export.quantize_config import CALIB_METHODS, QuantizeConfig
 
     p = sub.add_parser("export", help="export DCPose to ONNX (three deformable-conv forms, optional split)",
                        description="Export DCPose to ONNX with a dynamic person batch.")

@@ -27,18 +27,16 @@ from dcpose_trt.contract import (
     DCN_DOMAIN,
     DCN_DOMAIN_VERSION,
     DCN_OP_TYPE,
-    META_INPUT_SIZE,
-    META_MEAN,
-    META_STD,
     ONNX_DEFORM_OP,
     ONNX_DEFORM_OPSET,
     PLUGIN_NAMESPACE,
+    OnnxModelInfo,
 )
 from dcpose_trt.errors import InputError, QuantizeError
 from dcpose_trt.export.qdq import BACKBONE_SCOPE, int8_excluded_nodes
 
 if TYPE_CHECKING:
-    from dcpose_trt.export.precision import QuantizeConfig
+    from dcpose_trt.export.quantize_config import QuantizeConfig
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +239,11 @@ def _layout(q: Any, target: str) -> dict[str, Any]:
     }
 
 
-def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[str, str]) -> Any:
-    """INT8 Q/DQ model via ``onnxruntime.quantization.quantize_static``; returns the ``onnx.ModelProto``."""
+def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, info: OnnxModelInfo) -> Any:
+    """INT8 Q/DQ model via ``onnxruntime.quantization.quantize_static``; returns the ``onnx.ModelProto``.
+
+    ``info``: the FP32 model's metadata (its crop size and normalisation make the calibration crops).
+    """
     onnx = require("onnx", "onnx", "INT8 quantization")
     q = require("onnxruntime.quantization", "onnx", "INT8 quantization")
     model = onnx.load(str(model_path))
@@ -259,9 +260,9 @@ def to_int8(model_path: Path, out_path: Path, cfg: QuantizeConfig, meta: dict[st
         onnx.save(model, str(model_path))
         log.info("INT8: calibrating the plugin graph as its standard DeformConv equivalent (%d nodes)",
                  len(plugin_nodes))
-    h, w = (int(v) for v in meta[META_INPUT_SIZE].split("x"))
-    mean = tuple(float(v) for v in meta.get(META_MEAN, "0.485,0.456,0.406").split(","))
-    std = tuple(float(v) for v in meta.get(META_STD, "0.229,0.224,0.225").split(","))
+    h, w = info.require("input_size").input_size  # type: ignore[misc]
+    mean = info.mean or (0.485, 0.456, 0.406)  # ImageNet's, as every preset uses
+    std = info.std or (0.229, 0.224, 0.225)
     t0 = time.perf_counter()
     crops = calibration_crops(cfg, (h, w), mean, std)
     log.info("calibration: %d person crops read in %.1f s", len(crops), time.perf_counter() - t0)

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from dcpose_trt._deps import require
-from dcpose_trt.contract import DCN_OP_TYPES, META_PART
-from dcpose_trt.export.onnx_export import get_metadata
+from dcpose_trt.contract import DCN_OP_TYPES, read_model_metadata
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ def int8_excluded_nodes(model: Any) -> list[str]:
                 elif c.op_type != "Shape":
                     stack.extend(c.output)
     missing = [p for p in ("rough_pose_estimation_net.final_layer/",)
-               if get_metadata(model).get(META_PART) in ("full", "backbone")
+               if read_model_metadata(model).part in ("full", "backbone")
                and not any(n.name.startswith(p) for n in g.nodes)]
     if missing:
         log.warning("no node named %s* (not exported by dcpose-trt?); the final heatmap conv may get quantized",

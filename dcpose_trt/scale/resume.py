@@ -16,12 +16,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dcpose_trt._atomic import atomic_write_text
-
-if TYPE_CHECKING:
-    from dcpose_trt.scale.jobs import EstimatorConfig
 
 SCHEMA = "dcpose_trt.predict-made/1"
 
@@ -193,8 +190,9 @@ def split_done(jobs: Sequence[Any], resume: bool, want: Callable[[Any], dict] | 
     return todo, skipped
 
 
-def made_by(cfg: EstimatorConfig) -> Callable[[Any], dict]:
-    """What outputs of a run with ``cfg`` record (``auto`` resolved once, as the estimator resolves it)."""
+def made_by(cfg: Any) -> Callable[[Any], dict]:
+    """What outputs of a run with ``cfg`` (an :class:`~dcpose_trt.scale.jobs.EstimatorConfig`) record
+    (``auto`` resolved once, as the estimator resolves it)."""
     backend = cfg.backend
     if backend == "auto":
         ckpt = cfg.model is None or Path(cfg.model).suffix.lower() in (".pth", ".pt", ".tar")

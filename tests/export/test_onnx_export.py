@@ -7,7 +7,8 @@ import onnx
 import pytest
 import torch
 
-from dcpose_trt.export import ExportConfig, export_onnx, get_metadata, graph_diff_except_dcn
+from dcpose_trt.contract import read_model_metadata
+from dcpose_trt.export import ExportConfig, export_onnx, graph_diff_except_dcn
 from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
 
 from .conftest import PRESET
@@ -78,7 +79,9 @@ class TestGraphs:
         assert [o.name for o in m.graph.output] == ["heatmaps"]
         dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
         assert dims == ["persons", 9, 128, 96]
-        meta = get_metadata(m)
+        info = read_model_metadata(m)
+        assert info.input_size == (128, 96) and info.heatmap_size == (32, 24) and info.precision == "fp32"
+        meta = info.raw  # the keys on disk, as other tools see them
         assert meta["dcpose_trt.preset"] == PRESET and meta["dcpose_trt.deform"] == "deformconv"
         assert meta["dcpose_trt.part"] == "full" and meta["dcpose_trt.input_size"] == "128x96"
         assert "dcpose_trt.version" in meta
@@ -92,7 +95,7 @@ class TestGraphs:
         bb, hd = onnx.load(str(d / "backbone.onnx")), onnx.load(str(d / "head.onnx"))
         assert [i.name for i in bb.graph.input] == ["image"]
         assert [i.name for i in hd.graph.input] == ["cur", "prev", "next", "margin"]
-        assert get_metadata(bb)["dcpose_trt.part"] == "backbone" and get_metadata(hd)["dcpose_trt.part"] == "head"
+        assert read_model_metadata(bb).part == "backbone" and read_model_metadata(hd).part == "head"
 
 
 class TestWrites:

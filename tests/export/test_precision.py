@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
+from dcpose_trt.contract import read_model_metadata
 from dcpose_trt.data.synth import SynthConfig, generate
 from dcpose_trt.errors import InputError
 from dcpose_trt.eval.fidelity import fidelity
@@ -16,7 +17,6 @@ from dcpose_trt.export import (
     QuantizeConfig,
     check_qdq,
     export_onnx,
-    get_metadata,
     int8_excluded_nodes,
     quantize_onnx,
 )
@@ -47,7 +47,7 @@ def _inputs():
 def test_fp16_runs_and_keeps_fp32_where_required(exports, tmp_path):
     out = quantize_onnx(exports("deformconv"), tmp_path / "m.fp16.onnx", QuantizeConfig("fp16"))
     m = onnx.load(str(out))
-    assert get_metadata(m)["dcpose_trt.precision"] == "fp16"
+    assert read_model_metadata(m).precision == "fp16"
     assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*m.graph.input, *m.graph.output])
     inits = {t.name: t.data_type for t in m.graph.initializer}
     convs = [n for n in m.graph.node if n.op_type == "Conv"]
@@ -123,7 +123,7 @@ def test_int8_split_quantizes_backbone_and_keeps_head(exports, sample_clip, synt
     cfg = QuantizeConfig("int8", calib=synth_data, calib_split="train", calib_samples=32)
     out = quantize_onnx(fp32, tmp_path / "int8", cfg)
     bb, head = onnx.load(str(out / "backbone.onnx")), onnx.load(str(out / "head.onnx"))
-    assert get_metadata(bb)["dcpose_trt.precision"] == get_metadata(head)["dcpose_trt.precision"] == "int8"
+    assert read_model_metadata(bb).precision == read_model_metadata(head).precision == "int8"
     assert sum(n.op_type == "QuantizeLinear" for n in bb.graph.node) > 50
     assert check_qdq(bb, int8_excluded_nodes(onnx.load(str(fp32 / "backbone.onnx")))) == []
     assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in head.graph.node)
@@ -147,7 +147,7 @@ def test_int8_plugin_form_calibrates_as_deformconv(exports, int8, sample_clip, t
     """
     from dcpose_trt.export.deform_ops import plugin_identity
     from dcpose_trt.export.int8 import has_plugin_nodes, plugin_to_standard
-    from dcpose_trt.export.onnx_export import graph_diff_except_dcn
+    from dcpose_trt.export.onnx_graph import graph_diff_except_dcn
 
     cfg = QuantizeConfig("int8", calib=sample_clip, calib_boxes=sample_clip / "boxes.json", calib_samples=16)
     with caplog.at_level(logging.DEBUG):
@@ -193,7 +193,7 @@ def test_int8_cpu_layout_is_onnxruntime_integer_and_keeps_keypoints(exports, syn
     cfg = QuantizeConfig("int8", calib=synth_data, calib_split="train", calib_samples=32, target="cpu")
     out = quantize_onnx(fp32, tmp_path / "int8cpu", cfg)
     src, bb, head = (onnx.load(str(p)) for p in (fp32 / "backbone.onnx", out / "backbone.onnx", out / "head.onnx"))
-    assert get_metadata(bb)["dcpose_trt.int8_target"] == "cpu"
+    assert read_model_metadata(bb).int8_target == "cpu"
     n_convs = sum(n.op_type == "Conv" for n in src.graph.node)
     ops = [n.op_type for n in bb.graph.node]
     assert ops.count("QLinearConv") == n_convs - 2 and ops.count("Conv") == 2, sorted(set(ops))

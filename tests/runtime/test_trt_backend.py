@@ -70,7 +70,7 @@ def _tiny_onnx(path, h: int = 128, w: int = 96):
         [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["B", 17, h // 4, w // 4])], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     model.ir_version = 10
-    helper.set_model_props(model, {"dcpose_trt.preset": TINY, "dcpose_trt.deform": "none"})
+    helper.set_model_props(model, {"dcpose_trt.preset": TINY})  # no DCN: no deform form to name
     onnx.save(model, str(path))
     return path
 
@@ -155,14 +155,14 @@ class TestRefusal:
         meta = json.loads(side.read_text())
         meta["backend"] = {"name": "tensorrt", "version": "10.13.3.9"}  # as a TensorRT 10 build writes it
         side.write_text(json.dumps(meta))
-        with pytest.raises(MissingDependencyError, match=r"'tensorrt' is needed.*pip install 'dcpose-trt\[trt\]'"):
+        with pytest.raises(MissingDependencyError, match=r"'tensorrt' is needed.*pip install -e '\.\[trt\]'"):
             TensorRTBackend(plan)
 
     def test_missing_cuda_python_names_the_extra(self, plan_copy, monkeypatch):
         plan, _ = plan_copy
         # None in sys.modules makes the import fail exactly as if cuda-python were not installed.
         monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", None)
-        with pytest.raises(MissingDependencyError, match=r"cuda\.bindings\.runtime.*pip install 'dcpose-trt\[cuda\]'"):
+        with pytest.raises(MissingDependencyError, match=r"cuda\.bindings\.runtime.*pip install -e '\.\[cuda\]'"):
             TensorRTBackend(plan)
 
     @no_gpu

@@ -188,7 +188,7 @@ def test_without_ray_workers_names_the_extra(dataset, tmp_path, monkeypatch, cap
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
     code = main(["predict", "--data", str(dataset), "--out", str(tmp_path / "o"), "--workers", "2"])
     err = capsys.readouterr().err
-    assert code == 2 and "pip install 'dcpose-trt[ray]'" in err and "Traceback" not in err
+    assert code == 2 and "pip install -e '.[ray]'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 

@@ -85,4 +85,4 @@ def test_doctor_advises_the_matching_extra(driver, bindings, trt, extra):
     if extra is None:
         assert advice is None
     else:
-        assert f"dcpose-trt[{extra}]" in advice and driver in advice and "JetPack" in advice
+        assert f"pip install -e '.[{extra}]'" in advice and driver in advice and "JetPack" in advice

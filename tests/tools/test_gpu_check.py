@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import gpu_check
+from dcpose_trt.cli import main
 
 
 def test_skips_cleanly_without_a_gpu(capsys, tmp_path):
     machine, why = gpu_check.gpu_or_reason()
     if machine is not None:
         pytest.skip(f"this machine has a GPU ({machine['gpu']}): run make gpu-check instead")
-    assert gpu_check.main(["--out", str(tmp_path / "r")]) == 0
+    assert main(["bench", "gpu-check", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     for step in gpu_check.STEPS:
         assert f"{step}" in out and "skipped" in out
@@ -20,5 +21,5 @@ def test_skips_cleanly_without_a_gpu(capsys, tmp_path):
 
 def test_unknown_step_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
-        gpu_check.main(["--steps", "nope"])
+        main(["bench", "gpu-check", "--steps", "nope"])
     assert exc.value.code == 2 and "unknown step" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dcpose_trt._deps import require
-from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, META_DEFORM, META_PRECISION, META_PRESET
+from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, META_PRESET, read_model_metadata
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.backends.base import Backend, SplitBackend, as_f32, model_files
 
@@ -65,7 +65,7 @@ class _Session:
                 f"{path} uses the TensorRT plugin node ({DCN_DOMAIN}::{DCN_OP_TYPE}), which ONNX Runtime cannot run; "
                 "export with --deform deformconv or --deform gridsample for ONNX Runtime")
         self.path = path
-        self.meta = {p.key: p.value for p in proto.metadata_props}
+        self.meta = read_model_metadata(proto, source=str(path))
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # One request at a time: all cores to the intra-op pool, none to an inter-op pool.
@@ -138,7 +138,7 @@ class OnnxRuntimeBackend(Backend):
             sessions = [self._backbone, self._head]
             if self._backbone.inputs != ["image"] or self._head.inputs[:3] != ["cur", "prev", "next"]:
                 raise InputError(f"{pair[0]} / {pair[1]} are not a DCPose backbone/head pair")
-        presets = {s.meta.get(META_PRESET) for s in sessions}
+        presets = {s.meta.preset for s in sessions}
         if len(presets) != 1 or None in presets:
             raise InputError(f"{', '.join(str(s.path) for s in sessions)}: missing or inconsistent "
                              f"'{META_PRESET}' metadata ({presets}); re-export with 'dcpose-trt export'")
@@ -150,8 +150,8 @@ class OnnxRuntimeBackend(Backend):
         if not all(isinstance(d, int) for d in shape[2:]):
             raise InputError(f"{first.path}: the crop size must be static, got input shape {shape}")
         self.input_size: tuple[int, int] = (int(shape[2]), int(shape[3]))
-        self.precision = first.meta.get(META_PRECISION, "fp32")
-        self.deform = first.meta.get(META_DEFORM, "")
+        self.precision = first.meta.precision
+        self.deform = first.meta.deform or ""
         self.providers = first.session.get_providers()
         self.split = self._full is None
         self.last_inference_time = 0.0

@@ -26,13 +26,14 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dcpose_trt._deps import require
-from dcpose_trt.contract import META_PRECISION, META_PRESET
+from dcpose_trt.contract import META_PRESET, OnnxModelInfo, read_model_metadata
 from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the conversion step is the engine's)
     build_ir,
     convert_parts,
@@ -121,17 +122,16 @@ class _Compiled:
         return self.request.get_output_tensor(0).data.copy()
 
 
-def _metadata(model: Any, path: Path) -> dict[str, str]:
+def _metadata(model: Any, path: Path) -> OnnxModelInfo:
     """Preset and precision: ONNX metadata_props for ONNX files, rt_info for our IR."""
-    meta: dict[str, str] = {}
     if path.suffix == ".onnx":
-        onnx = require("onnx", "onnx", "reading ONNX metadata")
-        proto = onnx.load(str(path), load_external_data=False)
-        meta = {p.key: p.value for p in proto.metadata_props}
-    elif model.has_rt_info(["framework", META_PRESET]):
-        meta[META_PRESET] = model.get_rt_info(["framework", META_PRESET]).astype(str)
+        meta = read_model_metadata(path)
+    else:
+        rt = {META_PRESET: model.get_rt_info(["framework", META_PRESET]).astype(str)} \
+            if model.has_rt_info(["framework", META_PRESET]) else {}
+        meta = read_model_metadata(rt, source=str(path))
     if any("FakeQuantize" in op.get_type_name() or "FakeConvert" in op.get_type_name() for op in model.get_ops()):
-        meta[META_PRECISION] = "int8"
+        meta = replace(meta, precision="int8")
     return meta
 
 
@@ -196,7 +196,7 @@ class OpenVINOBackend(Backend):
             if len(self._backbone.inputs) != 1 or len(self._head.inputs) != 4:
                 raise InputError(f"{pair[0]} / {pair[1]} are not a DCPose backbone/head pair")
         self.compile_seconds = time.perf_counter() - t0
-        presets = {p.meta.get(META_PRESET) for p in parts}
+        presets = {p.meta.preset for p in parts}
         if len(presets) != 1 or None in presets:
             raise InputError(f"{', '.join(str(p.path) for p in parts)}: missing or inconsistent preset metadata "
                              f"({presets}); convert with from_checkpoint or re-export with 'dcpose-trt export'")
@@ -207,7 +207,7 @@ class OpenVINOBackend(Backend):
         if shape.rank.get_length() != 4 or not (shape[2].is_static and shape[3].is_static):
             raise InputError(f"{parts[0].path}: the crop size must be static, got input shape {shape}")
         self.input_size: tuple[int, int] = (shape[2].get_length(), shape[3].get_length())
-        quantized = any(p.meta.get(META_PRECISION) == "int8" for p in parts)
+        quantized = any(p.meta.precision == "int8" for p in parts)
         if precision == "int8" and not quantized:
             raise InputError(f"{parts[0].path} is not quantized; for INT8 give a Q/DQ ONNX or use from_checkpoint "
                              "with calibration data")

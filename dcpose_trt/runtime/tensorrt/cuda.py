@@ -6,7 +6,7 @@ or by leaving its ``with`` block; a best-effort ``__del__`` only covers objects 
 
 Every cuda-python call returns ``(err, *values)``; :func:`check_cuda` turns a non-success ``err`` into a
 :class:`~dcpose_trt.errors.CudaError` naming the call and the error, and returns the values.
-cuda-python is imported on first use (``pip install 'dcpose-trt[cuda]'``), so importing this module
+cuda-python is imported on first use (the ``cuda`` extra), so importing this module
 never needs it.
 """
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dcpose_trt._deps import available, require
+from dcpose_trt._env import TRT_FLAVOURS, install_hint
 from dcpose_trt.engine import plan_trust
 from dcpose_trt.engine.plan_trust import PlanTrust
 from dcpose_trt.errors import CudaError, InputError, PlanMismatchError
@@ -48,14 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# runtime flavour -> (module, pip extra). The lean runtime loads version-compatible plans built by full
-# TensorRT (``--version-compatible``); it has Runtime/ICudaEngine/IExecutionContext and nothing else.
-RUNTIME_MODULES: dict[str, tuple[str, str]] = {
-    "tensorrt": ("tensorrt", "trt"),
-    "tensorrt-rtx": ("tensorrt_rtx", "rtx"),
-    "tensorrt-lean": ("tensorrt_lean", "lean"),
-}
-
 _NP_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8,
               "UINT8": np.uint8, "BOOL": np.bool_}
 
@@ -63,8 +56,8 @@ _NP_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64
 
 
 def _import_runtime(flavour: str) -> Any:
-    module, extra = RUNTIME_MODULES[flavour]
-    return require(module, extra, f"running {flavour.replace('-lean', '')} plans")
+    f = TRT_FLAVOURS[flavour]  # the lean runtime loads version-compatible plans built by full TensorRT
+    return require(f.module, f.extra, f"running {f.loads} plans")
 
 
 def _dims(dims: Any) -> tuple[int, ...]:
@@ -145,7 +138,7 @@ def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, wh
         t.init_libnvinfer_plugins(logger, "")
     elif plugins.dcn_form == "deformconv" and not plugins.version_compatible:
         raise PlanMismatchError(f"{what} uses TensorRT's built-in DeformConv plugin, which {t.__name__} "
-                                "cannot load; run it with full TensorRT (pip install 'dcpose-trt[trt]')")
+                                f"cannot load; run it with full TensorRT ({install_hint('tensorrt')})")
     libs = plan_trust.libraries_to_load(plan_trust.library_needs(plugins.libraries), trust or plan_trust.resolve(),
                                         plugins.version_compatible, what)
     if libs:
