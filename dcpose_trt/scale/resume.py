@@ -197,7 +197,10 @@ def made_by(cfg: Any) -> Callable[[Any], dict]:
     if backend == "auto":
         ckpt = cfg.model is None or Path(cfg.model).suffix.lower() in (".pth", ".pt", ".tar")
         if ckpt:
-            from dcpose_trt.runtime.backends.autoselect import resolve
+            try:
+                from dcpose_trt.runtime.backends.autoselect import resolve_backend as resolve
+            except ImportError:  # the name before the runtime's registry rework (issue 20)
+                from dcpose_trt.runtime.backends.autoselect import resolve
 
             backend = resolve(cfg.model, "auto", mode=cfg.mode, progress=False)
         else:
