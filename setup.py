@@ -17,6 +17,9 @@ LEAN = ["tensorrt-lean>=10.3"] + CUDA
 BENCH = ["matplotlib>=3.7"]
 OPENVINO = ["openvino>=2025.0", "nncf>=2.14"]
 EVAL = ["pycocotools>=2.0.7"]
+# Triton serving client (`dcpose-trt serve`); tritonclient[grpc] minus its protobuf<7 pin. The server binary
+# comes from nvidia-pytriton (x86-64), which pins numpy<2: install it with `pip install --no-deps nvidia-pytriton`.
+SERVE = ["tritonclient>=2.50", "grpcio>=1.64", "python-rapidjson>=0.9", "packaging>=21"]
 RAY = ["ray>=2.59"]  # many videos on a cluster: `dcpose-trt predict --workers N`
 DEV = [
     "pytest>=8",
@@ -56,6 +59,7 @@ setup(
         "bench": BENCH,
         "eval": EVAL,
         "ray": RAY,
+        "serve": SERVE,
         "openvino": OPENVINO,
         "dev": DEV,
         "all": ONNX + TRITON + CUDA + BENCH + EVAL + OPENVINO,

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.config import BACKENDS, MODES, PRECISIONS, BenchConfig
+from benchmarks.serve_bench import register as register_serve
 
 _D = BenchConfig()
 
@@ -215,3 +216,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--steps", type=_steps, help="comma list of pytest_gpu, aot_launch, deform_conv, torch_cuda_clip "
                    "(default: all)")
     g.set_defaults(func=_gpu_check)
+    register_serve(subs)

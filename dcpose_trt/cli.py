@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "dcpose_trt.plugins.deform_conv.cli",
     "dcpose_trt.engine.cli",
     "dcpose_trt.runtime.cli",
+    "dcpose_trt.serve.cli",
     "dcpose_trt.doctor",
     "benchmarks.cli",
 )

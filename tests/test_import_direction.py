@@ -36,6 +36,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "eval": frozenset({"model", "data", "plugins", "engine", "runtime"}),
     # scale-out (Ray): runs the eval stage's per-video prediction on many workers.
     "scale": frozenset({"model", "data", "plugins", "engine", "runtime", "eval"}),
+    "serve": frozenset({"model", "data", "plugins", "engine", "runtime"}),  # Triton serving
 }
 #: Front ends: may import anything in the package; nothing in a stage may import them.
 TOP = frozenset({"cli", "doctor", "demo", "__main__"})

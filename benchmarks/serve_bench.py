@@ -1,0 +1,169 @@
+"""``dcpose-trt bench serve``: many camera streams on one Triton server vs one in-process ``run``.
+
+    dcpose-trt bench serve --streams 1,2,4,8 --frames 20 --out outputs/bench/serve
+
+One invocation, one machine: a synthetic archive (one video per stream), a CPU repository of the model
+(``serve export``: ONNX Runtime or OpenVINO part models; or ``--plans`` for ``--target tensorrt``), one
+``tritonserver`` on loopback ports. First the in-process baseline (``run_video`` with the same split model
+and backend on one video), then for each stream count N: N clients at once, each sending its own video as
+one stream. Reported per configuration: total frames/s, per-request round-trip p50/p99 (a request returns
+the previous frame's poses: one frame of look-ahead), and the batch sizes Triton's dynamic batcher formed
+on the backbone, and the compute and queue seconds of each model (from Triton's statistics, counted for
+this configuration only: where the server's time went). Writes ``OUT/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+MODELS = ("dcpose_stream", "dcpose_backbone", "dcpose_head")
+
+
+def _stats(url: str) -> dict[str, dict]:
+    """Per model: compute and queue nanoseconds so far, and executions per batch size (Triton's statistics)."""
+    import tritonclient.grpc as g
+
+    out = {}
+    with g.InferenceServerClient(url) as c:
+        for m in MODELS:
+            st = c.get_inference_statistics(m, as_json=True)["model_stats"][0]
+            inf = st.get("inference_stats", {})
+            out[m] = {"compute_ns": int(inf.get("compute_infer", {}).get("ns", 0)),
+                      "queue_ns": int(inf.get("queue", {}).get("ns", 0)),
+                      "batches": {int(b["batch_size"]): int(b["compute_infer"]["count"])
+                                  for b in st.get("batch_stats", [])}}  # absent before the first batch
+    return out
+
+
+def _delta(before: dict[str, dict], after: dict[str, dict]) -> dict:
+    """What one configuration added: the backbone's batch sizes, and each model's compute and queue seconds
+    (where the server's time went: the stream model's Python work vs the batched parts)."""
+    b0, b1 = before["dcpose_backbone"]["batches"], after["dcpose_backbone"]["batches"]
+    formed = {str(k): b1[k] - b0.get(k, 0) for k in sorted(b1) if b1[k] - b0.get(k, 0)}
+    time_s = {m: {k: round((after[m][f"{k}_ns"] - before[m][f"{k}_ns"]) / 1e9, 3) for k in ("compute", "queue")}
+              for m in MODELS}
+    return {"backbone_batches": formed, "server_seconds": time_s}
+
+
+def _pct(values: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    a = np.asarray(values or [0.0])
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p99": round(float(np.percentile(a, 99)), 2)}
+
+
+def _streams(url: str, videos: list[tuple[Path, Path]]) -> dict:
+    """Every video as its own stream, all at once; frames/s over the wall time of the slowest."""
+    from dcpose_trt.data.video import BoxesFromFile, FrameSource
+    from dcpose_trt.runtime.io import clip_boxes
+    from dcpose_trt.serve.client import StreamClient
+
+    lat: list[float] = []
+    frames = [0]
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def one(video: Path, boxes: Path) -> None:
+        try:
+            src = FrameSource(str(video))
+            table = BoxesFromFile(str(boxes), src.names())
+            mine = []
+            with StreamClient(url) as c:
+                for i, frame in src.indexed():
+                    b, _, _ = clip_boxes(table(i, frame), frame.shape)
+                    t0 = time.perf_counter()
+                    c.process(frame, b)
+                    mine.append((time.perf_counter() - t0) * 1e3)
+                c.flush()
+            with lock:
+                lat.extend(mine[1:])  # the first request of a stream runs no model (look-ahead)
+                frames[0] += len(mine)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    before = _stats(url)
+    threads = [threading.Thread(target=one, args=v) for v in videos]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    if errors:
+        raise errors[0]
+    return {"streams": len(videos), "frames": frames[0], "seconds": round(wall, 3),
+            "frames_per_s": round(frames[0] / wall, 2), "request_ms": _pct(lat), **_delta(before, _stats(url))}
+
+
+def serve_bench(out: Path, streams: tuple[int, ...] = (1, 2, 4, 8), frames: int = 20, model: str | None = None,
+                backend: str = "onnxruntime", mode: str = "exact", target: str = "cpu") -> dict:
+    """Run the baseline and every stream count against one server; write ``out/results.json``."""
+    from dcpose_trt._atomic import atomic_write_text
+    from dcpose_trt.data.synth import SynthConfig, generate
+    from dcpose_trt.errors import InputError
+    from dcpose_trt.runtime.pipeline import RunConfig, run_video
+    from dcpose_trt.serve.repository import ServeExportConfig, export_repository, read_manifest
+    from dcpose_trt.serve.server import TritonServer
+
+    if not streams or min(streams) < 1 or frames < 2:
+        raise InputError(f"--streams must be >= 1 and --frames >= 2, got {streams} and {frames}")
+    work = Path(tempfile.mkdtemp(prefix="serve_bench."))
+    try:
+        n = max(streams)
+        generate(SynthConfig(out=work / "ds", videos=n, frames=frames, seed=11, split_ratio=0.0, workers=1))
+        vids = sorted(p for p in (work / "ds" / "images" / "val").iterdir() if p.is_dir())
+        videos = [(v, work / "ds" / "detections" / "val.json") for v in vids]
+        repo = export_repository(ServeExportConfig(out=str(work / "repo"), model=model, target=target, mode=mode,
+                                                   backend=backend, stream_instances=n))
+        manifest = read_manifest(repo)
+        base = None
+        if target == "cpu":
+            s = run_video(RunConfig(video=str(videos[0][0]), boxes=str(videos[0][1]), model=manifest["model"],
+                                    backend=manifest["backend"], mode=mode), progress=False)
+            base = {"config": f"in-process run ({manifest['backend']}, 1 video)", "frames": s.frames,
+                    "seconds": round(s.seconds, 3), "frames_per_s": round(s.frames / s.seconds, 2),
+                    "frame_ms": {k: round(s.latency_ms[k], 2) for k in ("p50", "p99")}}
+        with TritonServer(repo) as server:
+            _streams(server.grpc_url, videos[:1])  # warm-up: lazy session start-up in every process
+            rows = [_streams(server.grpc_url, videos[:k]) for k in streams]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    doc = {"note": "measured on a 2-core machine shared with other jobs (see loadavg_after): indicative only",
+           "target": target, "backend": manifest["backend"], "mode": mode, "model": model or "bundled",
+           "frames_per_stream": frames, "size": [320, 240], "persons_per_frame": "1-3 (synthetic)",
+           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                       "loadavg_after": os.getloadavg()},
+           "baseline": base, "rows": rows}
+    atomic_write_text(Path(out) / "results.json", json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(doc, indent=2))
+    return doc
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dcpose_trt.engine.config import parse_ints
+
+    serve_bench(args.out, parse_ints(args.streams, "--streams"), args.frames, args.model, args.backend, args.mode,
+                args.target)
+    return 0
+
+
+def register(subs: argparse._SubParsersAction) -> None:
+    """``bench serve`` (one line in :mod:`benchmarks.cli`)."""
+    s = subs.add_parser("serve", help="N camera streams on one Triton server vs one in-process run",
+                        description=__doc__.split("\n\n")[2] if __doc__ else None)
+    s.add_argument("--out", type=Path, required=True, help="output folder (results.json)")
+    s.add_argument("--streams", default="1,2,4,8", help="comma list of concurrent stream counts (default: %(default)s)")
+    s.add_argument("--frames", type=int, default=20, help="frames per stream (default: %(default)s)")
+    s.add_argument("--model", help="checkpoint (default: bundled) or, with --target tensorrt, the plans' folder")
+    s.add_argument("--backend", default="onnxruntime", help="cpu part models' backend (default: %(default)s)")
+    s.add_argument("--mode", default="exact", choices=("exact", "cached"), help="default: %(default)s")
+    s.add_argument("--target", default="cpu", choices=("cpu", "tensorrt"), help="default: %(default)s")
+    s.set_defaults(func=_run)
