@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test test-all lint clean gpu-check
 
 $(STAMP): setup.py requirements/constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(if $(filter aarch64,$(shell uname -m)),--system-site-packages) $(VENV)  # Jetson: see apt's TensorRT
 	$(PIP) install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[onnx,triton,bench,dev,eval,rtx,ray,openvino]'
 	touch $(STAMP)
 
@@ -24,11 +24,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
-# On a machine with an NVIDIA GPU: pytest -m gpu, the AOT PTX launched with TensorRT's exact argument list,
-# the deformable-conv kernel benchmark and the torch-CUDA runtime on the real clip, written to
-# benchmarks/results/<date>-<gpu>/. Without a GPU every step says it is skipped and why (exit 0).
-gpu-check: $(STAMP)
-	$(PY) -m dcpose_trt.cli bench gpu-check
+# The GPU acceptance run in two tiers (CUDA: kernels, AOT launch, CUDA graphs, pre/post, torch-CUDA runtime,
+# w48 baseline; TensorRT: plans of every form and precision), results in benchmarks/results/<date>-<gpu>/ or
+# --out. Without a GPU every step says it is skipped and why (exit 0). See docs/tensorrt_support.md.
+gpu-check:  # installs nothing: the command a GPU machine without a package index runs (ARGS="--out DIR --tier cuda")
+	PYTHONPATH=. python3 -m benchmarks.gpu_check $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -11,6 +11,11 @@ TRITON = ["triton>=3.3"]
 CUDA = ["cuda-python>=12.6.2"]
 CUDA12 = ["cuda-python>=12.6.2,<13", "tensorrt-cu12>=10.3,<12", "tensorrt-lean-cu12>=10.3,<12"]
 CUDA13 = ["cuda-python>=13.0,<14", "tensorrt-cu13>=10.13,<12", "tensorrt-lean-cu13>=10.13,<12"]
+# Jetson: TensorRT and CUDA come with JetPack (apt); only cuda-python is installed, pinned to the JetPack's
+# CUDA major.minor because L4T has no minor-version compatibility (cuda-python 12.9 on JetPack 6's CUDA 12.6
+# fails with cudaErrorInsufficientDriver). JetPack 6.x = CUDA 12.6, JetPack 7.x = CUDA 13.0.
+JETSON6 = ["cuda-python>=12.6.2,<12.7"]
+JETSON7 = ["cuda-python>=13.0,<13.1"]
 TRT = ["tensorrt>=10.3"] + CUDA
 RTX = ["tensorrt-rtx>=1.0"] + CUDA
 LEAN = ["tensorrt-lean>=10.3"] + CUDA
@@ -53,6 +58,8 @@ setup(
         "cuda": CUDA,
         "cuda12": CUDA12,
         "cuda13": CUDA13,
+        "jetson6": JETSON6,
+        "jetson7": JETSON7,
         "trt": TRT,
         "rtx": RTX,
         "lean": LEAN,

@@ -208,12 +208,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_scale)
 
     g = subs.add_parser("gpu-check", help="the GPU acceptance run (make gpu-check); skips cleanly without a GPU",
-                        description="pytest -m gpu, the AOT PTX launched with TensorRT's argument list, the kernel "
-                        "benchmark and the torch-CUDA runtime on the real clip; results in "
-                        "benchmarks/results/<date>-<gpu>/.")
+                        description="The same run as PYTHONPATH=. python3 -m benchmarks.gpu_check (which needs no "
+                        "install): the CUDA tier (DCN kernel, AOT launch and CUDA graph, GPU pre/post, torch-CUDA "
+                        "runtime, w48 baseline) and the TensorRT tier (plans of every form and precision); results "
+                        "in benchmarks/results/<date>-<gpu>/.")
     g.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/<date>-<gpu>/)")
     g.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
-    g.add_argument("--steps", type=_steps, help="comma list of pytest_gpu, aot_launch, deform_conv, torch_cuda_clip "
-                   "(default: all)")
+    g.add_argument("--steps", type=_steps, help="comma list of steps (python3 -m benchmarks.gpu_check --list; "
+                   "default: all)")
     g.set_defaults(func=_gpu_check)
     register_serve(subs)

@@ -42,6 +42,9 @@ PACKAGES: dict[str, tuple[str, str]] = {
         ("tensorrt_lean", "TensorRT lean runtime"),
         ("cuda.bindings", "cuda-python"),
         ("triton", "Triton"),
+        ("openvino", "OpenVINO"),
+        ("nncf", "NNCF"),
+        ("ray", "Ray"),
     )
 }
 
@@ -178,19 +181,52 @@ def _probe(module: str) -> Package:
 CUDA_EXTRAS = {12: "cuda12", 13: "cuda13"}
 
 
-def cuda_stack_advice(driver: str | None, bindings: str | None, trt_dist: str | None = None) -> str | None:
+# Jetson: the CUDA minor of each JetPack (L4T ships the driver); cuda-python must match it (no minor-version
+# compatibility there: cuda-python 12.9 on JetPack 6's CUDA 12.6 fails with cudaErrorInsufficientDriver).
+JETPACK_EXTRAS = {(12, 6): "jetson6", (13, 0): "jetson7"}
+
+
+def is_jetson() -> bool:
+    """A Jetson (L4T): ``/etc/nv_tegra_release`` or a device-tree model naming Jetson / Orin / Thor."""
+    from pathlib import Path
+
+    if Path("/etc/nv_tegra_release").is_file():
+        return True
+    try:
+        model = Path("/proc/device-tree/model").read_text(errors="ignore")
+    except OSError:
+        return False
+    return any(k in model for k in ("Jetson", "Orin", "Thor"))
+
+
+def cuda_stack_advice(driver: str | None, bindings: str | None, trt_dist: str | None = None,
+                      jetson: bool = False) -> str | None:
     """A hint when the installed CUDA stack is newer than the driver, else None.
+
+    Off Jetson, CUDA's minor-version compatibility lets a 12.x stack run on any 12.y driver, so majors are
+    compared. On Jetson there is none: cuda-python must not be newer than the JetPack's CUDA
+    ``major.minor`` (issue 23 finding 3).
 
     Args:
         driver: the driver's CUDA version (``cudaDriverGetVersion``, e.g. ``"12.6"``); None = no driver.
         bindings: the installed ``cuda-python`` / ``cuda-bindings`` version (``"13.0.3"``).
         trt_dist: the TensorRT distribution (``"tensorrt-cu13"``), if known.
+        jetson: compare by major.minor (:func:`is_jetson`).
     """
     if not driver or not driver[:1].isdigit():
         return None
     have = parse_version(driver)
     if have is None:
         return None
+    if jetson:
+        b = parse_version(bindings) if bindings else None
+        if b is None or (b.major, b.minor) <= (have.major, have.minor):
+            return None
+        extra = JETPACK_EXTRAS.get((have.major, have.minor))
+        fix = install_hint(extra=extra) if extra else f"install cuda-python {have.major}.{have.minor}.x"
+        return (f"cuda-python {bindings} is newer than this Jetson's CUDA {driver} (no minor-version "
+                f"compatibility on Jetson: cudaErrorInsufficientDriver): cuda-python must be "
+                f"{have.major}.{have.minor}.x: {fix}")
     majors = {}
     if bindings and (b := parse_version(bindings)) is not None:
         majors["cuda-python " + bindings] = b.major
@@ -224,7 +260,8 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
     if onnx_ok:
         precisions = all_p if pk["onnxruntime"].ok else ["fp32", "fp16"]
         export = {f: list(precisions) for f in FORMS}
-        export["plugin"] = ["fp32", "fp16"]  # INT8 calibration runs the graph in ORT, which lacks the plugin node
+        # INT8 of the plugin form is calibrated on its standard-DeformConv twin (export/int8.py), so every
+        # form takes every precision where ONNX Runtime is present.
     caps.append(Capability("export (ONNX)", export, {}, "" if onnx_ok else "needs onnx"))
 
     torch_run = {"deformconv": ["fp32"] + (["fp16"] if has_gpu and pk["torch"].details.get("cuda_available") else [])}
@@ -246,6 +283,18 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
     else:
         hints.append(f"ONNX Runtime (CPU backend, INT8 calibration): {ort.install}")
     caps.append(Capability("onnxruntime", {}, ort_run, note))
+
+    ov = pk["openvino"]
+    if ov.ok:
+        # From a checkpoint (torch frontend, native DeformableConvolution) or a gridsample ONNX; INT8 is NNCF's.
+        ov_p = ["fp32", "bf16"] + (["int8"] if pk["nncf"].ok else [])
+        caps.append(Capability("openvino", {}, {"checkpoint": ov_p, "gridsample": ov_p},
+                               "" if pk["nncf"].ok else f"INT8 needs NNCF: {pk['nncf'].install}"))
+    else:
+        caps.append(Capability("openvino", {}, {}, ov.reason))
+        hints.append(f"OpenVINO (fast CPU backend, picked by auto where it is fastest): {ov.install}")
+    if not pk["ray"].ok:
+        hints.append(f"Ray (predict --workers N on many videos): {pk['ray'].install}")
 
     cuda_ok = pk["cuda.bindings"].ok
     trt = pk["tensorrt"]
@@ -287,7 +336,8 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
     if not cuda_ok:
         hints.append(f"cuda-python (the GPU runtime's CUDA calls): {pk['cuda.bindings'].install}")
     bindings = installed_version("cuda.bindings") if cuda_ok else None
-    advice = cuda_stack_advice(gpu.driver, bindings, installed_dist("tensorrt-cu13", "tensorrt-cu12"))
+    advice = cuda_stack_advice(gpu.driver, bindings, installed_dist("tensorrt-cu13", "tensorrt-cu12"),
+                               jetson=is_jetson())
     if advice:
         hints.insert(0, advice)
     if not pk["triton"].ok:

@@ -54,3 +54,19 @@ def test_cli_json_and_table(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime:" in out and "ONNX Runtime" in out
+
+
+def test_doctor_lists_openvino_nncf_ray_and_plugin_int8():
+    """Issue 20: `auto` picks OpenVINO here, yet doctor did not list it (nor NNCF, Ray); and the plugin form
+    is INT8-calibrated on its standard-DeformConv twin, so doctor must not say it cannot be INT8."""
+    report = diagnose()
+    assert {"openvino", "nncf", "ray"} <= {p.module for p in report.packages}
+    backends = {c.backend: c for c in report.capabilities}
+    assert "openvino" in backends
+    if report.package("openvino").ok:
+        assert backends["openvino"].run["gridsample"][:2] == ["fp32", "bf16"]
+    export = backends["export (ONNX)"]
+    if report.package("onnx").ok and report.package("onnxruntime").ok:
+        assert "int8" in export.build["plugin"]
+    table = report.to_table()
+    assert "OpenVINO" in table and "NNCF" in table and "Ray" in table

@@ -60,9 +60,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
 PENDING_MERGE: frozenset[str] = frozenset({
     "cycle: dcpose_trt.runtime.backends.autoselect dcpose_trt.runtime.backends.model_cache "
     "dcpose_trt.runtime.estimator",
-    "hint: dcpose_trt/engine/builder.py",
-    "lines: dcpose_trt/engine/builder.py",
-    "lines: dcpose_trt/plugins/deform_conv/aot.py",
     "lines: dcpose_trt/runtime/tensorrt/trt_backend.py",
 })  # fmt: skip
 

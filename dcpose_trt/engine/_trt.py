@@ -52,7 +52,22 @@ class Machine:
     gpu: GpuInfo | None
 
 
+def module_version(module: str) -> str | None:
+    """``__version__`` of ``module`` as imported here (what the builder records in a plan's sidecar), None
+    when it does not import. Package metadata may differ (the 10.13 bindings wheel is ``10.13.3.9.post1``)
+    or be absent (bindings on ``PYTHONPATH``, JetPack's apt packages), so it is only the fallback for a
+    module without ``__version__``."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - absent, or native libraries missing: not usable here
+        return None
+    version = getattr(mod, "__version__", None)
+    return str(version) if version else installed_version(module)
+
+
 def local_machine() -> Machine:
-    """Describe this machine (installed TensorRT / TensorRT-RTX versions, first GPU)."""
-    versions = {b: v for b in TRT_BUILDERS if (v := installed_version(TRT_FLAVOURS[b].module)) is not None}
+    """Describe this machine (TensorRT / TensorRT-RTX versions as imported, first GPU)."""
+    versions = {b: v for b in TRT_BUILDERS if (v := module_version(TRT_FLAVOURS[b].module)) is not None}
     return Machine(versions, local_gpu())

@@ -106,4 +106,12 @@ def _check(args: argparse.Namespace) -> int:
     if not result.checked:  # no plan or no usable sidecar: an error (exit 2), not a mismatch
         raise PlanMismatchError(result.message)
     print(result.message)
+    from dcpose_trt.engine.network import compat_notes
+
+    meta = result.meta
+    target = meta.get("target") or {}
+    derived = compat_notes((meta.get("dcn") or {}).get("form", ""), bool(target.get("version_compatible")),
+                           str(target.get("hardware_compat", "none")))
+    for note in dict.fromkeys([*((meta.get("build") or {}).get("unverified") or []), *derived]):
+        print(f"note: {note}")
     return 0 if result.ok else 1

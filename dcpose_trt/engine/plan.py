@@ -29,6 +29,7 @@ Sidecar schema (``"schema": "dcpose_trt.plan/1"``)::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from dcpose_trt._atomic import atomic_write_bytes
-from dcpose_trt._env import TRT_FLAVOURS, installed_version, parse_version
-from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine
+from dcpose_trt._env import TRT_FLAVOURS, parse_version
+from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine, module_version
 from dcpose_trt.engine.onnx_info import OnnxInfo, file_sha256, onnx_sha256
 from dcpose_trt.errors import InputError, PlanMismatchError
 
+log = logging.getLogger(__name__)
 SCHEMA = "dcpose_trt.plan/1"
 
 
@@ -226,6 +228,10 @@ def _plugin_arch_reason(meta: dict[str, Any], gpu: GpuInfo) -> str | None:
     return None
 
 
+def plan_name(meta: dict[str, Any]) -> str:
+    return str((meta.get("plan") or {}).get("file") or "plan")
+
+
 def _gpu_reason(meta: dict[str, Any], machine: Machine) -> str | None:
     target = meta["target"]
     gpu = machine.gpu
@@ -249,8 +255,11 @@ def _gpu_reason(meta: dict[str, Any], machine: Machine) -> str | None:
         return (f"it was built for {built['name']} (compute capability {built['compute_capability']}) "
                 f"but this GPU is {gpu.name} ({gpu.compute_capability})")
     if compat != "same-cc" and gpu.name != built["name"]:
-        return (f"it was built for {built['name']} but this GPU is {gpu.name} (same compute capability; "
-                "build with --hardware-compat same-cc to share plans across such GPUs)")
+        # TensorRT loads such a plan and only warns ("Using an engine plan file across different models of
+        # devices is not recommended and is likely to affect performance or even cause errors"): so do we.
+        log.warning("%s: built for %s, this GPU is %s (same compute capability): it loads, but its kernels were "
+                    "timed on the other GPU; --hardware-compat same-cc makes that explicit", plan_name(meta),
+                    built["name"], gpu.name)
     return None
 
 
@@ -350,7 +359,7 @@ def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] 
         if built_as != meta["backend"]["name"]:
             raise InputError(f"{plan_path} was built with {meta['backend']['name']}; {backend} cannot load it")
         if module != built_as.replace("-", "_"):
-            versions = {**machine.backend_versions, built_as: installed_version(module) or ""}
+            versions = {**machine.backend_versions, built_as: module_version(module) or ""}
             machine = Machine(versions, machine.gpu)
     result = check(plan_path, onnx_path, preset, machine, sidecar=meta)
     if not result.ok:

@@ -21,9 +21,11 @@ which registers ``#op`` in ``getBuiltinOpImporterMap()``):
   ``Attention`` (confirmed there too); 10.15 ``RotaryEmbedding``, ``RMSNormalization``, ``TensorScatter``
   and "more specialized quantization ops" (names not listed: every custom op importer of onnx-tensorrt is
   named ``TRT_*``, see :data:`RESERVED_PREFIXES`).
-- 11.x: no changelog entry was available; taken as the 10.15 list. Two rules cover what a later release
-  may add: any importer of a standard ONNX operator is in ``onnx.defs`` (the test checks our op type
-  against it), and custom importers carry the ``TRT_`` prefix.
+- 10.16 and 11.0 (issue 23): no parser changelog entry was found for either (unverified): taken as the
+  10.15 list. 11.2: ``DFT`` (NVIDIA/TensorRT release notes of the 11.2 OSS release: "Added support for the
+  DFT operator and 5D GridSample"). 11.5 added opset 25 and ``Squeeze`` without axes (no new op type).
+  Two rules cover what a release may add unlisted: any importer of a standard ONNX operator is in
+  ``onnx.defs`` (the test checks our op type against it), and custom importers carry the ``TRT_`` prefix.
 
 ``LocalFunctionImporter`` and ``FallbackPluginImporter`` are registered in the same map (the dispatcher
 looks them up by those names), so they are listed too.
@@ -60,13 +62,16 @@ _ADDED: dict[str, frozenset[str]] = {
     "10.12": frozenset({"TRT_MXFP8QuantizeLinear", "TRT_MXFP8DequantizeLinear"}),
     "10.14": frozenset({"Attention"}),
     "10.15": frozenset({"RotaryEmbedding", "RMSNormalization", "TensorScatter"}),
+    "11.2": frozenset({"DFT"}),
 }
+# Releases whose list is the previous one because no changelog entry was found (said as "unverified").
+UNVERIFIED_RELEASES = ("10.16", "11.0")
 
 # Name prefixes of onnx-tensorrt's non-ONNX importers (custom quantization and legacy TensorRT ops).
 RESERVED_PREFIXES = ("TRT_",)
 
 # TensorRT releases the project supports (JetPack 6.x, first AOT plugin, JetPack 7, the 10.15 flag, 11.x).
-SUPPORTED_RELEASES = ("10.3", "10.9", "10.13", "10.14", "10.15", "11.4")
+SUPPORTED_RELEASES = ("10.3", "10.9", "10.13", "10.14", "10.15", "10.16", "11.0", "11.4")
 
 
 def _key(release: str) -> tuple[int, ...]:

@@ -99,6 +99,9 @@ def _stage(what: str) -> Iterator[None]:
 
 def _torch_export(model: DCPose, part: str, cfg: ExportConfig) -> Any:
     """Run the dynamo exporter for one graph → ``onnx.ModelProto`` (not yet cleaned)."""
+    from dcpose_trt.export.torch_compat import require_export_options
+
+    require_export_options()  # torch < 2.6 (JetPack 6): one line saying where to export
     module, args, names, _ = part_spec(model, part, batch=2)
     batch = torch.export.Dim(cfg.batch_dim, min=1)
     dynamic = {n: {0: batch} for n in names}

@@ -220,3 +220,41 @@ def test_cli_build_no_progress_bars_off_a_terminal(rtx, tmp_path, capfd):
     captured = capfd.readouterr()
     assert rc == 0
     assert "it/s" not in captured.err and "Cloning" not in captured.err and "%|" not in captured.err
+
+
+def _deformconv_graph(path: Path) -> Path:
+    """A standard ONNX DeformConv node: the ``deformconv`` form (TensorRT's built-in plugin)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    vi = helper.make_tensor_value_info
+    node = helper.make_node("DeformConv", ["x", "w", "off"], ["y"], name="dcn")
+    graph = helper.make_graph(
+        [node], "g", [vi("x", TensorProto.FLOAT, [1, 1, 4, 4]), vi("w", TensorProto.FLOAT, [1, 1, 3, 3]),
+                      vi("off", TensorProto.FLOAT, [1, 18, 2, 2])], [vi("y", TensorProto.FLOAT, None)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["tensorrt", "tensorrt-rtx"])
+def test_version_compatible_deformconv_is_refused_before_building(backend, tmp_path):
+    """Issue 23 finding 6: such a plan passed the lean-runtime check and failed at deserialize; now the build
+    refuses it with the reason, before TensorRT is even imported (before: MissingDependencyError here for
+    tensorrt, TensorRT-RTX's "no built-in plugins" for tensorrt-rtx - never the real reason)."""
+    pytest.importorskip("onnx")
+    path = _deformconv_graph(tmp_path / "dcn.onnx")
+    with pytest.raises(InputError, match=r"deformconv form .* version-compatible plan cannot carry"):
+        build_engine(path, tmp_path / "x.plan", BuildConfig(backend=backend, version_compatible=True,
+                                                            progress=False))
+    assert not (tmp_path / "x.plan").exists()
+
+
+def test_plugin_form_with_compatibility_is_unverified():
+    from dcpose_trt.engine.network import check_forms
+    from dcpose_trt.engine.onnx_info import OnnxInfo
+
+    info = OnnxInfo(path=Path("m.onnx"), sha256="0", opset=19, precision="fp32", dcn_form="plugin", plugins=(),
+                    preset=None, metadata={}, inputs=(), outputs=(), op_counts={})
+    assert check_forms(info, BuildConfig()) == []
+    notes = check_forms(info, BuildConfig(version_compatible=True, hardware_compat="ampere+"))
+    assert len(notes) == 2 and all(n.startswith("unverified: ") for n in notes)

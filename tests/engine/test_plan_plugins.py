@@ -25,7 +25,8 @@ PROBE = textwrap.dedent(
     import json, re, sys
     import tensorrt as real
     from dcpose_trt.errors import PlanMismatchError
-    from dcpose_trt.engine.builder import configure_parser, serialize_vc_plugins
+    from dcpose_trt.engine.network import configure_parser
+    from dcpose_trt.engine.trt_config import serialize_vc_plugins
     from dcpose_trt.engine.onnx_info import OnnxInfo, PluginUse
     from dcpose_trt.runtime.tensorrt import trt_backend as tb
     import dcpose_trt.plugins.deform_conv.plugin as plugin_mod

@@ -74,8 +74,8 @@ def test_gridsample_ampere_plus_plans_are_not_restricted():
 
 
 def test_builder_compiles_plugin_ptx_for_the_level(monkeypatch):
-    from dcpose_trt.engine.builder import plugin_ptx_arch
     from dcpose_trt.engine.config import BuildConfig
+    from dcpose_trt.engine.network import plugin_ptx_arch
     from dcpose_trt.engine.onnx_info import OnnxInfo, PluginUse
     from dcpose_trt.plugins.deform_conv import plugin
 
@@ -100,7 +100,7 @@ def rtx():
 
 
 def test_rtx_builder_requires_user_allocation(rtx):
-    from dcpose_trt.engine.builder import require_user_allocation
+    from dcpose_trt.engine.trt_config import require_user_allocation
 
     logger = rtx.Logger(rtx.Logger.ERROR)
     config = rtx.Builder(logger).create_builder_config()  # TensorRT-RTX builds without a GPU

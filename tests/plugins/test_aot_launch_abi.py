@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from dcpose_trt.plugins.deform_conv import SCALAR_ARGS
-from dcpose_trt.plugins.deform_conv.aot import DEFAULT_ARCHS, build_ptx, entry_params, find_kernel
+from dcpose_trt.plugins.deform_conv.aot_build import DEFAULT_ARCHS, build_ptx, find_kernel
 from dcpose_trt.plugins.deform_conv.plugin import INPUTS, aot_extra_args
+from dcpose_trt.plugins.deform_conv.ptx import entry_params
 
 pytest.importorskip("triton")
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +43,8 @@ PROBE = textwrap.dedent(
     d = QDP_REGISTRY[PLUGIN_ID]
     descs = [trtp.TensorDesc(trtp.ShapeExprs(4), trt.float32) for _ in INPUTS]
     ints = lambda *v: np.array(v, dtype=np.int32)
-    outs = d.register_func(*descs, strides=ints(1, 1), pads=ints(3, 3, 3, 3), dilations=ints(3, 3), group=1,
-                           offset_group=17)
+    outs = d.register_func(*descs, strides=ints(1, 1), pads=ints(3, 3, 3, 3), dilations=ints(3, 3), group=ints(1),
+                           offset_group=ints(17))
     outs = outs if isinstance(outs, tuple) else (outs,)
     aot_params = list(inspect.signature(d.aot_impl_func).parameters)
     print(json.dumps({
@@ -119,7 +120,7 @@ def test_manifest_documents_the_launch(built, trt_launch):
 
 def test_stripping_refuses_a_used_scratch_param():
     from dcpose_trt.errors import PluginError
-    from dcpose_trt.plugins.deform_conv.aot import match_launch_abi
+    from dcpose_trt.plugins.deform_conv.ptx import match_launch_abi
 
     ptx = (".visible .entry k(\n\t.param .u64 k_param_0,\n\t.param .u32 k_param_1,\n\t.param .u64 k_param_2,\n"
            "\t.param .u64 .ptr .global .align 1 k_param_3\n)\n{\n\tld.param.u64 %rd1, [k_param_3];\n}\n")

@@ -11,14 +11,8 @@ import pytest
 from dcpose_trt.cli import main
 from dcpose_trt.errors import PluginError
 from dcpose_trt.plugins.deform_conv import PLUGIN_ID, SCALAR_ARGS
-from dcpose_trt.plugins.deform_conv.aot import (
-    KERNEL_NAME,
-    build_ptx,
-    compile_kernel,
-    find_kernel,
-    parse_archs,
-    parse_config,
-)
+from dcpose_trt.plugins.deform_conv.aot import KERNEL_NAME, compile_kernel, parse_archs, parse_config
+from dcpose_trt.plugins.deform_conv.aot_build import build_ptx, find_kernel
 
 pytest.importorskip("triton")
 

@@ -39,8 +39,8 @@ PROBE = textwrap.dedent(
     d = QDP_REGISTRY[PLUGIN_ID]
     descs = [trtp.TensorDesc(trtp.ShapeExprs(4), trt.float16) for _ in INPUTS]
     ints = lambda *v: np.array(v, dtype=np.int32)
-    out = d.register_func(*descs, strides=ints(1, 1), pads=ints(9, 9, 9, 9), dilations=ints(9, 9), group=1,
-                          offset_group=17)
+    out = d.register_func(*descs, strides=ints(1, 1), pads=ints(9, 9, 9, 9), dilations=ints(9, 9), group=ints(1),
+                          offset_group=ints(17))
     (combo,) = d.autotune_func(*descs, (out,))
     print(json.dumps({
         "version": trt.__version__,

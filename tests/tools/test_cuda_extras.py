@@ -86,3 +86,29 @@ def test_doctor_advises_the_matching_extra(driver, bindings, trt, extra):
         assert advice is None
     else:
         assert f"pip install -e '.[{extra}]'" in advice and driver in advice and "JetPack" in advice
+
+
+def test_jetson_extras_pin_the_jetpack_cuda_minor():
+    """Issue 23 finding 3: JetPack 6 is CUDA 12.6 and L4T has no minor-version compatibility, so
+    ``cuda-python>=12.6.2,<13`` (which resolves to 12.9.x) fails there; the Jetson extras pin the minor."""
+    extras = _extras()
+    for extra, ok, too_new in (("jetson6", "12.6.2", "12.9.1"), ("jetson7", "13.0.3", "13.1.0")):
+        pins = _pins(extras[extra])
+        assert set(pins) == {"cuda-python"}  # TensorRT comes with JetPack (apt)
+        spec = pins["cuda-python"].specifier
+        assert spec.contains(ok) and not spec.contains(too_new)
+
+
+@pytest.mark.parametrize(("driver", "bindings", "advice"), [
+    ("12.6", "12.9.1", "must be 12.6.x: pip install -e '.[jetson6]'"),   # the field report: 12.9 on JetPack 6
+    ("12.6", "12.6.2", None),
+    ("13.0", "13.1.0", "must be 13.0.x: pip install -e '.[jetson7]'"),
+    ("13.0", "12.6.2", None),
+])
+def test_doctor_compares_major_minor_on_jetson(driver, bindings, advice):
+    got = cuda_stack_advice(driver, bindings, None, jetson=True)
+    if advice is None:
+        assert got is None
+    else:
+        assert advice in got and "Jetson" in got
+    assert cuda_stack_advice(driver, bindings, None) is None  # off Jetson: minor-version compatible

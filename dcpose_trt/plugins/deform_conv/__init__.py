@@ -14,7 +14,8 @@ Public API:
   ``PLUGIN_VERSION``.
 * :mod:`.plugin` — ``register_plugin()`` (imports ``tensorrt``); the node contract ``INPUTS``,
   ``ATTRIBUTE_TYPES``.
-* :mod:`.aot` — ``build_ptx()`` behind ``dcpose-trt plugin build``, ``compile_kernel()``.
+* :mod:`.aot` — ``compile_kernel()`` (one kernel, cached); :mod:`.aot_build` — ``build_ptx()`` behind
+  ``dcpose-trt plugin build``; :mod:`.ptx` — TensorRT's launch ABI, PTX ISA per arch, ptxas.
 
 Heavy imports (triton, tensorrt, onnxscript) happen inside the functions that need them.
 """

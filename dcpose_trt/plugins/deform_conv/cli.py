@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_build(args: argparse.Namespace) -> int:
     from dcpose_trt.errors import PluginError
-    from dcpose_trt.plugins.deform_conv.aot import build_ptx, parse_archs
+    from dcpose_trt.plugins.deform_conv.aot import parse_archs
+    from dcpose_trt.plugins.deform_conv.aot_build import build_ptx
 
     archs = parse_archs(args.arch)  # fail on a bad arch before importing triton
     try:

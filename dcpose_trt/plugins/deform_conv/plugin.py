@@ -9,7 +9,8 @@ with ``"plugin"``): ONNX ``DeformConv`` semantics in domain ``dcpose_trt`` with
   Ho, Wo]`` — all five present (DCPose always has bias and mask); all FP32 or all FP16;
 * attributes the plugin reads (:data:`ATTRIBUTE_TYPES`, the ONNX ``DeformConv`` ones): ``strides``
   [2], ``pads`` [4] (symmetric), ``dilations`` [2], ``group``, ``offset_group``; the parser forwards
-  only these (``kernel_shape`` and ``plugin_namespace`` are not plugin fields; kh, kw come from W);
+  only these (``kernel_shape`` and ``plugin_namespace`` are not plugin fields; kh, kw come from W), each
+  as a kINT32 field; the plugin declares all five as int32 arrays (NumPy >= 2.4, see :func:`_define`);
 * output ``[B, Cout, Ho, Wo]`` with X's type.
 
 :func:`register_plugin` imports tensorrt (QDP needs >= 10.6; ahead-of-time >= 10.9) and runs, once:
@@ -73,7 +74,8 @@ def set_ptx_arch(arch: int | None) -> None:
 
 def current_arch() -> int:
     """Compute capability (e.g. 86) the AOT PTX is compiled for: :func:`set_ptx_arch`'s, else
-    ``DCPOSE_TRT_PTX_ARCH``, else the GPU of the current CUDA context (the one TensorRT builds on)."""
+    ``DCPOSE_TRT_PTX_ARCH``, else the CUDA runtime's current device (the one TensorRT builds on), else the
+    first GPU torch or nvidia-smi sees."""
     if _ptx_arch is not None:
         return _ptx_arch
     env = os.environ.get("DCPOSE_TRT_PTX_ARCH")
@@ -81,26 +83,36 @@ def current_arch() -> int:
         from dcpose_trt.plugins.deform_conv.aot import parse_archs
 
         return parse_archs(env)[0]
-    try:
-        from cuda.bindings import driver as cu
-    except ImportError:
-        cu = None
-    if cu is not None:
-        err, dev = cu.cuCtxGetDevice()
-        if err != cu.CUresult.CUDA_SUCCESS:
-            (err,) = cu.cuInit(0)
-            err, dev = cu.cuDeviceGet(0)
-        if err == cu.CUresult.CUDA_SUCCESS:
-            attr = cu.CUdevice_attribute
-            e1, major = cu.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev)
-            e2, minor = cu.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev)
-            if e1 == e2 == cu.CUresult.CUDA_SUCCESS:
-                return 10 * major + minor
+    arch = _builder_device_arch()
+    if arch is not None:
+        return arch
     gpu = local_gpu()  # no cuda-python: the first GPU torch or nvidia-smi sees
     if gpu is not None:
         major, minor = (int(v) for v in gpu.compute_capability.split(".")[:2])
         return 10 * major + minor
     raise PluginError("no CUDA device to compile the plugin for; set DCPOSE_TRT_PTX_ARCH (e.g. 86)")
+
+
+def _builder_device_arch() -> int | None:
+    """Compute capability of the device TensorRT builds on: the CUDA runtime's current device
+    (``cudaGetDevice``, which ``cudaSetDevice`` / ``torch.cuda.set_device`` choose), not GPU 0; None without
+    cuda-python or a device."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return None
+    try:
+        err, dev = cudart.cudaGetDevice()
+        if err != cudart.cudaError_t.cudaSuccess:
+            return None
+        attr = cudart.cudaDeviceAttr
+        e1, major = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMajor, dev)
+        e2, minor = cudart.cudaDeviceGetAttribute(attr.cudaDevAttrComputeCapabilityMinor, dev)
+    except Exception:  # noqa: BLE001 - no driver library at all: fall back to the other probes
+        return None
+    if e1 == e2 == cudart.cudaError_t.cudaSuccess:
+        return 10 * major + minor
+    return None
 
 
 def _const(expr, what: str) -> int:
@@ -152,12 +164,33 @@ def conv_params(strides, pads, dilations) -> tuple[tuple[int, int], tuple[int, i
     return (s[0], s[1]), (p[0], p[1]), (d[0], d[1])
 
 
+def scalar_attr(value, name: str) -> int:
+    """An ONNX INT attribute as the plugin receives it (a 1-element int32 array, or an int) -> int."""
+    import numpy as np
+
+    arr = np.asarray(value).reshape(-1)
+    if arr.size != 1:
+        raise PluginError(f"{PLUGIN_ID}: attribute '{name}' must be one integer, got {arr.tolist()}")
+    return int(arr[0])
+
+
+def plugin_attributes(strides, pads, dilations, group, offset_group):
+    """The five attributes as TensorRT hands them to the plugin -> ``(stride, padding, dilation, group,
+    offset_group)`` with pairs for the first three (see :func:`conv_params`)."""
+    stride, padding, dilation = conv_params(strides, pads, dilations)
+    return stride, padding, dilation, scalar_attr(group, "group"), scalar_attr(offset_group, "offset_group")
+
+
 def _define(trt, trtp, lazy: bool) -> None:
     """Run the ``tensorrt.plugin`` decorators (annotations must be the real trtp classes)."""
     import numpy as np
     import numpy.typing as npt
 
-    Ints = npt.NDArray[np.int32]  # ONNX INTS attributes arrive as int arrays
+    # Every attribute, INT ones included, is declared an int32 array: the ONNX parser passes an INT as a
+    # 1-element kINT32 field, and the creator of TensorRT 10.9-10.15 converts a field declared `int` with
+    # int(array) - a TypeError on NumPy >= 2.4 (tests/plugins/test_plugin_fields.py). Arrays are copied
+    # with astype on every release; plugin_attributes() unwraps the scalars.
+    Ints = npt.NDArray[np.int32]
 
     @trtp.register(PLUGIN_ID, lazy_register=lazy)
     def deform_conv_desc(
@@ -169,10 +202,10 @@ def _define(trt, trtp, lazy: bool) -> None:
         strides: Ints,
         pads: Ints,
         dilations: Ints,
-        group: int,
-        offset_group: int,
+        group: Ints,
+        offset_group: Ints,
     ) -> trtp.TensorDesc:
-        conv_params(strides, pads, dilations)  # reject asymmetric pads when the network is built
+        plugin_attributes(strides, pads, dilations, group, offset_group)  # reject bad attributes at build time
         # [B, Cout, Ho, Wo]: Ho, Wo are the offset's (it lives on the output grid), which avoids symbolic
         # conv-size arithmetic and ties the output to the offset the exporter computed.
         x, w, off = X.shape_expr, W.shape_expr, offset.shape_expr
@@ -203,14 +236,15 @@ def _define(trt, trtp, lazy: bool) -> None:
             strides: Ints,
             pads: Ints,
             dilations: Ints,
-            group: int,
-            offset_group: int,
+            group: Ints,
+            offset_group: Ints,
             outputs: tuple[trtp.TensorDesc],
             tactic: int,
         ) -> tuple[str | bytes, str | bytes, trtp.KernelLaunchParams, trtp.SymIntExprs]:
             from dcpose_trt.plugins.deform_conv.aot import DeformConfig, compile_kernel
 
-            (sh, sw), (ph, pw), (dh, dw) = conv_params(strides, pads, dilations)
+            (sh, sw), (ph, pw), (dh, dw), group, offset_group = plugin_attributes(
+                strides, pads, dilations, group, offset_group)
             dtype = "fp16" if X.dtype == trt.float16 else "fp32"
             w = W.shape_expr
             cout, kh, kw = _const(w[0], "Cout"), _const(w[2], "kernel height"), _const(w[3], "kernel width")
@@ -244,8 +278,8 @@ def _define(trt, trtp, lazy: bool) -> None:
         strides: Ints,
         pads: Ints,
         dilations: Ints,
-        group: int,
-        offset_group: int,
+        group: Ints,
+        offset_group: Ints,
         outputs: tuple[trtp.Tensor],
         stream: int,
         tactic: int,
@@ -254,7 +288,8 @@ def _define(trt, trtp, lazy: bool) -> None:
 
         from dcpose_trt.plugins.deform_conv import launch_kernel
 
-        stride, padding, dilation = conv_params(strides, pads, dilations)
+        stride, padding, dilation, _, offset_group = plugin_attributes(strides, pads, dilations, group,
+                                                                        offset_group)
         with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
             x, w, off, b, m = (torch.as_tensor(t, device="cuda") for t in (X, W, offset, B, mask))
             out = torch.as_tensor(outputs[0], device="cuda")
