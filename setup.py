@@ -42,13 +42,16 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["dcpose_trt", "dcpose_trt.*", "benchmarks"]),
-    package_data={"dcpose_trt": ["assets/*.pth", "assets/*.json", "assets/*.md"]},
+    package_data={"dcpose_trt": ["assets/*.pth", "assets/*.json", "assets/*.md", "schemas/*.json"]},
     install_requires=[
         "torch>=2.4",
         "torchvision>=0.19",
         "numpy>=1.24",
         "packaging>=21",
-        "opencv-python-headless>=4.8",
+        # contrib: OpenCV 5 keeps the HOG people detector (the built-in person detector) in the contrib
+        # wheels. It replaces opencv-python-headless (both install the same cv2 package: keep only one).
+        "opencv-contrib-python-headless>=4.8",
+        "jsonschema>=4.18",  # the file formats' schemas (dcpose_trt/schemas), checked by the readers
         "scipy>=1.10",
         "tqdm>=4.60",
     ],

@@ -73,7 +73,7 @@ EXTRAS: dict[str, str] = {
 # Modules whose distribution is not named after them.
 _DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "cuda": ("cuda-bindings", "cuda-python"),
-    "cv2": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),
+    "cv2": ("opencv-contrib-python-headless", "opencv-python-headless", "opencv-python", "opencv-contrib-python"),
 }
 
 

@@ -1,6 +1,7 @@
 """``make demo`` / ``python -m dcpose_trt.demo``: the whole product on a CPU in a few minutes.
 
-1. the real 5-frame PoseTrack clip (with its boxes) and a synthetic video (with its detector boxes);
+1. the real 5-frame PoseTrack clip (with its boxes, and without: the built-in person detector finds them)
+   and a synthetic video (with its detector boxes);
 2. export the bundled model to ONNX (and build a TensorRT-RTX plan when TensorRT-RTX is installed);
 3. run the best backend this machine can run (a TensorRT plan on a GPU, else ``--backend auto``: the fastest
    CPU backend measured on this machine, once, see :mod:`dcpose_trt.runtime.backends.autoselect`), exact and cached
@@ -81,9 +82,10 @@ def run_demo(out: Path, clip: Path | None, synth_frames: int = 40) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"outputs": {}, "runs": {}}
-    videos = {}
+    videos: dict[str, tuple[Path, Path | None]] = {}
     if clip is not None:
         videos["real_clip"] = (clip, clip / "boxes.json")
+        videos["real_clip_no_boxes"] = (clip, None)  # no boxes: the built-in HOG people detector finds them
 
     _step("synthetic video")
     synth_root = out / "synth"
@@ -136,7 +138,7 @@ def run_demo(out: Path, clip: Path | None, synth_frames: int = 40) -> dict:
         summary["backend"][mode] = est.backend.name
         for name, (src, bx) in videos.items():
             _step(f"{name}: {est.backend.name}, {mode} mode")
-            cfg = RunConfig(video=str(src), boxes=str(bx), out=str(out / f"{name}_{mode}.mp4"),
+            cfg = RunConfig(video=str(src), boxes=str(bx) if bx else None, out=str(out / f"{name}_{mode}.mp4"),
                             json_out=str(out / f"{name}_{mode}.json"))
             s = run_video(cfg, est)
             summary["runs"][f"{name}/{mode}"] = s.to_json()

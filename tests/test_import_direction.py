@@ -2,8 +2,9 @@
 
 ``eval`` and ``train`` sit beside ``export``/``runtime`` and are imported by nothing below them;
 ``runtime`` imports neither ``train`` nor ``export``. The bottom modules (``errors``, ``_deps``,
-``_atomic``, ``_env``, ``contract`` and the package root) may be imported from anywhere. The check reads the
-source with :mod:`ast` (nothing is imported), so it sees module-level *and* function-level imports.
+``_atomic``, ``_env``, ``contract``, ``schemas`` (the file formats' JSON Schemas) and the package root) may
+be imported from anywhere. The check reads the source with :mod:`ast` (nothing is imported), so it sees
+module-level *and* function-level imports.
 
 More structure rules (issue 20): no import cycle among the modules of ``dcpose_trt/`` and
 ``benchmarks/`` (function-level and ``TYPE_CHECKING`` imports count: a cycle that only a lazy import
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "dcpose_trt"
 
 #: Anyone may import these (``""`` is the package root: ``__version__``, ``DcposeTrtError``).
-BOTTOM = frozenset({"", "errors", "_deps", "_atomic", "_env", "contract"})
+BOTTOM = frozenset({"", "errors", "_deps", "_atomic", "_env", "contract", "schemas"})
 
 #: What each stage package may import besides itself and BOTTOM. ``plugins`` (the DCN op and its
 #: TensorRT plugin) sits beside ``data``, on the model, under export/engine/runtime.

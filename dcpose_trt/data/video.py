@@ -137,48 +137,57 @@ class FrameSource:
 
 
 class BoxesFromFile:
-    """Per-frame boxes from a boxes/detection file, looked up by frame number or file name."""
+    """Per-frame boxes of one video from a boxes file (:mod:`dcpose_trt.data.boxes`: the frame key that
+    matches the most frames is used, ``matched_on`` says which).
 
-    def __init__(self, path: str | os.PathLike, names: list[str] | None = None, min_score: float = 0.0):
-        from dcpose_trt.data.posetrack import read_boxes_file
+    Args:
+        names: a folder's image file names in order (None for a video file or camera).
+        frames: frames in the video (None: unknown; ``len(names)`` for a folder).
+        video: the video's name (folder name or file stem), to pick its entries from a split-wide file.
+    """
 
-        self.table = read_boxes_file(path, min_score=min_score)
+    def __init__(self, path: str | os.PathLike, names: list[str] | None = None, min_score: float = 0.0,
+                 frames: int | None = None, video: str | None = None):
+        from dcpose_trt.data.boxes import load_entries, match_video
+
+        self.path = Path(path)
         self.names = names
-        by_tail: dict[str, list] = {}
-        for k, v in self.table.items():
-            if isinstance(k, str):
-                by_tail[Path(k).name] = v
-        self.by_name = by_tail
+        self.video = video
+        self.entries = load_entries(path, min_score=min_score)
+        self.frames = len(names) if names is not None and frames is None else frames
+        self.match = match_video(self.entries, self.frames, names, video)
+        self.table = self.match.rows
+        self.matched_on = self.match.matched_on
 
     def rows(self, index: int) -> list | None:
-        """The rows ``(x, y, w, h, score)`` of frame ``index`` (by number, else by file name), or None."""
-        rows = self.table.get(index)
-        if rows is None and self.names is not None and index < len(self.names):
-            rows = self.by_name.get(self.names[index])
-        return rows
+        """The rows ``(x, y, w, h, score)`` of frame ``index``, or None."""
+        return self.table.get(index)
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         return np.asarray(self.rows(index) or [], np.float32).reshape(-1, 5)
 
+    def no_match(self, video: str | os.PathLike) -> str | None:
+        """One line naming what was tried when the file gives no frame of ``video`` a box, else None."""
+        from dcpose_trt.data.boxes import no_match_message
+
+        return no_match_message(self.path, video, self.match, self.frames, self.names)
+
     def mismatch(self, frames: int) -> str | None:
         """Why this file does not fit a stream of ``frames`` frames (None when it does).
 
-        Catches an empty file, a file of another sequence (no key is a frame number or file name of
-        this one) and shifted frame numbers (entries for frames the stream does not have).
+        Catches an empty file, a file of another sequence (no entry names a frame of this one) and
+        shifted frame numbers (entries for frames the stream does not have).
         """
-        if not self.table:
+        from dcpose_trt.data.boxes import match_video
+
+        m = self.match if frames == self.frames else match_video(self.entries, frames, self.names, self.video)
+        if not self.entries:
             return "it holds no person boxes"
-        matched = sum(self.rows(i) is not None for i in range(frames))
-        if matched == 0:
-            keys = ", ".join(map(str, list(self.table)[:3]))
-            return (f"none of its {len(self.table)} frame keys (e.g. {keys}) is a frame number (0-{frames - 1}) "
-                    "or file name of this video")
-        names = set(self.names or ())
-        stray = [k for k in self.table
-                 if not ((isinstance(k, int) and 0 <= k < frames) or (isinstance(k, str) and Path(k).name in names))]
-        if stray:
-            return (f"{len(stray)} of its {len(self.table)} frame keys match no frame of this video "
-                    f"(e.g. {stray[0]}; frame numbers start at 0)")
+        if not m.matched:
+            return f"none of its {len(self.entries)} entries names a frame of this video: tried " + ", ".join(m.tried)
+        if m.stray:
+            return (f"{m.stray} of its {len(self.entries)} entries match no frame of this video on "
+                    f"'{m.matched_on}' (frame numbers start at 0)")
         return None
 
 
@@ -188,8 +197,13 @@ def video_windows(source: str | os.PathLike, boxes_file: str | os.PathLike) -> I
     Boxes come from ``boxes_file`` (:class:`BoxesFromFile`). A sliding 3-frame buffer keeps memory flat;
     at either end of the stream the current frame stands in for the missing neighbour.
     """
+    from dcpose_trt.data.boxes import video_name
+
     src = FrameSource(source)
-    boxes = BoxesFromFile(boxes_file, src.names())
+    boxes = BoxesFromFile(boxes_file, src.names(), frames=len(src) or None, video=video_name(source))
+    why = boxes.no_match(source)
+    if why:  # never a silent empty run
+        raise InputError(why)
     buf: deque[tuple[int, np.ndarray]] = deque(maxlen=3)
 
     def emit(cur: tuple[int, np.ndarray], prev: np.ndarray, nxt: np.ndarray) -> Iterator[Window]:

@@ -226,6 +226,9 @@ def read_video_results(path: Path | str) -> list[PredictedFrame]:
     doc = load_json(path)
     frames: list[PredictedFrame] = []
     if isinstance(doc, dict) and isinstance(doc.get("annolist"), list):
+        from dcpose_trt.schemas import validate
+
+        validate(doc, "posetrack", path)  # one line saying where a hand-made file goes wrong
         for i, e in enumerate(doc["annolist"]):
             try:
                 name = str(unwrap_scalar(e["image"])["name"])

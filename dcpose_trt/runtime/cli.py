@@ -21,7 +21,8 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,
                     lookahead=not args.causal, boxes=args.boxes, detector=args.detector, out=args.out,
-                    json_out=args.json, max_frames=args.max_frames, strict=args.strict)
+                    json_out=args.json, max_frames=args.max_frames, strict=args.strict,
+                    lenient=args.lenient)
     summary = run_video(cfg)
     print(json.dumps(summary.to_json()))
     for what, path in (("overlay", args.out), ("poses", args.json)):
@@ -36,8 +37,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run", help="pose estimation on a video, a folder of frames or a camera",
-        description="Runs DCPose with person boxes from a file (--boxes) or a YOLO ONNX detector (--detector); "
-        "writes a skeleton overlay video (--out) and per-frame poses JSON (--json).",
+        description="Runs DCPose with person boxes from a file (--boxes), a YOLO ONNX detector (--detector) or, "
+        "with neither, the built-in OpenCV HOG people detector (no download; upright, unoccluded people only); "
+        "writes a skeleton overlay video (--out) and per-frame poses JSON (--json). Formats: docs/formats.md.",
     )
     p.add_argument("--video", required=True, help="video file, folder of frames, or camera index (e.g. 0)")
     p.add_argument("--model", help="checkpoint (.pth), ONNX, split-export folder or plan (default: bundled model)")
@@ -51,14 +53,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cached: backbone once per person-frame (an ONNX --model must be a --split export; a "
                         "checkpoint is exported as one on demand) (default: %(default)s)")
     p.add_argument("--causal", action="store_true", help="no look-ahead: refine frame t with t-1 and t-2")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--boxes", help="person boxes: COCO/PoseTrack detection JSON or a per-frame boxes.json")
-    src.add_argument("--detector", help="YOLO person detector in ONNX (Ultralytics export layout)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--boxes", help="person boxes: a boxes JSON keyed by frame, frame_id or image name "
+                     "(docs/formats.md), e.g. COCO/PoseTrack detections")
+    src.add_argument("--detector", help="YOLO person detector in ONNX (Ultralytics export, docs/detector.md) "
+                     "(default without --boxes: the built-in HOG people detector)")
     p.add_argument("--out", help="overlay video to write (.mp4)")
     p.add_argument("--json", help="poses JSON to write")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--strict", action="store_true",
-                   help="fail (instead of warning) when the boxes file does not fit the video's frames")
+                   help="fail (instead of warning) when the boxes file fits only some of the video's frames")
+    p.add_argument("--lenient", action="store_true",
+                   help="warn (instead of failing) when the boxes file gives no frame of the video a box")
     from dcpose_trt.engine.plan_trust import add_cli_args
 
     add_cli_args(p)  # --trust-plan, --plugin-lib

@@ -1,20 +1,32 @@
-"""A YOLO person detector in ONNX (Ultralytics export layout), decoded here: letterbox, NMS, thresholds.
+"""Person boxes for a run: a YOLO detector in ONNX (Ultralytics export layout, decoded here: letterbox, NMS,
+thresholds), and :func:`open_box_source`, which picks a boxes file, that detector or the built-in one.
 
-The Ultralytics detect export has one output ``float32[1, 4 + C, A]``: per anchor (cx, cy, w, h) in
-the letterboxed input's pixels followed by C class scores; class 0 is "person". NMS and the score
-threshold are applied here (OpenCV's ``NMSBoxes``), then boxes are mapped back to the frame.
+The Ultralytics detect export (YOLOv8, YOLO11, ``end2end=False``) has one output ``float32[1, 4 + C, A]``:
+per anchor (cx, cy, w, h) in the letterboxed input's pixels followed by C class scores; class 0 is
+"person". NMS and the score threshold are applied here (OpenCV's ``NMSBoxes``), then boxes are mapped back
+to the frame. YOLO26's default export is NMS-free, ``float32[1, K, 6]`` (x1, y1, x2, y2, score, class):
+only the threshold and the person class are applied. docs/detector.md says how to make one.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from dcpose_trt._deps import require
 from dcpose_trt.errors import InputError
+
+if TYPE_CHECKING:
+    from dcpose_trt.data.video import FrameSource
+
+log = logging.getLogger(__name__)
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
@@ -28,6 +40,26 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[fl
     out = cv2.copyMakeBorder(resized, top, size - nh - top, left, size - nw - left, cv2.BORDER_CONSTANT,
                              value=(114, 114, 114))
     return out, gain, (float(left), float(top))
+
+
+def decode_end2end(output: np.ndarray, gain: float, pad: tuple[float, float], conf: float = 0.4,
+                   person_class: int = 0) -> np.ndarray:
+    """NMS-free Ultralytics output float[1, K, 6] (YOLO26's default export: the top K detections as
+    x1, y1, x2, y2, score, class in the letterboxed input's pixels) → person boxes float32[N, 5]."""
+    out = np.asarray(output, np.float32).reshape(-1, 6)
+    out = out[(out[:, 4] >= conf) & (np.round(out[:, 5]) == person_class)]
+    x0, y0 = (out[:, 0] - pad[0]) / gain, (out[:, 1] - pad[1]) / gain
+    w, h = (out[:, 2] - out[:, 0]) / gain, (out[:, 3] - out[:, 1]) / gain
+    return np.stack([x0, y0, w, h, out[:, 4]], axis=1).astype(np.float32)
+
+
+def is_end2end(output_shape: tuple[int, ...], metadata: dict[str, str]) -> bool:
+    """Whether a YOLO ONNX has the NMS-free [1, K, 6] output: Ultralytics writes ``end2end`` into the
+    metadata; without it, a last dim of 6 over at most 1000 rows (K detections, not thousands of anchors)."""
+    flag = str(metadata.get("end2end", "")).strip().lower()
+    if flag in ("true", "false"):
+        return flag == "true"
+    return len(output_shape) == 3 and output_shape[-1] == 6 and output_shape[-2] <= 1000
 
 
 def decode_yolo(output: np.ndarray, gain: float, pad: tuple[float, float], conf: float = 0.4,
@@ -85,10 +117,78 @@ class YoloDetector:
             raise InputError(f"{not_yolo}: running it failed: {str(exc).splitlines()[0][:200]}") from None
         out = np.asarray(out)
         if out.ndim != 3 or min(out.shape[1:]) < 5 or outputs[0].type != "tensor(float)":
-            raise InputError(f"{not_yolo}: expected an output [1, 4 + classes, anchors], got {list(out.shape)}")
+            raise InputError(f"{not_yolo}: expected an output [1, 4 + classes, anchors] or [1, K, 6], "
+                             f"got {list(out.shape)}")
+        self.end2end = is_end2end(out.shape, self.session.get_modelmeta().custom_metadata_map)
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         img, gain, pad = letterbox(frame, self.size)
         x = img[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        if self.end2end:
+            return decode_end2end(out, gain, pad, self.conf)
         return decode_yolo(out, gain, pad, self.conf, self.iou)
+
+
+class BoxSource:
+    """Where a run's person boxes come from: ``fn(index, frame) -> float32[N, 5]`` and one line saying what
+    it is (``kind``: ``file``, ``detector`` or ``builtin``). Each call is timed into ``ms``, so that any
+    stream loop can report the detector's cost apart from pose; ``is_detector``: that cost is worth showing."""
+
+    def __init__(self, fn: Callable[[int, np.ndarray], np.ndarray], kind: str, line: str):
+        self.fn, self.kind, self.line = fn, kind, line
+        self.ms: list[float] = []
+
+    @property
+    def is_detector(self) -> bool:
+        return self.kind != "file"
+
+    def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.fn(index, frame)
+        self.ms.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+
+def open_box_source(video: str | os.PathLike | int, source: FrameSource, boxes: str | os.PathLike | None = None,
+                    detector: str | os.PathLike | None = None, strict: bool = False, lenient: bool = False,
+                    min_score: float = 0.0) -> BoxSource:
+    """The boxes of a run: a boxes file, a YOLO ONNX detector, or (neither given) the built-in detector.
+
+    A boxes file is matched to the frames of ``source`` (:class:`~dcpose_trt.data.video.BoxesFromFile`).
+
+    Raises:
+        InputError: both given; the boxes file gives no frame a box (a warning instead with ``lenient``),
+            or fits only some frames and ``strict`` is set.
+    """
+    from dcpose_trt.data.boxes import video_name
+    from dcpose_trt.data.video import BoxesFromFile
+
+    if boxes is not None and detector is not None:
+        raise InputError("give one source of person boxes: --boxes FILE or --detector YOLO.onnx, not both")
+    if detector is not None:
+        det = YoloDetector(detector)
+        return BoxSource(det, "detector", f"person detector {Path(detector).name} (ONNX Runtime, "
+                         f"{'/'.join(det.session.get_providers())})")
+    if boxes is None:
+        from dcpose_trt.runtime.hog_detector import HogDetector
+
+        hog = HogDetector()
+        log.warning("no --boxes or --detector: using the %s", hog.description)
+        return BoxSource(hog, "builtin", hog.description)
+    frames = len(source) or None  # a camera's length is unknown
+    table = BoxesFromFile(boxes, source.names(), min_score, frames=frames, video=video_name(video))
+    why = table.no_match(video)
+    if why:
+        if not lenient:
+            raise InputError(f"{why} (--lenient runs on without boxes)")
+        log.warning("%s", why)
+    elif frames is not None:
+        partial = table.mismatch(frames)
+        if partial:
+            if strict:
+                raise InputError(f"boxes file {boxes} does not fit {video}: {partial}")
+            log.warning("boxes file %s does not fit %s: %s", boxes, video, partial)
+    line = f"boxes file {Path(boxes).name}: {table.match.describe()}"
+    log.info("%s", line)
+    return BoxSource(table, "file", line)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from dcpose_trt.data.transforms import as_bgr8
-from dcpose_trt.data.video import BoxesFromFile, FrameSource
+from dcpose_trt.data.video import FrameSource
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.estimator import FramePoses, PoseEstimator
 from dcpose_trt.runtime.io import (
@@ -37,6 +35,7 @@ class RunConfig:
     json_out: str | None = None
     max_frames: int | None = None
     strict: bool = False  # a boxes file that does not fit the video is an error, not a warning
+    lenient: bool = False  # a boxes file that fits no frame at all is a warning, not an error
 
 
 @dataclass
@@ -52,13 +51,19 @@ class RunSummary:
     warmup_ms: float | None = None
     interrupted: bool = False
     counts: dict[str, int] = field(default_factory=dict)  # skipped/resized frames, clipped/dropped boxes
+    boxes: str | None = None  # where the boxes came from (which detector, or what a boxes file matched on)
+    detector_ms: dict[str, float] | None = None  # the detector's share of latency_ms (None for a boxes file)
 
     def to_json(self) -> dict:
         doc = {"frames": self.frames, "persons": self.persons, "seconds": round(self.seconds, 3),
                "fps": round(self.frames / max(self.seconds, 1e-9), 2), "backend": self.backend,
                "latency_ms": {k: round(v, 2) for k, v in self.latency_ms.items()}}
+        if self.detector_ms is not None:  # the rest of latency_ms is pose (crops, model, decoding, tracking)
+            doc["detector_ms"] = {k: round(v, 2) for k, v in self.detector_ms.items()}
         if self.warmup_ms is not None:
             doc["warmup_ms"] = round(self.warmup_ms, 2)
+        if self.boxes:
+            doc["boxes"] = self.boxes
         doc.update({k: v for k, v in self.counts.items() if v})
         if self.interrupted:
             doc["interrupted"] = True
@@ -94,27 +99,12 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     """
     from tqdm import tqdm
 
-    if (cfg.boxes is None) == (cfg.detector is None):
-        raise InputError("give exactly one source of person boxes: --boxes FILE or --detector YOLO.onnx")
+    from dcpose_trt.runtime.detector import open_box_source
+
     check_outputs(cfg)
     source = FrameSource(cfg.video)
-    boxes_fn: Callable[[int, np.ndarray], np.ndarray]
-    if cfg.boxes is not None:
-        if not Path(cfg.boxes).is_file():
-            raise InputError(f"boxes file not found: {cfg.boxes}")
-        boxes_file = BoxesFromFile(cfg.boxes, source.names())
-        # A camera's length is unknown: only an empty file can be told apart then.
-        why = boxes_file.mismatch(len(source)) if len(source) else (
-            "it holds no person boxes" if not boxes_file.table else None)
-        if why:
-            if cfg.strict:
-                raise InputError(f"boxes file {cfg.boxes} does not fit {cfg.video}: {why}")
-            log.warning("boxes file %s does not fit %s: %s", cfg.boxes, cfg.video, why)
-        boxes_fn = boxes_file
-    else:
-        from dcpose_trt.runtime.detector import YoloDetector
-
-        boxes_fn = YoloDetector(str(cfg.detector))
+    # A boxes file, a YOLO ONNX, or neither: the built-in detector. Its boxes go through clip_boxes below.
+    boxes_fn = open_box_source(cfg.video, source, cfg.boxes, cfg.detector, cfg.strict, cfg.lenient)
     est = estimator or PoseEstimator(cfg.model, backend=cfg.backend, mode=cfg.mode, lookahead=cfg.lookahead)
     writer = AtomicVideoWriter(cfg.out, source.fps) if cfg.out else None
     frames_kept: dict[int, np.ndarray] = {}
@@ -195,8 +185,9 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
     counts.pop("frames_with_boxes")
     seconds = time.perf_counter() - t_start
     stats, warmup_ms = _latency(lat, warmup)
+    det_stats = _latency(boxes_fn.ms, warmup)[0] if boxes_fn.is_detector else None  # its share of each frame
     summary = RunSummary(len(results), sum(len(r.persons) for r in results), seconds, stats, est.backend.name,
-                         warmup_ms, interrupted, counts)
+                         warmup_ms, interrupted, counts, boxes_fn.line, det_stats)
     if cfg.json_out:
         write_json_atomic(cfg.json_out, {"frames": [r.to_json() for r in results], "summary": summary.to_json()})
     return summary

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --data: GT boxes or detections/<split>.json (default: %(default)s)")
     q.add_argument("--detections", help="with --data: detection JSON to use instead of detections/<split>.json")
     q.add_argument("--boxes-dir", help="with --videos: folder holding <video stem>.json boxes files")
-    q.add_argument("--detector", help="with --videos: YOLO person detector in ONNX instead of boxes files")
+    q.add_argument("--detector", help="with --videos: YOLO person detector in ONNX instead of boxes files "
+                   "(neither: the built-in HOG people detector, docs/detector.md)")
     q.add_argument("--min-score", type=float, help="box score threshold (default: 0.2 with --data, 0 with --videos)")
     q.add_argument("--mode", choices=("exact", "cached"), default="exact",
                    help="cached: backbone once per person-frame (needs a --split export or a checkpoint)")

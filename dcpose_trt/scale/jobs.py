@@ -162,16 +162,13 @@ class VideoFileJob:
     min_score: float = 0.0
 
     def run(self, state: WorkerState, on_frame: Callable[[], object] | None = None) -> JobOutput:
-        from dcpose_trt.runtime.io import BoxesFromFile, FrameSource
+        from dcpose_trt.data.video import FrameSource
+        from dcpose_trt.runtime.detector import open_box_source
 
         t0 = time.perf_counter()
         source = FrameSource(self.video)
-        if self.boxes is not None:
-            boxes_fn: Callable = BoxesFromFile(self.boxes, source.names(), self.min_score)
-        else:
-            from dcpose_trt.runtime.detector import YoloDetector
-
-            boxes_fn = YoloDetector(str(self.detector))
+        # A boxes file matched to this video's frames, a YOLO ONNX, or neither: the built-in detector.
+        boxes_fn = open_box_source(self.video, source, self.boxes, self.detector, min_score=self.min_score)
         est = state.estimator
         est.reset()
         results = []
@@ -216,12 +213,12 @@ def video_jobs(videos: str, out: str | Path, boxes_dir: str | Path | None = None
                min_score: float = 0.0) -> list[VideoFileJob]:
     """One job per video file of a folder (by extension, see :data:`VIDEO_EXTS`) or a glob.
 
-    Boxes come from ``<boxes_dir>/<video stem>.json`` (any file ``dcpose-trt run --boxes`` reads) or from
-    the YOLO ``detector``, never both.
+    Boxes come from ``<boxes_dir>/<video stem>.json`` (any file ``dcpose-trt run --boxes`` reads), from
+    the YOLO ``detector``, or with neither from the built-in HOG people detector.
     """
-    if (boxes_dir is None) == (detector is None):
-        raise InputError("with --videos give exactly one source of person boxes: --boxes-dir DIR or "
-                         "--detector YOLO.onnx")
+    if boxes_dir is not None and detector is not None:
+        raise InputError("with --videos give one source of person boxes: --boxes-dir DIR or --detector "
+                         "YOLO.onnx (neither: the built-in HOG people detector)")
     p = Path(videos)
     if p.is_dir():
         paths = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXTS)

@@ -142,19 +142,27 @@ def _shifted(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("kind", ["empty", "shifted", "other-sequence"])
-def test_boxes_that_fit_no_frame_warn_and_fail_with_strict(kind, clip, tmp_path, caplog, capsys):
+@pytest.mark.parametrize("kind", ["empty", "other-sequence"])
+def test_boxes_that_fit_no_frame_fail_and_warn_with_lenient(kind, clip, tmp_path, caplog, capsys):
     boxes = tmp_path / "b.json"
     if kind == "empty":
         boxes.write_text("[]")
-    elif kind == "shifted":
-        _shifted(clip / "boxes.json", boxes)
     else:  # PoseTrack detections keyed by image_id: another sequence's numbering
         boxes.write_text(json.dumps([{"image_id": 10010000 + i, "bbox": [10, 10, 50, 100], "score": 0.9}
                                      for i in range(5)]))
-    cfg = RunConfig(video=str(clip), boxes=str(boxes))
+    assert main(["run", "--video", str(clip), "--boxes", str(boxes)]) == 2
+    line = _one_line_error(capsys)
+    assert ("holds no person boxes" if kind == "empty" else "matches no frame") in line, line
     with caplog.at_level(logging.WARNING):
-        run_video(cfg, progress=False)
+        s = run_video(RunConfig(video=str(clip), boxes=str(boxes), lenient=True), progress=False)
+    assert s.persons == 0
+    assert any("matches no frame" in r.message or "no person boxes" in r.message for r in caplog.records)
+
+
+def test_boxes_shifted_by_one_frame_warn_and_fail_with_strict(clip, tmp_path, caplog, capsys):
+    boxes = _shifted(clip / "boxes.json", tmp_path / "b.json")
+    with caplog.at_level(logging.WARNING):
+        run_video(RunConfig(video=str(clip), boxes=str(boxes)), progress=False)
     assert any("does not fit" in r.message for r in caplog.records), [r.message for r in caplog.records]
     assert main(["run", "--video", str(clip), "--boxes", str(boxes), "--strict"]) == 2
     assert "does not fit" in _one_line_error(capsys)
