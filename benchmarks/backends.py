@@ -21,7 +21,7 @@ from dcpose_trt.errors import DcposeTrtError, InputError
 from dcpose_trt.runtime.backends.base import Backend, SplitBackend
 
 if TYPE_CHECKING:
-    from dcpose_trt.runtime.backends.base import TorchBackend
+    from dcpose_trt.runtime.backends.torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
 
@@ -190,17 +190,17 @@ class TorchAutocastBackend(SplitBackend):
         stack.enter_context(use_deform_conv(self.inner.model, _deform_conv2d_fp32))
         return stack
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames float32[B, 9, H, W], margin float32[B, 2] → heatmaps float32[B, 17, H/4, W/4]."""
         with self._autocast():
             return self.inner.infer(frames, margin)
 
-    def backbone(self, x: np.ndarray) -> np.ndarray:
+    def _backbone_impl(self, x: np.ndarray) -> np.ndarray:
         """crops float32[B, 3, H, W] → heatmaps float32[B, 17, H/4, W/4]."""
         with self._autocast():
             return self.inner.backbone(x)
 
-    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    def _head_impl(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """three float32[B, 17, h, w] heatmaps + margin float32[B, 2] → refined heatmaps."""
         with self._autocast():
             return self.inner.head(cur, prev, nxt, margin)
@@ -211,13 +211,14 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
     """The backend for one combination, or :class:`Skip` with the reason it cannot run here."""
     from dcpose_trt._deps import available
     from dcpose_trt._env import TRT_FLAVOURS, install_hint
+    from dcpose_trt.runtime.backends.opener import open_backend as runtime_open  # the runtime's one opener
 
     split = mode == "cached"
     if name == "torch":
         if precision not in ("fp32", "bf16"):
             raise Skip("the torch backend runs FP32 eager and BF16 autocast; FP16/INT8 run on onnxruntime, "
                        "OpenVINO or TensorRT")
-        from dcpose_trt.runtime import TorchBackend
+        from dcpose_trt.runtime.backends.torch_backend import TorchBackend
 
         if precision == "bf16":
             return TorchAutocastBackend(TorchBackend(art.model, device))
@@ -231,19 +232,18 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
 
         if precision == "bf16" and not ov_backend.cpu_has_bf16():
             raise Skip("this CPU has neither AVX-512 BF16 nor AMX (OpenVINO reports no BF16)")
-        return ov_backend.OpenVINOBackend(art.openvino_ir(precision), precision, threads=cfg.threads,
-                                          cache_dir=art.cache / "openvino")
+        name = "openvino" if precision == "fp32" else f"openvino-{precision}"
+        return runtime_open(art.openvino_ir(precision), name, threads=cfg.threads, progress=False)
     if precision == "bf16":
         raise Skip(f"{name}: BF16 rows are torch autocast and OpenVINO only")
     if name == "onnxruntime":
         if not available("onnxruntime"):
             raise Skip(f"onnxruntime is not installed: {install_hint('onnxruntime')}")
-        from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
-
         # ONNX Runtime runs on its CPU provider here: INT8 rows use its own CPU layout (U8S8 QOperator), which
         # is faster than FP32 there; the TensorRT layout (symmetric Q/DQ) is slower than FP32 on it (README).
         onnx_precision = "int8-cpu" if precision == "int8" else precision
-        return OnnxRuntimeBackend(art.onnx(DEFORM_FOR[name], onnx_precision, split), threads=cfg.threads)
+        return runtime_open(art.onnx(DEFORM_FOR[name], onnx_precision, split), name, mode=mode, threads=cfg.threads,
+                            progress=False)
     # tensorrt / tensorrt-rtx
     module = TRT_FLAVOURS[name].module
     if split:
@@ -252,8 +252,6 @@ def open_backend(name: str, precision: str, mode: str, art: Artifacts, cfg: Benc
         raise Skip(f"{module} is not installed (or does not import): {install_hint(module)}")
     if not gpu:
         raise Skip(f"no CUDA GPU: {name} plans run only on an NVIDIA GPU")
-    from dcpose_trt.runtime.tensorrt.trt_backend import TensorRTBackend
-
-    return TensorRTBackend(art.plan(name, precision, cfg.persons), backend=name)
+    return runtime_open(art.plan(name, precision, cfg.persons), name, progress=False)
 
 

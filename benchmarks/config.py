@@ -88,6 +88,14 @@ class BenchConfig:
                 raise InputError(f"unknown or no --{what}s {bad or ''}; choose from: {', '.join(allowed)}")
         if not self.persons or min(self.persons) < 1:
             raise InputError(f"--persons must be positive integers, got {list(self.persons)}")
+        from dcpose_trt.engine.config import check_batch_limits
+
+        h, w = get_preset(self.preset).image_size
+        try:  # the bound of `build --persons`: TensorRT's tensor size limit and this machine's memory
+            check_batch_limits([(1, 1, max(self.persons))], [("frames", "float32", [-1, 9, h, w]),
+                                                             ("heatmaps", "float32", [-1, 17, h // 4, w // 4])])
+        except InputError as exc:
+            raise InputError(f"--persons {max(self.persons)}: {exc}") from None
         if self.iters < 1 or self.warmup < 0:
             raise InputError(f"--iters must be >= 1 and --warmup >= 0, got {self.iters} and {self.warmup}")
         if self.device not in ("auto", "cpu", "cuda"):

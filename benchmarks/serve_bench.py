@@ -63,7 +63,7 @@ def _pct(values: list[float]) -> dict[str, float]:
 def _streams(url: str, videos: list[tuple[Path, Path]]) -> dict:
     """Every video as its own stream, all at once; frames/s over the wall time of the slowest."""
     from dcpose_trt.data.video import BoxesFromFile, FrameSource
-    from dcpose_trt.runtime.io import clip_boxes
+    from dcpose_trt.runtime.boxes import clip_boxes
     from dcpose_trt.serve.client import StreamClient
 
     lat: list[float] = []

@@ -53,7 +53,7 @@ class TimedBackend(Backend):
         self.last_inference_time = t1 - t0
         return out
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames float32[B, 9, H, W], margin float32[B, 2] → heatmaps float32[B, 17, H/4, W/4]."""
         return self._timed(self.inner.infer, frames, margin)
 
@@ -63,11 +63,11 @@ class TimedSplitBackend(TimedBackend, SplitBackend):
 
     inner: SplitBackend
 
-    def backbone(self, x: np.ndarray) -> np.ndarray:
+    def _backbone_impl(self, x: np.ndarray) -> np.ndarray:
         """crops float32[B, 3, H, W] → heatmaps float32[B, 17, H/4, W/4]."""
         return self._timed(self.inner.backbone, x)
 
-    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    def _head_impl(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """three float32[B, 17, h, w] heatmaps + margin float32[B, 2] → refined heatmaps."""
         return self._timed(self.inner.head, cur, prev, nxt, margin)
 

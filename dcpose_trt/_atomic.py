@@ -1,14 +1,18 @@
 """Atomic file output: every artifact is written to a temporary name next to it, then renamed.
 
 A crash, an exception or Ctrl-C leaves either the old file or the new one, never half of one, and no
-temporary behind. Published files get the permissions a plain ``open()`` would give them (``mkstemp``
-creates 0600, which would make exported models and videos unreadable to other users).
+temporary behind. A process killed outright (SIGKILL, power loss) cannot clean up: its temporary's name
+holds the host and process id of its writer, and the next writer of the same path removes the ones whose
+writer is gone (:func:`remove_orphans`). Published files get the permissions a plain ``open()`` would give
+them (``mkstemp`` creates 0600, which would make exported models and videos unreadable to other users).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,14 +31,53 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def _owner() -> str:
+    """``<host>-<pid>`` of this process, as it appears in its temporaries' names (no dots or dashes in host)."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:64] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_orphans(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries of ``path`` whose writer, a process on this host, no longer runs (killed
+    before it could clean up); returns them. Temporaries of live writers and of other hosts (a shared
+    file system) are left alone."""
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.")
+    host = _owner().rsplit("-", 1)[0]
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for p in candidates:
+        m = pattern.match(p.name)
+        if m and m["host"] == host and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])) and p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 def temp_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
-    """Create an empty, uniquely named temporary file next to ``path`` (same file system) and return it.
+    """Create an empty, uniquely named temporary file next to ``path`` (same file system) and return it,
+    after removing the orphan temporaries of ``path`` (:func:`remove_orphans`).
 
     ``suffix`` matters to writers that pick a format by extension (OpenCV's video writer).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    remove_orphans(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     return Path(name)
 

@@ -12,13 +12,14 @@ import sys
 
 from dcpose_trt.data.video import BoxesFromFile, FrameSource
 from dcpose_trt.errors import DcposeTrtError
-from dcpose_trt.runtime import PoseEstimator
+from dcpose_trt.runtime import PoseEstimator, stream_poses
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="poses from a camera or a video")
     ap.add_argument("--video", default="0", help="camera index, video file or folder of frames")
     ap.add_argument("--model", help="checkpoint, ONNX or TensorRT plan (default: the bundled model)")
+    ap.add_argument("--backend", default="auto", help="auto, torch, onnxruntime, openvino, tensorrt, ...")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--boxes", help="person boxes file (COCO detections or per-frame boxes.json)")
     src.add_argument("--detector", help="YOLO person detector (ONNX, Ultralytics layout)")
@@ -31,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
             from dcpose_trt.runtime.detector import YoloDetector
 
             boxes = YoloDetector(args.detector)
-        with PoseEstimator(args.model) as estimator:  # TensorRT for a .plan, else ONNX Runtime / torch
-            for i, frame in enumerate(frames):
-                for result in estimator.process(frame, boxes(i, frame)):  # poses of the previous frame
-                    print(json.dumps(result.to_json()), flush=True)
-            for result in estimator.flush():  # the last frame
+        # auto: TensorRT for a .plan, ONNX Runtime for an ONNX, the fastest CPU backend for a checkpoint.
+        with PoseEstimator(args.model, backend=args.backend) as estimator:
+            # Frames keep their positions (an unreadable one is skipped); poses come one frame late
+            # (look-ahead), the last one at the end of the stream.
+            for result in stream_poses(estimator, frames.indexed(), boxes):
                 print(json.dumps(result.to_json()), flush=True)
     except DcposeTrtError as exc:
         print(f"edge_app: error: {exc}", file=sys.stderr)

@@ -16,8 +16,8 @@ import sys
 import threading
 
 from dcpose_trt.data.video import BoxesFromFile, FrameSource
+from dcpose_trt.runtime.boxes import clip_boxes
 from dcpose_trt.runtime.estimator import FramePoses
-from dcpose_trt.runtime.io import clip_boxes
 from dcpose_trt.serve.client import StreamClient
 
 

@@ -59,9 +59,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
 #: this list as those branches are merged; the tests fail when an entry no longer occurs, so it only
 #: shrinks. Do not add to it: split the file, break the cycle, or call install_hint.
 PENDING_MERGE: frozenset[str] = frozenset({
-    "cycle: dcpose_trt.runtime.backends.autoselect dcpose_trt.runtime.backends.model_cache "
-    "dcpose_trt.runtime.estimator",
-    "lines: dcpose_trt/runtime/tensorrt/trt_backend.py",
 })  # fmt: skip
 
 #: No file in dcpose_trt/ may be longer (issue 20: one concern per file).

@@ -265,7 +265,7 @@ def torch_cuda_runtime(ctx: Context) -> dict[str, Any]:
     video vs the torch CPU backend: keypoints in pixels."""
     _cuda()
     from dcpose_trt.model import load_model
-    from dcpose_trt.runtime.backends.base import TorchBackend
+    from dcpose_trt.runtime.backends.torch_backend import TorchBackend
     from dcpose_trt.runtime.tensorrt.torch_cuda import TorchCudaBackend
 
     rows = []

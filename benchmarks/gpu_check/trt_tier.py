@@ -3,7 +3,7 @@
 One step per model x DCN form (``trt_<model>_<form>``). Each exports the model with the product's
 exporter, makes the FP16 and INT8 ONNX (``quantize``; INT8 calibrated on a small synthetic dataset), builds
 an FP32, FP16 and INT8 plan (person profile 1/8/32), opens each with the project's runtime
-(:func:`dcpose_trt.runtime.estimator.make_backend`, CUDA graphs on), compares its heatmaps with torch on
+(:func:`dcpose_trt.runtime.backends.opener.open_backend`, CUDA graphs on), compares its heatmaps with torch on
 CUDA (FP32) and times it at 1/8/32 persons; w48 times stand beside the CUDA tier's torch baseline
 (``torch_w48_latency``). Models and plans live in the scratch folder, never in ``--out``.
 
@@ -78,14 +78,14 @@ def _plan_row(ctx: Context, onnx_path, plan_path, ref_model, precision: str, key
     import torch
 
     from dcpose_trt.engine import BuildConfig, build_engine
-    from dcpose_trt.runtime.estimator import make_backend
+    from dcpose_trt.runtime.backends.opener import open_backend
 
     t0 = time.perf_counter()
     build_engine(onnx_path, plan_path, BuildConfig(profiles=((1, 8, 32),), progress=False))
     row: dict[str, Any] = {"precision": precision, "build_s": round(time.perf_counter() - t0, 1), "persons": {}}
     h, w = ref_model.preset.image_size
     g = torch.Generator().manual_seed(0)
-    with make_backend(str(plan_path), "tensorrt") as backend:
+    with open_backend(str(plan_path), "tensorrt") as backend:
         for n in PERSONS:
             frames = (torch.rand(n, 9, h, w, generator=g) * 4 - 2).numpy()
             margin = np.full((n, 2), 0.25, np.float32)

@@ -30,13 +30,23 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 Window = tuple[list[np.ndarray], np.ndarray]
 
 
+def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """The image at ``path`` (``cv2.imread`` with ``flags``), or None when it cannot be read: missing, not an
+    image, or a header claiming more pixels than OpenCV decodes (``CV_IO_MAX_IMAGE_PIXELS``, 2**30; OpenCV
+    raises there instead of returning None)."""
+    try:
+        return cv2.imread(str(path), flags)
+    except cv2.error:
+        return None
+
+
 def imread(path: str | os.PathLike) -> np.ndarray:
     """BGR ``uint8[H, W, 3]`` image at ``path``.
 
     Raises:
         InputError: the file is missing or not a readable image.
     """
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = read_image(path)
     if img is None:
         raise InputError(f"cannot read image {path}")
     return img
@@ -113,7 +123,7 @@ class FrameSource:
         """``(position, frame)``: the position counts skipped (unreadable) images of a folder too."""
         if self.files is not None:
             for i, p in enumerate(self.files):
-                img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+                img = read_image(p, cv2.IMREAD_UNCHANGED)
                 if img is None:
                     # One bad file must not cost the frames around it (a copy cut short, a stray file).
                     self.skipped += 1

@@ -12,7 +12,7 @@ Entries are written into a temporary folder next to their final name and renamed
 into place, so an interrupted export leaves nothing that looks finished.
 
 A backend adds its own step with :func:`register_exporter` (see the built-in steps at the bottom). This
-module makes the artifact; the runtime opens it (:func:`dcpose_trt.runtime.backends.model_cache.open_cached`, through
+module makes the artifact; the runtime opens it (:func:`dcpose_trt.runtime.backends.registry.open_named`, through
 the backend registry), so the export/build half stays in the engine layer.
 """
 

@@ -75,11 +75,11 @@ def _open_backend(path: str | os.PathLike, preset: str | None, backend: str = "a
     if not p.exists():
         raise InputError(f"model not found: {p}")
     if backend != "auto":
-        from dcpose_trt.runtime.estimator import make_backend
+        from dcpose_trt.runtime.backends.opener import open_backend
 
-        return make_backend(p, backend, preset)
+        return open_backend(p, backend, preset=preset)
     if p.suffix in (".pth", ".pt", ".tar"):
-        from dcpose_trt.runtime.backends.base import TorchBackend
+        from dcpose_trt.runtime.backends.torch_backend import TorchBackend
 
         return TorchBackend.from_checkpoint(p, preset)
     if p.suffix == ".onnx" or p.is_dir():
@@ -87,9 +87,9 @@ def _open_backend(path: str | os.PathLike, preset: str | None, backend: str = "a
 
         return OnnxRuntimeBackend(p, preset=preset)
     if p.suffix in (".plan", ".engine"):
-        from dcpose_trt.runtime.estimator import make_backend
+        from dcpose_trt.runtime.backends.opener import open_backend
 
-        return make_backend(p, "auto", preset)
+        return open_backend(p, "auto", preset=preset)
     raise InputError(f"{p}: expected a checkpoint (.pth), an ONNX (.onnx or split folder) or a plan (.plan)")
 
 

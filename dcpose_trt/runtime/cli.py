@@ -14,6 +14,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:  # 0 used to end in "no frames could be read"
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.max_persons < 0:
+        raise InputError(f"--max-persons must be >= 0 (0: no cap), got {args.max_persons}")
     from dcpose_trt.engine.plan_trust import apply_cli_args
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
 
@@ -22,9 +24,13 @@ def _run(args: argparse.Namespace) -> int:
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,
                     lookahead=not args.causal, boxes=args.boxes, detector=args.detector, out=args.out,
                     json_out=args.json, max_frames=args.max_frames, strict=args.strict,
-                    lenient=args.lenient)
+                    lenient=args.lenient, max_persons=args.max_persons or None)
     summary = run_video(cfg)
     print(json.dumps(summary.to_json()))
+    if not args.out and not args.json:
+        # A user who gives neither expects something written: say so (the summary above is all there is).
+        print("dcpose-trt run: no --out or --json given: the poses were not written, only the summary above",
+              file=sys.stderr)
     for what, path in (("overlay", args.out), ("poses", args.json)):
         if path:
             print(f"{what}: {path}")
@@ -39,11 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run", help="pose estimation on a video, a folder of frames or a camera",
         description="Runs DCPose with person boxes from a file (--boxes), a YOLO ONNX detector (--detector) or, "
         "with neither, the built-in OpenCV HOG people detector (no download; upright, unoccluded people only); "
-        "writes a skeleton overlay video (--out) and per-frame poses JSON (--json). Formats: docs/formats.md.",
+        "writes a skeleton overlay video (--out) and/or per-frame poses JSON (--json); with neither, only the "
+        "summary is printed (with a note). Ctrl-C or SIGTERM stops the run and keeps the frames done. "
+        "Formats: docs/formats.md.",
     )
     p.add_argument("--video", required=True, help="video file, folder of frames, or camera index (e.g. 0)")
     p.add_argument("--model", help="checkpoint (.pth), ONNX, split-export folder or plan (default: bundled model)")
-    from dcpose_trt.runtime.backends.base import backend_names
+    from dcpose_trt.runtime.backends.registry import backend_names
+    from dcpose_trt.runtime.boxes import DEFAULT_MAX_PERSONS
 
     p.add_argument("--backend", default="auto", choices=backend_names(),
                    help="auto: a plan with its TensorRT, an ONNX with ONNX Runtime, a checkpoint (or none) with "
@@ -61,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="overlay video to write (.mp4)")
     p.add_argument("--json", help="poses JSON to write")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-persons", type=int, default=DEFAULT_MAX_PERSONS,
+                   help="persons per frame: a frame with more boxes keeps the highest-scoring ones, with a warning; "
+                        "0: no cap (default: %(default)s)")
     p.add_argument("--strict", action="store_true",
                    help="fail (instead of warning) when the boxes file fits only some of the video's frames")
     p.add_argument("--lenient", action="store_true",

@@ -1,16 +1,19 @@
 """``PoseEstimator``: frames + person boxes in, 17 keypoints per person out, through any backend.
 
-Streaming: DCPose needs frame t+1 to refine frame t, so :meth:`PoseEstimator.process` returns the poses
-of the *previous* frame (one frame of look-ahead) and :meth:`PoseEstimator.flush` returns the last one.
-With ``lookahead=False`` (causal mode) frame t is refined with t-1 and t-2 and returned at once.
+Streaming: DCPose needs frame t+1 to refine frame t, so :meth:`PoseEstimator.process` (the stream's
+``push(frame, boxes, index)``) returns the poses of the *previous* frame (one frame of look-ahead) and
+:meth:`PoseEstimator.flush` returns the rest. With ``lookahead=False`` (causal mode) frame t is refined with
+t-1 and t-2 and returned at once. Whole sources go through :func:`dcpose_trt.runtime.stream.stream_poses`.
+Every frame is normalised once (:func:`~dcpose_trt.data.transforms.as_bgr8`) and its boxes go through the
+one box policy (:func:`dcpose_trt.runtime.boxes.frame_boxes`: clean, clip to the frame, cap).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,7 +21,6 @@ import numpy as np
 from dcpose_trt.data.transforms import (
     as_bgr8,
     box_to_center_scale,
-    clean_boxes,
     crop_person,
     decode_heatmaps,
     get_affine_transform,
@@ -26,14 +28,14 @@ from dcpose_trt.data.transforms import (
     to_input,
 )
 from dcpose_trt.errors import InputError
-from dcpose_trt.model.presets import bundled_model_path, get_preset
-from dcpose_trt.runtime.backends.base import REGISTRY, Backend, GpuPoseBackend, SplitBackend, backend_names
+from dcpose_trt.model.presets import get_preset
+from dcpose_trt.runtime.backends.base import Backend, GpuPoseBackend, SplitBackend
+from dcpose_trt.runtime.backends.opener import MODES, open_backend
+from dcpose_trt.runtime.backends.registry import backend_names
+from dcpose_trt.runtime.boxes import DEFAULT_MAX_PERSONS, frame_boxes
 from dcpose_trt.runtime.tracker import IoUTracker
 
-MODES = ("exact", "cached")
-#: ``auto``: the backend for an exported file's suffix (a checkpoint: the fastest CPU backend measured on this
-#: machine, :mod:`dcpose_trt.runtime.backends.autoselect`; torch on a CUDA device).
-AUTO = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,70 +56,25 @@ class PersonPose:
 
 @dataclass
 class FramePoses:
-    """The poses of frame ``index`` (0-based position in the stream)."""
+    """The poses of frame ``index`` (its position in the stream: a skipped frame keeps its number) and
+    ``image``, the frame they belong to (uint8 BGR, as normalised once; not part of the JSON)."""
 
     index: int
     persons: list[PersonPose] = field(default_factory=list)
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {"frame": self.index, "persons": [p.to_json() for p in self.persons]}
 
 
-def make_backend(model: str | os.PathLike | None, backend: str = "auto", preset: str | None = None,
-                 device: str = "cpu", progress: bool = True, mode: str = "exact") -> Backend:
-    """Open ``model`` (checkpoint ``.pth``, ``.onnx`` or TensorRT ``.plan``) with the requested backend.
-
-    ``backend`` is a name of the registry (:data:`~dcpose_trt.runtime.backends.base.REGISTRY`) or ``auto``,
-    which picks the backend from the file: for a plan the one its sidecar names (TensorRT or
-    TensorRT-RTX), ONNX Runtime for ONNX; for a checkpoint on the CPU the fastest CPU backend of this
-    machine for ``mode`` (measured once and remembered, :mod:`~dcpose_trt.runtime.backends.autoselect`), torch on
-    a CUDA device. Without ``model``, the bundled tiny checkpoint is used. A checkpoint given to a backend
-    that runs exported files (``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, and any registered with
-    :func:`~dcpose_trt.engine.model_cache.register_exporter`) is exported on demand into the model cache
-    (see :mod:`dcpose_trt.runtime.backends.model_cache`; ``mode="cached"``: the backbone + head pair) and reused.
-    """
-    from dcpose_trt.runtime.backends import model_cache
-
-    known = (*backend_names(), *model_cache.registered_backends())
-    if backend not in known:
-        raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(dict.fromkeys(known))}")
-    if model is None:
-        model = bundled_model_path()
-        if model is None and preset is None:
-            raise InputError("no model given and no bundled model in this install; pass --model CKPT|ONNX|PLAN")
-    path = Path(model) if model is not None else None
-    if path is not None and not path.exists():
-        raise InputError(f"model file not found: {path}")
-    suffix = path.suffix.lower() if path is not None else ".pth"
-    if path is not None and path.is_dir():
-        suffix = ".onnx"  # a split export directory (backbone.onnx + head.onnx)
-    name = backend
-    is_checkpoint = suffix in (".pth", ".pt", ".tar")
-    if backend == "auto" and is_checkpoint and path is not None and str(device).startswith("cpu"):
-        from dcpose_trt.runtime.backends import autoselect
-
-        selection = autoselect.select_backend(path, preset, mode, progress=progress)
-        autoselect.announce(selection, progress)
-        name = backend = selection.backend
-    elif backend == "auto":
-        # A plan's sidecar names its builder: the TensorRT opener reads it (name "auto").
-        backend = AUTO.get(suffix, "torch")
-    spec = REGISTRY.get(backend)
-    if is_checkpoint and (spec is None or suffix not in spec.suffixes) and backend in model_cache.registered_backends():
-        # The bundled (or given) checkpoint, exported (and built) once for this backend and cached.
-        return model_cache.open_cached(path, backend, preset=preset, progress=progress, split=mode == "cached")
-    if spec is None:
-        raise InputError(f"the {backend} backend runs only checkpoints exported on demand; pass a checkpoint (.pth)")
-    return spec.open(path, name, preset, device)
-
-
 class _Entry:
     """One received frame: the image, its cleaned boxes, their track ids, and (cached mode) backbone output."""
 
-    __slots__ = ("index", "frame", "boxes", "ids", "heatmaps", "centers", "scales")
+    __slots__ = ("index", "frame", "boxes", "ids", "heatmaps", "centers", "scales", "done")
 
     def __init__(self, index: int, frame: np.ndarray, boxes: np.ndarray, ids: np.ndarray):
         self.index, self.frame, self.boxes, self.ids = index, frame, boxes, ids
+        self.done = False  # its poses were returned
         self.heatmaps: np.ndarray | None = None  # float32[N, 17, h, w], in each box's own crop
         self.centers: np.ndarray | None = None
         self.scales: np.ndarray | None = None
@@ -134,7 +91,7 @@ class PoseEstimator:
             builder its sidecar names, an ONNX with ONNX Runtime, and a checkpoint on the CPU with the
             fastest CPU backend measured on this machine (:mod:`~dcpose_trt.runtime.backends.autoselect`); a
             checkpoint given to a backend that runs exported files is exported (and built) once into the
-            model cache (:mod:`dcpose_trt.runtime.backends.model_cache`).
+            model cache (:mod:`dcpose_trt.engine.model_cache`).
         preset: preset name for a checkpoint without one recorded (default: read from the file).
         mode: ``"exact"`` crops frames t-1, t, t+1 with frame t's box and runs the backbone on all three
             (the official pipeline); ``"cached"`` runs the backbone once per person per frame and
@@ -143,20 +100,26 @@ class PoseEstimator:
             causal mode with t-1 and t-2 (no added latency).
         max_batch: persons per backend call; more persons in a frame are split into several calls.
         device: torch device for the torch backend.
+        threads: CPU threads of the backend's session (None: all cores this process may use).
+        max_persons: persons per frame (:data:`~dcpose_trt.runtime.boxes.DEFAULT_MAX_PERSONS`); a frame with
+            more boxes keeps the highest-scoring ones, with a warning (None: no cap).
         tracker: assigns track ids (default: :class:`~dcpose_trt.runtime.tracker.IoUTracker`); the
             cached mode uses them to find a person's heatmaps in neighbouring frames.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, backend: str | Backend = "auto",
                  preset: str | None = None, mode: str = "exact", lookahead: bool = True, max_batch: int = 32,
-                 device: str = "cpu", tracker: IoUTracker | None = None):
+                 device: str = "cpu", tracker: IoUTracker | None = None, threads: int | None = None,
+                 max_persons: int | None = DEFAULT_MAX_PERSONS):
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
         if not isinstance(backend, (str, Backend)):
             raise InputError(f"backend must be a name ({', '.join(backend_names())}) or a "
                              f"dcpose_trt.runtime.backends.base.Backend, got {type(backend).__name__}")
-        self.backend: Backend = (backend if isinstance(backend, Backend)
-                                 else make_backend(model, backend, preset, device, mode=mode))
+        if max_persons is not None and max_persons < 1:
+            raise InputError(f"max_persons must be >= 1, got {max_persons}")
+        self.backend: Backend = (backend if isinstance(backend, Backend) else
+                                 open_backend(model, backend, preset=preset, mode=mode, device=device, threads=threads))
         if mode == "cached" and not isinstance(self.backend, SplitBackend):
             raise InputError(f"mode='cached' needs a split model (backbone + head); the {self.backend.name} "
                              "backend was given a full model: export with 'dcpose-trt export --split'")
@@ -164,8 +127,11 @@ class PoseEstimator:
         self.mode = mode
         self.lookahead = lookahead
         self.max_batch = max(1, int(max_batch))
+        self.max_persons = max_persons
         self.tracker = tracker or IoUTracker()
-        self.stats = {"backbone_crops": 0, "person_frames": 0}
+        #: Work done and boxes changed by the box policy, over the estimator's life (not reset per stream).
+        self.stats = {"backbone_crops": 0, "person_frames": 0, "boxes_clipped": 0, "boxes_dropped": 0,
+                      "boxes_capped": 0, "frames_with_boxes": 0}
         self.reset()
 
     def close(self) -> None:
@@ -181,23 +147,37 @@ class PoseEstimator:
     def reset(self) -> None:
         """Forget the stream (start a new video)."""
         self._entries: list[_Entry] = []  # the last up-to-3 frames
-        self._count = 0  # frames received
-        self._emitted = 0  # frames whose poses were returned
+        self._count = 0  # the index of the next frame when the caller gives none
         self._shape: tuple[int, ...] | None = None
         self.tracker.reset()
+
+    def _boxes(self, boxes: np.ndarray | Sequence | None, shape: tuple[int, ...], index: int | None) -> np.ndarray:
+        """The box policy (:func:`~dcpose_trt.runtime.boxes.frame_boxes`), counted in :attr:`stats`."""
+        b, counts = frame_boxes(boxes, shape, self.max_persons)
+        for k, v in counts.items():
+            self.stats[k] += v
+        if counts["boxes_capped"] and self.stats["boxes_capped"] == counts["boxes_capped"]:
+            where = f"frame {index}" if index is not None else "a frame"
+            log.warning("%s has %d boxes: keeping the %d highest-scoring (max_persons / --max-persons); "
+                        "further frames over the cap are counted in the summary", where,
+                        len(b) + counts["boxes_capped"], self.max_persons)
+        return b
 
     # -- one frame window (exact mode) -----------------------------------------------------------
     def estimate(self, window: Sequence[np.ndarray], boxes: np.ndarray | Sequence | None
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Poses on the key frame of ``window`` = [current, previous, next] (BGR frames).
 
-        Returns keypoints float32[N, 17, 3] (x, y, heatmap peak × box score) for the N valid boxes
-        and those boxes float32[N, 5].
+        Returns keypoints float32[N, 17, 3] (x, y, heatmap peak × box score) for the N boxes the box policy
+        keeps (:func:`~dcpose_trt.runtime.boxes.frame_boxes` on the key frame) and those boxes float32[N, 5].
         """
-        boxes = clean_boxes(boxes)
+        window = [as_bgr8(f) for f in window]
+        return self._estimate(window, self._boxes(boxes, window[0].shape, None))
+
+    def _estimate(self, window: Sequence[np.ndarray], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`estimate` on normalised frames and policy-checked boxes."""
         if len(boxes) == 0:
             return np.zeros((0, 17, 3), np.float32), boxes
-        window = [as_bgr8(f) for f in window]
         h, w = self.preset.image_size
         out = []
         backend = self.backend
@@ -278,31 +258,34 @@ class PoseEstimator:
         if self.mode == "cached":
             kps = self._cached_result(key, prev, nxt)
         else:
-            kps, _ = self.estimate([key.frame, prev.frame, nxt.frame], key.boxes)
+            kps, _ = self._estimate([key.frame, prev.frame, nxt.frame], key.boxes)
         persons = [PersonPose(kps[i], key.boxes[i], int(key.ids[i])) for i in range(len(key.boxes))]
-        self._emitted = key.index + 1
-        return FramePoses(key.index, persons)
+        key.done = True
+        return FramePoses(key.index, persons, key.frame)
 
-    def process(self, frame: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None
-                ) -> list[FramePoses]:
-        """Feed the next frame and its person boxes (x, y, w, h[, score]); returns 0 or 1 results.
+    def process(self, frame: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None,
+                index: int | None = None) -> list[FramePoses]:
+        """Push the next frame and its person boxes (x, y, w, h[, score]); returns 0 or 1 results.
 
-        With look-ahead the result is for the previous frame; a change of frame size finishes the
-        current shot (its last frame is returned too) and starts a new one.
+        ``index`` is the frame's position in the source (default: one more than the last one), so a caller
+        that skips an unreadable frame keeps the numbering. With look-ahead the result is for the previous
+        frame; a change of frame size finishes the current shot (its last frame is returned too) and starts
+        a new one.
         """
         frame = as_bgr8(frame)
+        index = self._count if index is None else int(index)
         if self._shape is not None and frame.shape != self._shape:
-            count = self._count
             done = self.flush()
-            self._count = self._emitted = count
-            return done + self.process(frame, boxes)
+            self._count = index  # the stream goes on: a default index continues after the finished shot
+            return done + self.process(frame, boxes, index)
         self._shape = frame.shape
-        b = clean_boxes(boxes)
-        e = _Entry(self._count, frame, b, self.tracker.update(b))
+        b = self._boxes(boxes, frame.shape, index)
+        self.stats["frames_with_boxes"] += bool(len(b))
+        e = _Entry(index, frame, b, self.tracker.update(b))
         if self.mode == "cached":
             self._run_backbone(e)
         self._entries = (self._entries + [e])[-3:]
-        self._count += 1
+        self._count = index + 1
         es = self._entries
         if not self.lookahead:
             prev = es[-2] if len(es) >= 2 else e
@@ -315,19 +298,38 @@ class PoseEstimator:
         return [self._result(key, prev, nxt)]
 
     def flush(self) -> list[FramePoses]:
-        """Return the poses of the last frame (it stands in for its own next frame) and reset."""
-        out = []
-        if self.lookahead and self._entries and self._emitted < self._count:
-            key = self._entries[-1]
-            prev = self._entries[-2] if len(self._entries) >= 2 else key
-            out.append(self._result(key, prev, key))
+        """Return the poses of every frame received and not yet returned, then forget the stream.
+
+        Normally that is the last frame (it stands in for its own next frame). After an interrupted
+        :meth:`process` (Ctrl-C during the model call) it is also the frame that call was refining, with
+        the neighbours it would have had, so the output has no gap.
+        """
+        es, out = self._entries, []
+        for j, key in enumerate(es):
+            if key.done:
+                continue
+            prev = es[j - 1] if j > 0 else key
+            if self.lookahead:
+                out.append(self._result(key, prev, es[j + 1] if j + 1 < len(es) else key))
+            else:
+                out.append(self._result(key, prev, es[j - 2] if j > 1 else prev))
         self.reset()
         return out
 
     def run(self, frames: Iterable[np.ndarray], boxes: Iterable[np.ndarray | Sequence | None]) -> list[FramePoses]:
-        """Whole video: poses for every frame, in order."""
-        self.reset()
-        out: list[FramePoses] = []
-        for frame, b in zip(frames, boxes, strict=True):
-            out += self.process(frame, b)
-        return out + self.flush()
+        """Whole video: poses for every frame, in order (frames numbered from 0; the stream loop of
+        :func:`~dcpose_trt.runtime.stream.stream_poses`). The results do not keep the images."""
+        from dcpose_trt.runtime.stream import stream_poses
+
+        table: dict[int, object] = {}
+
+        def numbered() -> Iterable[tuple[int, np.ndarray]]:
+            for i, (frame, b) in enumerate(zip(frames, boxes, strict=True)):
+                table[i] = b
+                yield i, frame
+
+        out = []
+        for r in stream_poses(self, numbered(), lambda i, _frame: table.pop(i)):
+            r.image = None
+            out.append(r)
+        return out

@@ -1,4 +1,4 @@
-"""Overlays, videos and JSON out; frames and boxes in are :mod:`dcpose_trt.data.video` (re-exported here)."""
+"""Overlays, videos and JSON out (frames and boxes in are :mod:`dcpose_trt.data.video`)."""
 
 from __future__ import annotations
 
@@ -11,37 +11,13 @@ import cv2
 import numpy as np
 
 from dcpose_trt._atomic import atomic_write_text, publish, temp_path
-from dcpose_trt.data.video import IMAGE_EXTS, BoxesFromFile, FrameSource
 from dcpose_trt.errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_EXTS", "AtomicVideoWriter", "BoxesFromFile", "FrameSource", "clip_boxes", "draw_poses",
-           "write_json_atomic"]
-
 # COCO-17 skeleton for drawing.
 SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
             (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
-
-
-def clip_boxes(boxes: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
-    """Clip boxes ``float32[N, 5]`` (x, y, w, h, score) to a frame of ``shape`` (H, W, ...).
-
-    Returns the boxes that overlap the frame, clipped, plus the counts of clipped and dropped boxes.
-    A box outside the frame (or of absurd size) would otherwise give keypoints far off the image.
-    """
-    b = np.asarray(boxes, np.float32).reshape(-1, 5)
-    if len(b) == 0:
-        return b, 0, 0
-    h, w = float(shape[0]), float(shape[1])
-    x0 = np.clip(b[:, 0], 0, w)
-    y0 = np.clip(b[:, 1], 0, h)
-    x1 = np.clip(b[:, 0] + b[:, 2], 0, w)
-    y1 = np.clip(b[:, 1] + b[:, 3], 0, h)
-    out = np.stack([x0, y0, x1 - x0, y1 - y0, b[:, 4]], axis=1).astype(np.float32)
-    keep = (out[:, 2] > 0) & (out[:, 3] > 0)
-    changed = keep & np.any(np.abs(out[:, :4] - b[:, :4]) > 0, axis=1)
-    return out[keep], int(changed.sum()), int((~keep).sum())
 
 
 def draw_poses(frame: np.ndarray, persons, min_score: float = 0.05) -> np.ndarray:

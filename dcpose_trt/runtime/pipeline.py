@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dcpose_trt.data.transforms import as_bgr8
 from dcpose_trt.data.video import FrameSource
 from dcpose_trt.errors import InputError
+from dcpose_trt.runtime.boxes import DEFAULT_MAX_PERSONS
 from dcpose_trt.runtime.estimator import FramePoses, PoseEstimator
-from dcpose_trt.runtime.io import (
-    AtomicVideoWriter,
-    clip_boxes,
-    draw_poses,
-    write_json_atomic,
-)
+from dcpose_trt.runtime.io import AtomicVideoWriter, draw_poses, write_json_atomic
+from dcpose_trt.runtime.stream import stream_poses
+
+if TYPE_CHECKING:
+    from dcpose_trt.runtime.detector import BoxSource
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,7 @@ class RunConfig:
     max_frames: int | None = None
     strict: bool = False  # a boxes file that does not fit the video is an error, not a warning
     lenient: bool = False  # a boxes file that fits no frame at all is a warning, not an error
+    max_persons: int | None = DEFAULT_MAX_PERSONS  # per frame; the highest-scoring boxes are kept
 
 
 @dataclass
@@ -50,7 +56,7 @@ class RunSummary:
     backend: str
     warmup_ms: float | None = None
     interrupted: bool = False
-    counts: dict[str, int] = field(default_factory=dict)  # skipped/resized frames, clipped/dropped boxes
+    counts: dict[str, int] = field(default_factory=dict)  # skipped/resized frames, clipped/dropped/capped boxes
     boxes: str | None = None  # where the boxes came from (which detector, or what a boxes file matched on)
     detector_ms: dict[str, float] | None = None  # the detector's share of latency_ms (None for a boxes file)
 
@@ -89,13 +95,41 @@ def _latency(lat: list[float], warmup: int) -> tuple[dict[str, float], float | N
     return stats, (float(sum(lat[:warmup])) if warmup and lat[warmup:] else None)
 
 
+@dataclass
+class _Signals:
+    finishing: bool = False  # the outputs are being written: a further SIGTERM waits for them
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[_Signals]:
+    """SIGTERM (``kill``, a service manager, a container stop) ends the run like Ctrl-C: outputs closed and
+    published with the frames done. Once ``finishing`` is set, SIGTERM no longer interrupts (the outputs
+    are being written). Only the main thread can take signals; elsewhere nothing changes."""
+    state = _Signals()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        if state.finishing:
+            log.warning("signal %d while writing the outputs: finishing them first", signum)
+            return
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: bool = True) -> RunSummary:
     """Pose-estimate a whole video; writes the overlay video and/or the JSON when asked.
 
     JSON: ``{"frames": [{"frame": i, "persons": [{"track_id", "box": [x, y, w, h, score],
     "keypoints": [[x, y, score] × 17]}]}], "summary": {...}}``. ``frame`` is the frame's position in
     the video (or folder). Ctrl-C stops the run and still writes the frames done so far (the summary
-    says ``"interrupted": true``).
+    says ``"interrupted": true``), and so does SIGTERM: the output holds frames 0..k with no gap.
     """
     from tqdm import tqdm
 
@@ -103,77 +137,93 @@ def run_video(cfg: RunConfig, estimator: PoseEstimator | None = None, progress: 
 
     check_outputs(cfg)
     source = FrameSource(cfg.video)
-    # A boxes file, a YOLO ONNX, or neither: the built-in detector. Its boxes go through clip_boxes below.
+    # A boxes file, a YOLO ONNX, or neither: the built-in detector. Its boxes go through the estimator's box
+    # policy (clean, clip to the frame, cap: dcpose_trt.runtime.boxes).
     boxes_fn = open_box_source(cfg.video, source, cfg.boxes, cfg.detector, cfg.strict, cfg.lenient)
-    est = estimator or PoseEstimator(cfg.model, backend=cfg.backend, mode=cfg.mode, lookahead=cfg.lookahead)
+    est = estimator or PoseEstimator(cfg.model, backend=cfg.backend, mode=cfg.mode, lookahead=cfg.lookahead,
+                                     max_persons=cfg.max_persons)
     writer = AtomicVideoWriter(cfg.out, source.fps) if cfg.out else None
-    frames_kept: dict[int, np.ndarray] = {}
-    position: dict[int, int] = {}  # the estimator's frame count -> position in the source
     results: list[FramePoses] = []
     lat: list[float] = []
     warmup = 0  # frames up to and including the first one that ran the model
-    counts = {"skipped_frames": 0, "resized_frames": 0, "boxes_clipped": 0, "boxes_dropped": 0,
-              "frames_with_boxes": 0}
+    # A stand-in estimator (the serve client) applies the box policy on its server and counts nothing here.
+    before = dict(getattr(est, "stats", {}))
     t_start = time.perf_counter()
     ok = interrupted = False
-
-    def emit(done: list[FramePoses]) -> None:
-        for r in done:
-            r.index = position.pop(r.index, r.index)
-            results.append(r)
-            if writer is not None:
-                writer.write(draw_poses(frames_kept.pop(r.index), r.persons))
-            else:
-                frames_kept.pop(r.index, None)
-
     total = len(source) or None
     if cfg.max_frames and total:
         total = min(total, cfg.max_frames)
     bar = tqdm(total=total, desc="run", unit="frame", disable=None if progress else True)
-    n = 0
-    try:
+
+    def on_frame(index: int, seconds: float, returned: int) -> None:
+        nonlocal warmup
+        lat.append(seconds * 1e3)
+        if not warmup and returned:
+            warmup = len(lat)
+        bar.update(1)
+        bar.set_postfix(fps=f"{len(lat) / (time.perf_counter() - t_start):.1f}")
+
+    kept: dict[int, np.ndarray] = {}  # frames in flight, for an estimator whose results carry no image
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        for index, frame in source.indexed():
+            kept[index] = frame
+            yield index, frame
+
+    def emit(r: FramePoses) -> None:
+        image = r.image if r.image is not None else kept.get(r.index)
+        for k in [k for k in kept if k <= r.index]:
+            del kept[k]
+        if writer is not None and image is not None:
+            writer.write(draw_poses(as_bgr8(image), r.persons))
+        r.image = None  # the JSON needs the poses only
+        results.append(r)
+
+    with sigterm_as_interrupt() as signals:
         try:
-            for i, frame in source.indexed():
-                if cfg.max_frames is not None and n >= cfg.max_frames:
-                    break
-                t0 = time.perf_counter()
-                b, clipped, dropped = clip_boxes(boxes_fn(i, frame), frame.shape)
-                counts["boxes_clipped"] += clipped
-                counts["boxes_dropped"] += dropped
-                counts["frames_with_boxes"] += bool(len(b))
-                frames_kept[i] = as_bgr8(frame)
-                position[n] = i
-                n += 1
-                done = est.process(frame, b)
-                emit(done)
-                lat.append((time.perf_counter() - t0) * 1e3)
-                if not warmup and done:
-                    warmup = len(lat)
-                bar.update(1)
-                bar.set_postfix(fps=f"{len(lat) / (time.perf_counter() - t_start):.1f}")
-        except KeyboardInterrupt:
-            # Ctrl-C (the only way to end a camera run): keep what was done, finish the look-ahead frame.
-            interrupted = True
-            log.warning("interrupted after %d frames; writing the results so far", n)
-        emit(est.flush())
-        if not results:
-            if interrupted:
-                raise KeyboardInterrupt
-            if cfg.max_frames is not None and cfg.max_frames <= 0:
-                raise InputError(f"--max-frames must be at least 1, got {cfg.max_frames}")
-            raise InputError(f"no frames could be read from {cfg.video}")
-        ok = True
-    finally:
-        bar.close()
-        if writer is not None:
-            counts["resized_frames"] = writer.resized
-            writer.close(ok)
-    counts["skipped_frames"] = source.skipped
+            try:
+                for r in stream_poses(est, frames(), boxes_fn, max_frames=cfg.max_frames, on_frame=on_frame):
+                    emit(r)
+            except KeyboardInterrupt:
+                # Ctrl-C (the only way to end a camera run) or SIGTERM: keep what was done, and finish the
+                # frames received (the one in flight and the look-ahead frame), so the output has no gap.
+                interrupted = True
+                log.warning("interrupted after %d frames; writing the results so far", len(lat))
+                signals.finishing = True
+                for r in est.flush():
+                    emit(r)
+            signals.finishing = True
+            if not results:
+                if interrupted:
+                    raise KeyboardInterrupt
+                if cfg.max_frames is not None and cfg.max_frames <= 0:
+                    raise InputError(f"--max-frames must be at least 1, got {cfg.max_frames}")
+                raise InputError(f"no frames could be read from {cfg.video}")
+            ok = True
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close(ok)
+        return _finish(cfg, est, source, boxes_fn, writer, results, lat, warmup, before, t_start, interrupted)
+
+
+def _finish(cfg: RunConfig, est: PoseEstimator, source: FrameSource, boxes_fn: BoxSource,
+            writer: AtomicVideoWriter | None, results: list[FramePoses], lat: list[float], warmup: int,
+            before: dict[str, int], t_start: float, interrupted: bool) -> RunSummary:
+    """The run's counts and warnings, its summary, and the poses JSON (when asked)."""
+    after = getattr(est, "stats", {})
+    counts = {k: after.get(k, 0) - before.get(k, 0) for k in ("boxes_clipped", "boxes_dropped", "boxes_capped",
+                                                              "frames_with_boxes")}
+    counts["resized_frames"] = writer.resized if writer is not None else 0
+    counts = {"skipped_frames": source.skipped, **counts}
     if counts["skipped_frames"]:
         log.warning("skipped %d unreadable frame(s) of %s", counts["skipped_frames"], cfg.video)
     if counts["resized_frames"]:
         log.warning("%d frame(s) of another size were resized to the first frame's size in %s",
                     counts["resized_frames"], cfg.out)
+    if counts["boxes_capped"]:
+        log.warning("%d box(es) over --max-persons %s left out (the highest-scoring kept)", counts["boxes_capped"],
+                    cfg.max_persons)
     if counts["boxes_clipped"] or counts["boxes_dropped"]:
         # Boxes reaching a little past the border are normal detector output: only dropped ones warn.
         level = logging.WARNING if counts["boxes_dropped"] else logging.INFO

@@ -1,7 +1,9 @@
 """Stable person ids across frames: IoU matching with Hungarian assignment (scipy).
 
 Each track predicts its next box with a constant-velocity model, so people who cross keep their ids
-as long as their boxes move smoothly; unmatched tracks survive ``max_age`` frames.
+as long as their boxes move smoothly; unmatched tracks survive ``max_age`` frames. Memory is bounded: at
+most ``max_tracks`` tracks are kept (the most recently seen), so one frame's IoU matrix is at most
+``max_tracks`` × boxes (the estimator caps the boxes per frame, ``--max-persons``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ class IoUTracker:
     Args:
         iou_threshold: minimum IoU between a track's predicted box and a detection to match.
         max_age: frames a track survives without a match.
+        max_tracks: tracks kept at most (the most recently matched); older ones are forgotten.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_age: int = 5):
+    def __init__(self, iou_threshold: float = 0.3, max_age: int = 5, max_tracks: int = 1000):
         self.iou_threshold = iou_threshold
         self.max_age = max_age
+        self.max_tracks = max(1, int(max_tracks))
         self.reset()
 
     def reset(self) -> None:
@@ -78,4 +82,6 @@ class IoUTracker:
             ids[c] = self._next_id
             self._tracks.append(_Track(self._next_id, boxes[c, :4].copy(), np.zeros(4)))
             self._next_id += 1
+        if len(self._tracks) > self.max_tracks:  # this frame's tracks (age 0) first, then the youngest
+            self._tracks = sorted(self._tracks, key=lambda t: t.age)[: self.max_tracks]
         return ids

@@ -177,11 +177,11 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
     check_ray_version(str(getattr(ray, "__version__", "0")))
     from tqdm import tqdm
 
-    from dcpose_trt.runtime.backends.autoselect import resolve
+    from dcpose_trt.runtime.backends.autoselect import resolve_backend
 
     # auto for a checkpoint: measured (or recalled) once here, not by every worker at once on shared cores.
-    est = EstimatorConfig(est.model, resolve(est.model, est.backend, mode=est.mode, progress=progress), est.mode,
-                          est.lookahead, est.threads)
+    est = EstimatorConfig(est.model, resolve_backend(est.model, est.backend, mode=est.mode, progress=progress),
+                          est.mode, est.lookahead, est.threads)
     want = made_by(est)
     report = RunReport()
     todo, report.skipped = split_done(jobs, resume, want, report.redone)

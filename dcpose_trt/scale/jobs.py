@@ -36,8 +36,8 @@ class EstimatorConfig:
         backend: ``auto | torch | onnxruntime | tensorrt | tensorrt-rtx``.
         mode: ``exact`` or ``cached``.
         lookahead: ``False`` for the causal mode.
-        threads: CPU threads of the estimator (torch intra-op, ONNX Runtime intra-op); ``None``: the
-            library default (all cores this process may use).
+        threads: CPU threads of the estimator's session (torch intra-op, ONNX Runtime intra-op, OpenVINO
+            inference threads); ``None``: the library default (all cores this process may use).
     """
 
     model: str | None = None
@@ -47,37 +47,27 @@ class EstimatorConfig:
     threads: int | None = None
 
     def resolved_backend(self) -> str:
-        """The backend ``auto`` picks for this model (by file type, as ``make_backend`` does)."""
-        if self.backend != "auto":
-            return self.backend
-        if self.model is None:
-            return "torch"
-        p = Path(self.model)
-        if p.is_dir() or p.suffix.lower() == ".onnx":
-            return "onnxruntime"
-        return "tensorrt" if p.suffix.lower() in (".plan", ".engine") else "torch"
+        """The backend ``auto`` picks for this model (:func:`~dcpose_trt.runtime.backends.autoselect.resolve_backend`,
+        the one place ``auto`` is decided; a checkpoint is measured once per machine and remembered)."""
+        from dcpose_trt.runtime.backends.autoselect import resolve_backend
+
+        return resolve_backend(self.model, self.backend, mode=self.mode, progress=False)
 
     @property
     def uses_gpu(self) -> bool:
         """TensorRT backends need one GPU per worker; the others run on CPU threads."""
-        return self.resolved_backend() in ("tensorrt", "tensorrt-rtx")
+        from dcpose_trt.runtime.backends.registry import REGISTRY
+
+        spec = REGISTRY.get(self.resolved_backend())
+        return spec is not None and spec.gpu
 
 
 def make_estimator(cfg: EstimatorConfig):  # -> PoseEstimator (runtime imported lazily: it pulls in torch)
-    """One estimator as ``cfg`` says, with its thread count applied."""
+    """One estimator as ``cfg`` says, its thread count given to the backend's session (every backend, through
+    :func:`~dcpose_trt.runtime.backends.opener.open_backend`)."""
     from dcpose_trt.runtime.estimator import PoseEstimator
 
-    backend: object = cfg.backend
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-        exported = cfg.model is not None and (Path(cfg.model).is_dir() or Path(cfg.model).suffix.lower() == ".onnx")
-        if cfg.resolved_backend() == "onnxruntime" and exported:  # a checkpoint is exported on demand instead
-            from dcpose_trt.runtime.backends.ort_backend import OnnxRuntimeBackend
-
-            backend = OnnxRuntimeBackend(cfg.model, threads=cfg.threads)
-    return PoseEstimator(cfg.model, backend=backend, mode=cfg.mode, lookahead=cfg.lookahead)  # type: ignore[arg-type]
+    return PoseEstimator(cfg.model, backend=cfg.backend, mode=cfg.mode, lookahead=cfg.lookahead, threads=cfg.threads)
 
 
 @dataclass(frozen=True)
@@ -164,19 +154,18 @@ class VideoFileJob:
     def run(self, state: WorkerState, on_frame: Callable[[], object] | None = None) -> JobOutput:
         from dcpose_trt.data.video import FrameSource
         from dcpose_trt.runtime.detector import open_box_source
+        from dcpose_trt.runtime.stream import stream_poses
 
         t0 = time.perf_counter()
         source = FrameSource(self.video)
         # A boxes file matched to this video's frames, a YOLO ONNX, or neither: the built-in detector.
         boxes_fn = open_box_source(self.video, source, self.boxes, self.detector, min_score=self.min_score)
         est = state.estimator
-        est.reset()
-        results = []
-        for i, frame in enumerate(source):
-            results += est.process(frame, boxes_fn(i, frame))
-            if on_frame is not None:
-                on_frame()
-        results += est.flush()
+        tick = (lambda *_: on_frame()) if on_frame is not None else None
+        # The one stream loop: frames keep their positions through unreadable ones, one box policy.
+        results = [r for r in stream_poses(est, source.indexed(), boxes_fn, on_frame=tick)]
+        for r in results:
+            r.image = None
         if not results:
             raise InputError(f"no frames could be read from {self.video}")
         persons = sum(len(r.persons) for r in results)

@@ -10,7 +10,6 @@ the persons of different streams into one batch.
 from __future__ import annotations
 
 import ctypes
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,17 +116,13 @@ class TritonBlsBackend(SplitBackend):
             parts.append(pb_array(pb_utils.get_output_tensor_by_name(resp, output)))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def backbone(self, x: np.ndarray) -> np.ndarray:
+    def _backbone_impl(self, x: np.ndarray) -> np.ndarray:
         return self._call(self.backbone_model, {self.names.backbone_in: x}, self.names.backbone_out)
 
-    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    def _head_impl(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         names = self.names.head_in
         return self._call(self.head_model, dict(zip(names, (cur, prev, nxt, margin), strict=True)),
                           self.names.head_out)
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        f, m = self.check_inputs(frames, margin)
-        t0 = time.perf_counter()
-        out = self.infer_by_parts(f, m)
-        self.last_inference_time = time.perf_counter() - t0
-        return out
+    def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        return self.infer_by_parts(frames, margin)

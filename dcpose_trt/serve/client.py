@@ -105,10 +105,17 @@ class StreamClient:
                            [PersonPose(r.keypoints[i], r.boxes[i], int(r.track_ids[i])) for i in range(len(r.boxes))])
                 for r in results]
 
-    def process(self, frame: np.ndarray, boxes: np.ndarray | Sequence | None) -> list[FramePoses]:
+    def reset(self) -> None:
+        """Start over (the stream loop's first step): a live server-side stream is ended, its poses dropped."""
+        if self._sent:
+            self.flush()
+
+    def process(self, frame: np.ndarray, boxes: np.ndarray | Sequence | None,
+                index: int | None = None) -> list[FramePoses]:
         """Send the next frame and its boxes (x, y, w, h[, score]); returns 0 or 1 frames' poses (the
         previous frame's: one frame of look-ahead). A frame of another size ends the shot (its last frame
-        is returned too) and starts a new stream on the server, as ``PoseEstimator.process`` does."""
+        is returned too) and starts a new stream on the server, as ``PoseEstimator.process`` does.
+        ``index`` (the frame's position, from the stream loop) is not sent: the server numbers frames."""
         img = as_bgr8(frame)
         done: list[FramePoses] = []
         if self._shape is not None and img.shape != self._shape:

@@ -26,14 +26,14 @@ class PartModel:
         import triton_python_backend_utils as pb_utils
 
         from dcpose_trt.runtime.backends.base import SplitBackend
-        from dcpose_trt.runtime.estimator import make_backend
+        from dcpose_trt.runtime.backends.opener import open_backend
 
         self.pb = pb_utils
         cfg = json.loads(args["model_config"])
         p = parameters(cfg)
         self.part = p["part"]
         folder = Path(args["model_repository"]) / args["model_version"]
-        backend = make_backend(folder, p["backend"], progress=False, mode="cached")
+        backend = open_backend(folder, p["backend"], progress=False, mode="cached")
         assert isinstance(backend, SplitBackend), type(backend)
         self.backend = backend
         self.inputs = [i["name"] for i in cfg["input"]]

@@ -80,7 +80,8 @@ PROBE = textwrap.dedent(
     libs = serialize_vc_plugins(Rec(real.IBuilderConfig, "config"), Rec(real.OnnxParser, "parser"), [lib])
     out["vc"] = {"libs": libs, "calls": list(calls)}
     calls.clear()
-    tb.create_context(t, Rec(real.ICudaEngine, "engine"))
+    from dcpose_trt.runtime.tensorrt.trt_api import create_context
+    create_context(t, Rec(real.ICudaEngine, "engine"))
     out["context"] = list(calls)
     print(json.dumps(out))
     """

@@ -110,7 +110,7 @@ def test_rtx_builder_requires_user_allocation(rtx):
 
 
 def test_rtx_context_specializes_eagerly_without_its_own_graphs(rtx):
-    from dcpose_trt.runtime.tensorrt.trt_backend import create_context
+    from dcpose_trt.runtime.tensorrt.trt_api import create_context
 
     rec = Recorder(rtx)
     create_context(rec.module(), rec.module().ICudaEngine)

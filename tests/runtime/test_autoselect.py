@@ -15,7 +15,7 @@ from dcpose_trt.errors import InputError
 from dcpose_trt.model.presets import BUNDLED_MODEL
 from dcpose_trt.runtime.backends import autoselect
 from dcpose_trt.runtime.backends.base import SplitBackend
-from dcpose_trt.runtime.estimator import make_backend
+from dcpose_trt.runtime.backends.opener import open_backend
 
 pytest.importorskip("onnxruntime")
 PAIR = ["torch", "onnxruntime"]
@@ -53,7 +53,7 @@ def test_remembered_choice_is_reused_and_opened_by_auto(exact, cache, capsys):
     only_torch = autoselect.select_backend(BUNDLED_MODEL, mode="exact", wanted=["torch"], progress=False)
     assert only_torch.backend == "torch"
     before = {p: p.stat().st_mtime_ns for p in (cache / "autoselect").iterdir()}
-    backend = make_backend(None, "auto", mode="exact")
+    backend = open_backend(None, "auto", mode="exact")
     assert backend.name == exact.backend
     assert {p: p.stat().st_mtime_ns for p in (cache / "autoselect").iterdir()} == before  # nothing re-measured
     assert f"auto chose {exact.backend}" in capsys.readouterr().err
@@ -63,7 +63,7 @@ def test_cached_mode_is_its_own_measurement_and_exports_a_split_model(exact, cac
     sel = autoselect.select_backend(BUNDLED_MODEL, mode="cached", budget_s=0.2, progress=False)
     assert not sel.reused and sel.path != exact.path and set(sel.times_ms) == set(PAIR)
     # ONNX Runtime in cached mode from a checkpoint: the backbone + head pair is exported on demand.
-    with make_backend(None, "onnxruntime", mode="cached", progress=False) as b:
+    with open_backend(None, "onnxruntime", mode="cached", progress=False) as b:
         assert isinstance(b, SplitBackend)
     assert any("-split-" in p.name for p in (cache / "models").iterdir())
 
@@ -89,9 +89,41 @@ def test_bad_candidates_are_one_line_errors(cache, monkeypatch, capsys):
 def test_resolve_leaves_exported_models_and_named_backends_alone(exact, tmp_path):
     onnx_file = tmp_path / "m.onnx"
     onnx_file.write_bytes(b"")
-    assert autoselect.resolve(onnx_file, "auto") == "auto"  # an ONNX: ONNX Runtime, by file type
-    assert autoselect.resolve(None, "openvino") == "openvino"
-    from dcpose_trt._env import local_gpu
+    assert autoselect.resolve_backend(onnx_file, "auto") == "onnxruntime"  # an ONNX: by file type
+    assert autoselect.resolve_backend(tmp_path, "auto") == "onnxruntime"  # a split-export folder
+    assert autoselect.resolve_backend(None, "openvino") == "openvino"
+    # A checkpoint: the measured choice on the CPU; torch on a CUDA device.
+    assert autoselect.resolve_backend(None, "auto", progress=False) == exact.backend
+    assert autoselect.resolve_backend(None, "auto", device="cuda", progress=False) == "torch"
 
-    # A checkpoint: the measured choice (on a CUDA machine auto keeps torch on the GPU).
-    assert autoselect.resolve(None, "auto", progress=False) == (exact.backend if local_gpu() is None else "auto")
+
+@pytest.mark.parametrize("times", [[], {}, PAIR, {n: {} for n in PAIR}, {n: [] for n in PAIR},
+                                   {n: {"1": 0} for n in PAIR}, {n: {"1": "fast"} for n in PAIR},
+                                   {"torch": {"1": 3.0}, "onnxruntime": {"1": -1}}])
+def test_a_corrupt_record_is_ignored_and_measured_again(exact, cache, times, caplog):
+    """Issue 21 item 10: an empty or list ``times_ms`` (or any unreadable entry) used to crash every auto run."""
+    path = autoselect.selection_path(exact.key)
+    good = path.read_text()
+    try:
+        record = json.loads(good)
+        record["times_ms"] = times
+        path.write_text(json.dumps(record))
+        sel = autoselect.select_backend(BUNDLED_MODEL, mode="exact", budget_s=0.05, progress=False)
+        assert not sel.reused and sel.backend in PAIR and set(sel.times_ms) == set(PAIR)
+        assert "ignoring an unreadable" in caplog.text
+        assert autoselect.read_record(path) is not None  # the new measurement replaced it
+    finally:
+        path.write_text(good)
+
+
+def test_the_busy_warning_is_said_once_when_measured(exact, caplog):
+    """Issue 20 (new user): "measured while the machine was busy" repeated on every run of a remembered choice."""
+    busy = autoselect.Selection(**{**{k: getattr(exact, k) for k in ("backend", "times_ms", "skipped", "key",
+                                                                      "measured_at", "path")},
+                                   "load_average": [99.0, 99.0]})
+    autoselect.announce(busy, progress=False)
+    assert "measured while the machine was busy" in caplog.text
+    caplog.clear()
+    busy.reused = True
+    autoselect.announce(busy, progress=False)
+    assert "busy" not in caplog.text

@@ -88,9 +88,9 @@ def test_more_persons_than_max_batch(assert_same_poses):
     sizes: list[int] = []
 
     class Recording(TorchBackend):
-        def infer(self, frames, margin):
+        def _infer_impl(self, frames, margin):
             sizes.append(len(frames))
-            return super().infer(frames, margin)
+            return super()._infer_impl(frames, margin)
 
     big = PoseEstimator(backend=TorchBackend(model), max_batch=32)
     small = PoseEstimator(backend=Recording(model), max_batch=2)

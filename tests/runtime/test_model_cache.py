@@ -16,7 +16,7 @@ from dcpose_trt.cli import main
 from dcpose_trt.engine import model_cache
 from dcpose_trt.errors import DcposeTrtError, InputError
 from dcpose_trt.runtime import PoseEstimator
-from dcpose_trt.runtime.estimator import make_backend
+from dcpose_trt.runtime.backends.opener import open_backend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_plan_given_to_onnxruntime_gets_a_fitting_hint(tmp_path):
     plan = tmp_path / "x.plan"
     plan.write_bytes(b"\0" * 16)
     with pytest.raises(InputError) as err:
-        make_backend(plan, "onnxruntime")
+        open_backend(plan, "onnxruntime")
     assert "export --model" not in str(err.value) and "--backend tensorrt" in str(err.value)
 
 
@@ -99,7 +99,7 @@ def test_unwritable_cache_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "f").write_text("x")
     monkeypatch.setenv("DCPOSE_TRT_CACHE", str(tmp_path / "f" / "cache"))
     with pytest.raises(InputError, match="DCPOSE_TRT_CACHE"):
-        make_backend(None, "onnxruntime")
+        open_backend(None, "onnxruntime")
 
 
 def test_rtx_plan_opens_with_auto(cache, export_calls, capsys):
@@ -122,14 +122,14 @@ def test_rtx_plan_opens_with_auto(cache, export_calls, capsys):
         else:
             assert reason is not None and "no CUDA GPU" in reason and "open it with" not in reason, reason
 
-    assert_opens_or_needs_gpu(refusal(lambda: make_backend(None, "tensorrt-rtx", progress=False)))
+    assert_opens_or_needs_gpu(refusal(lambda: open_backend(None, "tensorrt-rtx", progress=False)))
     assert len(export_calls) == 1
     plan = next((cache / "models").glob("*/model.plan"))
     assert json.loads(plan.with_name("model.plan.json").read_text())["backend"]["name"] == "tensorrt-rtx"
     assert_opens_or_needs_gpu(refusal(lambda: PoseEstimator(plan)))  # backend="auto"
     assert_opens_or_needs_gpu(refusal(lambda: PoseEstimator(plan, backend="tensorrt-rtx")))
     # The second on-demand request reuses the plan.
-    assert_opens_or_needs_gpu(refusal(lambda: make_backend(None, "tensorrt-rtx", progress=False)))
+    assert_opens_or_needs_gpu(refusal(lambda: open_backend(None, "tensorrt-rtx", progress=False)))
     assert len(export_calls) == 1
 
     clip = REPO.parent / "shared" / "data" / "posetrack18_sample" / "videos" / "000001_mpiinew_test"

@@ -19,7 +19,7 @@ from dcpose_trt.cli import main
 from dcpose_trt.data.video import BoxesFromFile
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime import PoseEstimator
-from dcpose_trt.runtime.io import clip_boxes
+from dcpose_trt.runtime.boxes import clip_boxes
 from dcpose_trt.runtime.pipeline import RunConfig, _latency, run_video
 
 
@@ -94,11 +94,11 @@ def test_ctrl_c_writes_frames_done(clip, tmp_path, monkeypatch, capsys):
     real = PoseEstimator.process
     calls = {"n": 0}
 
-    def process(self, frame, boxes):  # Ctrl-C arrives while the 4th frame is fed
+    def process(self, frame, boxes, index=None):  # Ctrl-C arrives while the 4th frame is fed
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return real(self, frame, boxes)
+        return real(self, frame, boxes, index)
 
     monkeypatch.setattr(PoseEstimator, "process", process)
     out, js = tmp_path / "o.mp4", tmp_path / "o.json"

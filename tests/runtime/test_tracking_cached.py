@@ -64,15 +64,15 @@ class _Counting(SplitBackend):
         self.preset_name, self.input_size = inner.preset_name, inner.input_size
         self.crops = 0
 
-    def infer(self, frames, margin):
+    def _infer_impl(self, frames, margin):
         self.crops += 3 * len(frames)
         return self.inner.infer(frames, margin)
 
-    def backbone(self, x):
+    def _backbone_impl(self, x):
         self.crops += len(x)
         return self.inner.backbone(x)
 
-    def head(self, *a):
+    def _head_impl(self, *a):
         return self.inner.head(*a)
 
 
@@ -118,7 +118,7 @@ def test_cached_mode_needs_split_backend(model):
     class FullOnly(Backend):
         name, preset_name, input_size = "onnxruntime", "tiny-128x96", (128, 96)
 
-        def infer(self, frames, margin):
+        def _infer_impl(self, frames, margin):
             raise AssertionError
 
     with pytest.raises(InputError, match="--split"):

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from dcpose_trt.errors import CudaError, InputError, MissingDependencyError, PlanMismatchError
-from dcpose_trt.runtime.tensorrt.trt_backend import TensorRTBackend, _chunks, buckets_from_profiles
+from dcpose_trt.runtime.tensorrt.executor import _chunks, buckets_from_profiles
+from dcpose_trt.runtime.tensorrt.trt_backend import TensorRTBackend
 
 TINY = "tiny-128x96"
 
@@ -181,10 +182,10 @@ class TestRefusal:
     def test_runtime_refuses_plan_without_gpu(self, rtx_plan):
         """The real TensorRT-RTX runtime returns no engine (it needs a GPU); our logger keeps its reason."""
         trt = pytest.importorskip("tensorrt_rtx")
-        from dcpose_trt.runtime.tensorrt.trt_backend import _make_logger
+        from dcpose_trt.runtime.tensorrt.trt_api import make_logger
 
         plan, _ = rtx_plan
-        logger = _make_logger(trt)
+        logger = make_logger(trt)
         assert trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes()) is None
         assert any("deserializeCudaEngine" in e or "Cuda" in e for e in logger.errors)
 
@@ -218,7 +219,8 @@ class _Net(torch.nn.Module):
 
 
 def _executor(use_graphs: bool = True, buckets=(1, 4), mapped=None):
-    from dcpose_trt.runtime.tensorrt.trt_backend import TensorSpec, TorchCudaExecutor
+    from dcpose_trt.runtime.tensorrt.executor import TensorSpec
+    from dcpose_trt.runtime.tensorrt.torch_cuda import TorchCudaExecutor
 
     torch.manual_seed(0)
     net = _Net().cuda().eval()
@@ -302,8 +304,8 @@ class TestGpuExecutor:
     def test_dcpose_backend_infer_and_gpu_pose(self):
         from dcpose_trt.data.transforms import decode_heatmaps, make_inputs
         from dcpose_trt.model import build_dcpose
-        from dcpose_trt.runtime.backends.base import TorchBackend
-        from dcpose_trt.runtime.tensorrt.trt_backend import TorchCudaBackend
+        from dcpose_trt.runtime.backends.torch_backend import TorchBackend
+        from dcpose_trt.runtime.tensorrt.torch_cuda import TorchCudaBackend
 
         torch.manual_seed(0)
         model = build_dcpose(TINY).eval()

@@ -192,7 +192,7 @@ def test_runtime_step_inputs_work_on_the_cpu(tmp_path):
     backend, so the GPU run only adds the GPU half."""
     from benchmarks.gpu_check import cuda_tier
     from dcpose_trt.model import load_model
-    from dcpose_trt.runtime.backends.base import TorchBackend
+    from dcpose_trt.runtime.backends.torch_backend import TorchBackend
 
     ctx = gpu_check.Context(tmp_path, tmp_path, True, Env(None))
     videos = cuda_tier._videos(ctx)

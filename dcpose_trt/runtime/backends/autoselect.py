@@ -15,6 +15,10 @@ Candidates: ``onnxruntime``, ``openvino`` (FP32), ``openvino-bf16`` (only where 
 its keypoints passed the BF16 fidelity gate, README "CPU backends") and ``torch``, each where installed.
 INT8 is not a candidate: it needs calibration data that a checkpoint does not carry. Restrict the set with
 ``DCPOSE_TRT_AUTO_CANDIDATES=onnxruntime,openvino`` (e.g. FP32 only), or pass ``--backend``.
+
+:func:`resolve_backend` is the one place ``auto`` is turned into a backend name, for every kind of model
+(plan, ONNX, IR, checkpoint). A remembered record that does not read as one (hand-edited, truncated, of
+another layout) is ignored with a warning and measured again.
 """
 
 from __future__ import annotations
@@ -89,9 +93,6 @@ def candidates(wanted: Sequence[str] | None = None) -> tuple[list[str], dict[str
 
     ``wanted``: names to consider (default: ``$DCPOSE_TRT_AUTO_CANDIDATES``, else :data:`CANDIDATES`).
     """
-    from dcpose_trt._deps import available
-    from dcpose_trt._env import install_hint
-
     if wanted is None:
         env = os.environ.get(CANDIDATES_ENV, "").strip()
         wanted = [w.strip() for w in env.split(",") if w.strip()] if env else list(CANDIDATES)
@@ -99,18 +100,14 @@ def candidates(wanted: Sequence[str] | None = None) -> tuple[list[str], dict[str
     if unknown or not wanted:
         raise InputError(f"unknown auto candidate(s) {', '.join(unknown) or '(none given)'}"
                          f"{' in $' + CANDIDATES_ENV if wanted is None else ''}; choose from: {', '.join(CANDIDATES)}")
+    from dcpose_trt.runtime.backends.registry import unavailable_reason
+
     ok, skipped = [], {}
     for name in wanted:
-        module = {"onnxruntime": "onnxruntime", "torch": "torch"}.get(name, "openvino")
-        if not available(module):
-            skipped[name] = f"{module} is not installed ({install_hint(module)})"
+        why = unavailable_reason(name)
+        if why:
+            skipped[name] = why
             continue
-        if name == "openvino-bf16":
-            from dcpose_trt.runtime.backends.ov_backend import cpu_has_bf16
-
-            if not cpu_has_bf16():
-                skipped[name] = "this CPU has no native BF16 (AVX-512 BF16 or AMX)"
-                continue
         ok.append(name)
     return ok, skipped
 
@@ -131,6 +128,36 @@ def selection_path(key: dict[str, str]) -> Path:
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return cache_root("autoselect") / f"{key['checkpoint_sha256'][:12]}-{key['mode']}-{digest}.json"
+
+
+def read_record(path: Path) -> Selection | None:
+    """The :class:`Selection` remembered in ``path``, or None when the file does not read as one: every
+    ``times_ms`` entry a non-empty map of person counts to finite positive milliseconds, ``skipped`` and
+    ``key`` maps of strings."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or set(doc) - {f for f in Selection.__dataclass_fields__ if f != "reused"}:
+        return None
+    times, skipped, key = doc.get("times_ms"), doc.get("skipped", {}), doc.get("key")
+
+    def str_map(d: object) -> bool:
+        return isinstance(d, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in d.items())
+
+    def ms_map(d: object) -> bool:
+        return isinstance(d, dict) and bool(d) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v) and v > 0 for k, v in d.items())
+
+    if not (isinstance(times, dict) and times and all(isinstance(n, str) and ms_map(t) for n, t in times.items())
+            and str_map(skipped) and str_map(key) and isinstance(doc.get("backend", ""), str)
+            and isinstance(doc.get("measured_at", ""), str) and isinstance(doc.get("path", ""), str)):
+        return None
+    load = doc.get("load_average", [])
+    if not (isinstance(load, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in load)):
+        return None
+    return Selection(**doc)
 
 
 def _time_backend(backend: object, mode: str, persons: int, budget_s: float) -> float:
@@ -176,14 +203,15 @@ def measure(checkpoint: Path, preset: str | None, mode: str, names: Sequence[str
 
     Returns (per backend: persons → median ms per frame, per backend that failed to open or run: why).
     """
-    from dcpose_trt.runtime.estimator import make_backend
+    from dcpose_trt.runtime.backends.base import OpenOptions
+    from dcpose_trt.runtime.backends.registry import open_named
 
     times: dict[str, dict[str, float]] = {}
     failed: dict[str, str] = {}
     for name in names:
         _say(f"auto: timing {name} ({mode} mode) on {checkpoint.name}", progress)
         try:
-            with make_backend(checkpoint, name, preset, mode=mode, progress=progress) as backend:
+            with open_named(checkpoint, name, OpenOptions(preset, mode, progress=progress)) as backend:
                 times[name] = {str(p): round(1e3 * _time_backend(backend, mode, p, budget_s), 3) for p in PERSONS}
         except (DcposeTrtError, RuntimeError, OSError) as exc:  # a candidate that cannot run here is skipped
             failed[name] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
@@ -213,15 +241,14 @@ def select_backend(checkpoint: Path, preset: str | None = None, mode: str = "exa
     key = selection_key(checkpoint, preset, mode)
     path = selection_path(key)
     if not remeasure and path.is_file():
-        try:
-            sel = Selection(**json.loads(path.read_text()))
-            if sel.key == key and set(names) <= set(sel.times_ms) | set(sel.skipped):
-                ranked = [n for n in sorted(sel.times_ms, key=sel.score) if n in names]
-                if ranked:
-                    sel.backend, sel.reused, sel.path = ranked[0], True, str(path)
-                    return sel
-        except (OSError, ValueError, TypeError, KeyError):
+        sel = read_record(path)
+        if sel is None:
             log.warning("auto: ignoring an unreadable %s; measuring again", path)
+        elif sel.key == key and set(names) <= set(sel.times_ms) | set(sel.skipped):
+            ranked = [n for n in sorted(sel.times_ms, key=sel.score) if n in names]
+            if ranked:
+                sel.backend, sel.reused, sel.path = ranked[0], True, str(path)
+                return sel
     if len(names) == 1:  # one candidate: nothing to compare, nothing to remember
         return Selection(backend=names[0], skipped=skipped, key=key, reused=True,
                          path=f"${CANDIDATES_ENV}={names[0]}" if wanted is None else "--candidates")
@@ -268,29 +295,49 @@ def announce(sel: Selection, progress: bool = True) -> None:
     how = f"remembered from {sel.measured_at[:10]}" if sel.reused else "measured now"
     _say(f"auto chose {sel.summary()}; {how} in {sel.path} (--backend NAME or ${CANDIDATES_ENV} to override)",
          progress)
-    cores = int(sel.key.get("cores") or 1)
-    if sel.load_average and max(sel.load_average) > cores:
+    cores = int(sel.key.get("cores") or 1) if str(sel.key.get("cores", "")).isdigit() else 1
+    if not sel.reused and sel.load_average and max(sel.load_average) > cores:
         # Contention hits the backends unequally (measured: PyTorch's threads suffer most), so the ranking
-        # of a loaded measurement may not hold on an idle machine.
+        # of a loaded measurement may not hold on an idle machine. Said once, when measured: a remembered
+        # choice is not measured again, so repeating it on every run would only be noise.
         log.warning("auto: measured while the machine was busy (load average %s on %d cores); rerun "
                     "`dcpose-trt select-backend --remeasure` when it is idle", max(sel.load_average), cores)
 
 
-def resolve(model: str | os.PathLike | None, backend: str, preset: str | None = None, mode: str = "exact",
-            progress: bool = True) -> str:
-    """``backend``, unless it is ``auto`` for a checkpoint (``None``: the bundled one) on a machine without a
-    CUDA GPU: then the measured choice (announced). ``predict --workers`` calls it once in the driver so
-    that the workers do not each measure, at the same time, on the same cores."""
-    from dcpose_trt._env import local_gpu
+#: ``auto`` for an exported model: the backend for the file's suffix (a folder is a split ONNX export).
+BY_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino"}
+
+
+def resolve_backend(model: str | os.PathLike | None, backend: str, preset: str | None = None, mode: str = "exact",
+                    device: str = "cpu", progress: bool = True) -> str:
+    """The backend name ``backend`` means for ``model`` (None: the bundled checkpoint): ``backend`` itself
+    unless it is ``auto``; then a plan's builder (read from its sidecar), ONNX Runtime for ONNX, OpenVINO
+    for IR, and for a checkpoint the fastest CPU backend measured on this machine (announced; ``device``
+    other than the CPU: torch). ``predict --workers`` calls it once in the driver so that the workers do
+    not each measure, at the same time, on the same cores.
+
+    Raises:
+        InputError: ``model`` does not exist; no CPU backend runs here.
+        PlanMismatchError: a plan without a readable sidecar.
+    """
     from dcpose_trt.model.presets import bundled_model_path
 
     if backend != "auto":
         return backend
     path = Path(model) if model is not None else bundled_model_path()
-    if path is None or path.is_dir() or path.suffix.lower() not in (".pth", ".pt", ".tar") or local_gpu() is not None:
-        return backend
-    if not path.is_file():
+    if path is None:
+        return "torch"  # no bundled checkpoint: the torch backend builds the preset's model
+    if not path.exists():
         raise InputError(f"model file not found: {path}")
+    suffix = ".onnx" if path.is_dir() else path.suffix.lower()
+    if suffix in (".plan", ".engine"):
+        from dcpose_trt.engine import read_sidecar
+
+        return str(read_sidecar(path)["backend"]["name"])
+    if suffix in BY_SUFFIX:
+        return BY_SUFFIX[suffix]
+    if not str(device).startswith("cpu"):
+        return "torch"
     sel = select_backend(path, preset, mode, progress=progress)
     announce(sel, progress)
     return sel.backend

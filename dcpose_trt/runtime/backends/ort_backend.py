@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,9 @@ import numpy as np
 from dcpose_trt._deps import require
 from dcpose_trt.contract import DCN_DOMAIN, DCN_OP_TYPE, META_PRESET, read_model_metadata
 from dcpose_trt.errors import InputError
-from dcpose_trt.runtime.backends.base import Backend, SplitBackend, as_f32, model_files
+from dcpose_trt.runtime.backends.base import Backend, OpenOptions, SplitBackend, model_files
 
 log = logging.getLogger(__name__)
-
 
 
 def _physical_cores() -> int:
@@ -154,23 +152,17 @@ class OnnxRuntimeBackend(Backend):
         self.deform = first.meta.deform or ""
         self.providers = first.session.get_providers()
         self.split = self._full is None
-        self.last_inference_time = 0.0
+        self.threads = threads
 
     @staticmethod
     def _resolve(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | tuple[Path, Path]:
         return model_files(path, (".onnx",), "ONNX")
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
-        f, m = self.check_inputs(frames, margin)
-        t0 = time.perf_counter()
+    def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         if self._full is not None:
-            out = self._full.run({"frames": f, "margin": m})
-        else:
-            assert isinstance(self, OnnxRuntimeSplitBackend)
-            out = self.infer_by_parts(f, m)
-        self.last_inference_time = time.perf_counter() - t0
-        return out
+            return self._full.run({"frames": frames, "margin": margin})
+        assert isinstance(self, OnnxRuntimeSplitBackend)
+        return self.infer_by_parts(frames, margin)
 
     def __repr__(self) -> str:
         files = (self._full.path,) if self._full else (self._backbone.path, self._head.path)  # type: ignore[union-attr]
@@ -181,19 +173,16 @@ class OnnxRuntimeBackend(Backend):
 class OnnxRuntimeSplitBackend(OnnxRuntimeBackend, SplitBackend):
     """A split export (``backbone.onnx`` + ``head.onnx``) on ONNX Runtime: also ``backbone`` and ``head``."""
 
-    def backbone(self, x: np.ndarray) -> np.ndarray:
-        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
+    def _backbone_impl(self, x: np.ndarray) -> np.ndarray:
         assert self._backbone is not None  # a split pair (see __new__)
-        return self._backbone.run({"image": as_f32(x, "image", 4)})
+        return self._backbone.run({"image": x})
 
-    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
+    def _head_impl(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         assert self._head is not None
-        return self._head.run({"cur": as_f32(cur, "cur", 4), "prev": as_f32(prev, "prev", 4),
-                               "next": as_f32(nxt, "next", 4), "margin": as_f32(margin, "margin", 2)})
+        return self._head.run({"cur": cur, "prev": prev, "next": nxt, "margin": margin})
 
 
-def open_onnxruntime(path: Path | None, name: str, preset: str | None, device: str) -> OnnxRuntimeBackend:
+def open_onnxruntime(path: Path | None, name: str, options: OpenOptions) -> OnnxRuntimeBackend:
     """Opener of ``--backend onnxruntime``: an ``.onnx`` file or a split-export folder."""
     if path is None or not (path.is_dir() or path.suffix.lower() == ".onnx"):
         is_plan = path is not None and path.suffix.lower() in (".plan", ".engine")
@@ -201,4 +190,4 @@ def open_onnxruntime(path: Path | None, name: str, preset: str | None, device: s
                 "the ONNX it was built from, or a checkpoint (.pth)" if is_plan else
                 f"export one with 'dcpose-trt export --model {path} --out model.onnx'")
         raise InputError(f"the onnxruntime backend needs an ONNX file, got {path}; {hint}")
-    return OnnxRuntimeBackend(path, preset=preset)
+    return OnnxRuntimeBackend(path, preset=options.preset, threads=options.threads)

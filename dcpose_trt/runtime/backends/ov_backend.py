@@ -42,13 +42,13 @@ from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the con
     is_ir_pair,
 )
 from dcpose_trt.errors import InputError
-from dcpose_trt.runtime.backends.base import Backend, SplitBackend, as_f32, model_files
+from dcpose_trt.runtime.backends.base import Backend, OpenOptions, SplitBackend, model_files
 
 log = logging.getLogger(__name__)
 
 NAME = "openvino"
 PRECISIONS = ("fp32", "bf16", "int8")
-# Backend names the CLI and make_backend accept: the precision rides on the name, so every verb that takes
+# Backend names the CLI and open_backend accept: the precision rides on the name, so every verb that takes
 # --backend gets BF16/INT8 without a new flag.
 BACKEND_NAMES = ("openvino", "openvino-bf16", "openvino-int8")
 _HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the non-quantized parts run in FP32
@@ -215,7 +215,7 @@ class OpenVINOBackend(Backend):
         # The registry name of this precision, so run summaries and logs say openvino-bf16, not openvino.
         self.name = NAME if self.precision == "fp32" else f"{NAME}-{self.precision}"
         self.split = self._full is None
-        self.last_inference_time = 0.0
+        self.threads = threads
 
     @staticmethod
     def _resolve(path: str | os.PathLike | Sequence[str | os.PathLike]) -> Path | tuple[Path, Path]:
@@ -224,17 +224,11 @@ class OpenVINOBackend(Backend):
             raise InputError(f"the OpenVINO backend reads IR (.xml), ONNX or a checkpoint, got {files}")
         return files
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` → heatmaps ``float32[B, 17, H/4, W/4]``."""
-        f, m = self.check_inputs(frames, margin)
-        t0 = time.perf_counter()
+    def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         if self._full is not None:
-            out = self._full.run(f, m)
-        else:
-            assert isinstance(self, OpenVINOSplitBackend)
-            out = self.infer_by_parts(f, m)
-        self.last_inference_time = time.perf_counter() - t0
-        return out
+            return self._full.run(frames, margin)
+        assert isinstance(self, OpenVINOSplitBackend)
+        return self.infer_by_parts(frames, margin)
 
     def __repr__(self) -> str:
         files = (self._full.path,) if self._full else (self._backbone.path, self._head.path)  # type: ignore[union-attr]
@@ -244,32 +238,23 @@ class OpenVINOBackend(Backend):
 class OpenVINOSplitBackend(OpenVINOBackend, SplitBackend):
     """A backbone/head pair on OpenVINO (a converted checkpoint, an IR pair or a split export)."""
 
-    def backbone(self, x: np.ndarray) -> np.ndarray:
-        """One frame's crops ``float32[B, 3, H, W]`` → rough heatmaps ``float32[B, 17, h, w]``."""
+    def _backbone_impl(self, x: np.ndarray) -> np.ndarray:
         assert self._backbone is not None  # a split pair (see __new__)
-        return self._backbone.run(as_f32(x, "image", 4))
+        return self._backbone.run(x)
 
-    def head(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """Three ``float32[B, 17, h, w]`` heatmaps + margin ``float32[B, 2]`` → refined heatmaps."""
+    def _head_impl(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         assert self._head is not None
-        return self._head.run(as_f32(cur, "cur", 4), as_f32(prev, "prev", 4), as_f32(nxt, "next", 4),
-                              as_f32(margin, "margin", 2))
+        return self._head.run(cur, prev, nxt, margin)
 
 
-def open_backend(model: str | os.PathLike | None, backend: str = "openvino", preset: str | None = None,
-                 cache_dir: str | os.PathLike | None = None, threads: int | None = None) -> OpenVINOBackend:
-    """``make_backend``'s entry: a checkpoint (or None) is converted on demand, IR/ONNX files are read."""
-    precision = precision_of(backend)
-    path = Path(model) if model is not None else None
+def open_openvino(path: Path | None, name: str, options: OpenOptions) -> OpenVINOBackend:
+    """Opener of ``--backend openvino`` / ``openvino-bf16`` / ``openvino-int8`` (the registry's entry): a
+    checkpoint (or None: the bundled one) is converted on demand, IR/ONNX files are read."""
+    precision = precision_of(name)
     if path is None or (path.is_file() and path.suffix.lower() in (".pth", ".pt", ".tar")):
-        be = from_checkpoint(path, precision, cache_dir, threads=threads)
+        be = from_checkpoint(path, precision, threads=options.threads)
     else:
-        be = OpenVINOBackend(path, precision, preset, threads, cache_dir)
-    if preset is not None and preset != be.preset_name:
-        raise InputError(f"{model} holds preset {be.preset_name}, not {preset}")
+        be = OpenVINOBackend(path, precision, options.preset, options.threads)
+    if options.preset is not None and options.preset != be.preset_name:
+        raise InputError(f"{path} holds preset {be.preset_name}, not {options.preset}")
     return be
-
-
-def open_openvino(path: Path | None, name: str, preset: str | None, device: str) -> OpenVINOBackend:
-    """Opener of ``--backend openvino`` / ``openvino-bf16`` / ``openvino-int8`` (the registry's entry)."""
-    return open_backend(path, name, preset)

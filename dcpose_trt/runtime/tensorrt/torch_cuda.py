@@ -8,7 +8,6 @@ path). The backend offers the fused GPU path (:class:`~dcpose_trt.runtime.tensor
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -113,12 +112,8 @@ class TorchCudaBackend(FusedGpuPose):
             TensorSpec("heatmaps", (17, h // 4, w // 4)), buckets=buckets, device=device, use_graphs=use_graphs)
         self.buckets = [b for b, _ in self.executor.bucket_sizes]
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` -> heatmaps ``float32[B, 17, H/4, W/4]``."""
-        t0 = time.perf_counter()
-        out = self.executor.run({"frames": frames, "margin": margin})["heatmaps"]
-        self.last_inference_time = time.perf_counter() - t0
-        return out
+    def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        return self.executor.run({"frames": frames, "margin": margin})["heatmaps"]
 
     def close(self) -> None:
         """Release every CUDA resource; idempotent."""

@@ -7,15 +7,14 @@ buckets run one after another on one stream), ``set_tensor_address`` + ``execute
 :class:`TensorRTBackend` puts the :class:`~dcpose_trt.runtime.backends.base.Backend` interface on it, with the
 fused GPU path ``pose(window, boxes)`` (:mod:`dcpose_trt.runtime.tensorrt.gpu_pose`).
 
-The executor, the fused path and the torch-CUDA backend live in their own modules; their public names
-are re-exported here for existing imports.
+The bucket machinery (:mod:`~dcpose_trt.runtime.tensorrt.executor`), the TensorRT API helpers
+(:mod:`~dcpose_trt.runtime.tensorrt.trt_api`) and the fused path live in their own modules.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +27,11 @@ from dcpose_trt._env import TRT_FLAVOURS, install_hint
 from dcpose_trt.engine import plan_trust
 from dcpose_trt.engine.plan_trust import PlanTrust
 from dcpose_trt.errors import CudaError, InputError, PlanMismatchError
-from dcpose_trt.runtime.tensorrt.cuda import (
-    DeviceBuffer,
-    cudart,
-    set_device,
-)
-from dcpose_trt.runtime.tensorrt.executor import (  # noqa: F401 - re-exported
-    Bucket,
-    BucketExecutor,
-    TensorSpec,
-    _chunks,
-    buckets_from_profiles,
-)
+from dcpose_trt.runtime.backends.base import OpenOptions
+from dcpose_trt.runtime.tensorrt.cuda import DeviceBuffer, cudart, set_device
+from dcpose_trt.runtime.tensorrt.executor import Bucket, BucketExecutor, TensorSpec, buckets_from_profiles
 from dcpose_trt.runtime.tensorrt.gpu_pose import FusedGpuPose
+from dcpose_trt.runtime.tensorrt.trt_api import NP_DTYPES, create_context, dims, make_logger
 
 if TYPE_CHECKING:
 
@@ -49,9 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-_NP_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8,
-              "UINT8": np.uint8, "BOOL": np.bool_}
-
 # %% TensorRT ----------------------------------------------------------------------------------------
 
 
@@ -59,34 +47,6 @@ def _import_runtime(flavour: str) -> Any:
     f = TRT_FLAVOURS[flavour]  # the lean runtime loads version-compatible plans built by full TensorRT
     return require(f.module, f.extra, f"running {f.loads} plans")
 
-
-def _dims(dims: Any) -> tuple[int, ...]:
-    return tuple(int(dims[i]) for i in range(len(dims)))
-
-
-def _make_logger(trt_module: Any) -> Any:
-    """An ``ILogger`` of ``trt_module`` that forwards to :mod:`logging` and keeps the errors (``.errors``)."""
-    if TYPE_CHECKING:
-        from dcpose_trt.engine._trt import trt as t
-    else:
-        t = trt_module
-
-    class Logger(t.ILogger):
-        def __init__(self) -> None:
-            t.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity: t.ILogger.Severity, msg: str) -> None:
-            name = severity.name
-            if name in ("INTERNAL_ERROR", "ERROR"):
-                self.errors.append(msg)
-                log.error("%s", msg)
-            elif name == "WARNING":
-                log.warning("%s", msg)
-            else:
-                log.debug("%s", msg)
-
-    return Logger()
 
 
 @dataclass(frozen=True)
@@ -185,32 +145,6 @@ def load_engine(plan: bytes, trt_module: Any, logger: Any, plugins: PlanPlugins 
     return runtime, engine
 
 
-def create_context(trt_module: Any, engine: Any) -> Any:
-    """An execution context whose activation memory the caller provides (``set_device_memory``).
-
-    TensorRT-RTX compiles shape-specialized kernels lazily and runs fallback kernels until they are ready,
-    so a CUDA graph captured after the warm-up could keep the fallbacks: its runtime config asks for
-    eager specialization (``DynamicShapesKernelSpecializationStrategy.EAGER``) and turns off its own CUDA
-    graphs (``CudaGraphStrategy.DISABLED``), since :class:`BucketExecutor` captures one graph per bucket.
-    Full TensorRT has neither knob and gets a plain ``USER_MANAGED`` context.
-    """
-    if TYPE_CHECKING:
-        from dcpose_trt.engine._trt import trt as t
-    else:
-        t = trt_module
-    user_managed = t.ExecutionContextAllocationStrategy.USER_MANAGED
-    specialize = getattr(t, "DynamicShapesKernelSpecializationStrategy", None)  # version probe: RTX
-    if specialize is None or not hasattr(engine, "create_runtime_config"):
-        return engine.create_execution_context(user_managed)
-    config = engine.create_runtime_config()
-    config.set_execution_context_allocation_strategy(user_managed)
-    config.dynamic_shapes_kernel_specialization_strategy = specialize.EAGER
-    graphs = getattr(t, "CudaGraphStrategy", None)
-    if graphs is not None:
-        config.cuda_graph_strategy = graphs.DISABLED
-    return engine.create_execution_context(config)
-
-
 class TensorRTExecutor(BucketExecutor):
     """A deserialized TensorRT / TensorRT-RTX / lean-runtime engine on the shared bucket machinery.
 
@@ -238,7 +172,7 @@ class TensorRTExecutor(BucketExecutor):
             t = trt_module
         self._trt = trt_module
         set_device(device)  # the runtime deserializes into the current device's context
-        self._logger = _make_logger(trt_module)
+        self._logger = make_logger(trt_module)
         if plugins is None:
             plugins = PlanPlugins(version_compatible=version_compatible)
         elif version_compatible and not plugins.version_compatible:
@@ -252,25 +186,25 @@ class TensorRTExecutor(BucketExecutor):
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             dt = engine.get_tensor_dtype(name).name
-            if dt not in _NP_DTYPES:
+            if dt not in NP_DTYPES:
                 raise PlanMismatchError(f"{what}: tensor {name} has type {dt}, which the runtime cannot feed")
-            shape = _dims(engine.get_tensor_shape(name))
+            shape = dims(engine.get_tensor_shape(name))
             if engine.get_tensor_mode(name) == t.TensorIOMode.INPUT:
                 if any(d < 0 for d in shape[1:]):
                     raise PlanMismatchError(f"{what}: input {name} {list(shape)} has a dynamic non-batch dimension")
                 if shape[0] < 0:
                     self._batched.add(name)
-                inputs.append(TensorSpec(name, shape[1:], _NP_DTYPES[dt]))
+                inputs.append(TensorSpec(name, shape[1:], NP_DTYPES[dt]))
             else:
                 outputs.append(name)
         # A plan without a dynamic batch runs at its static batch size (padded like a bucket).
-        static = [_dims(engine.get_tensor_shape(spec.name))[0] for spec in inputs]
+        static = [dims(engine.get_tensor_shape(spec.name))[0] for spec in inputs]
         self.fixed_batch = next((b for b in static if b > 0), 0)
         if self._batched:
             first = sorted(self._batched)[0]
             profiles = []
             for p in range(engine.num_optimization_profiles):
-                lo, opt, hi = (_dims(d)[0] for d in engine.get_tensor_profile_shape(first, p))
+                lo, opt, hi = (dims(d)[0] for d in engine.get_tensor_profile_shape(first, p))
                 profiles.append((lo, opt, hi))
             buckets = buckets_from_profiles(profiles)
         else:
@@ -312,8 +246,8 @@ class TensorRTExecutor(BucketExecutor):
             raise CudaError(f"TensorRT cannot infer shapes for batch {bucket.size}: {missing}")
         out: dict[str, tuple[tuple[int, ...], Any]] = {}
         for name in self.output_names:
-            shape = _dims(context.get_tensor_shape(name))
-            out[name] = (shape, _NP_DTYPES[engine.get_tensor_dtype(name).name])
+            shape = dims(context.get_tensor_shape(name))
+            out[name] = (shape, NP_DTYPES[engine.get_tensor_dtype(name).name])
         return out
 
     def _bind_outputs(self, bucket: Bucket) -> None:
@@ -418,11 +352,8 @@ class TensorRTBackend(FusedGpuPose):
         self.input_size: tuple[int, int] = (int(frames.shape[1]), int(frames.shape[2]))
         self.buckets = [b for b, _ in self.executor.bucket_sizes]
 
-    def infer(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
-        """frames ``float32[B, 9, H, W]`` + margin ``float32[B, 2]`` -> heatmaps ``float32[B, 17, H/4, W/4]``."""
-        t0 = time.perf_counter()
+    def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         out = self.executor.run({"frames": frames, "margin": margin})
-        self.last_inference_time = time.perf_counter() - t0
         return next(iter(out.values())).astype(np.float32, copy=False)
 
     def close(self) -> None:
@@ -437,11 +368,8 @@ class TensorRTBackend(FusedGpuPose):
                 f"preset={getattr(self, 'preset_name', '?')}, buckets={getattr(self, 'buckets', '?')})")
 
 
-def open_plan(path: Path | None, name: str, preset: str | None, device: str) -> TensorRTBackend:
+def open_plan(path: Path | None, name: str, options: OpenOptions) -> TensorRTBackend:
     """Opener of ``--backend tensorrt`` / ``tensorrt-rtx`` (and ``auto`` for a plan: the sidecar's builder)."""
     if path is None or path.suffix.lower() not in (".plan", ".engine"):
         raise InputError(f"the {name} backend needs a TensorRT plan (.plan); build one with 'dcpose-trt build'")
-    return TensorRTBackend(path, backend=name, preset=preset)
-
-# Re-exported: the torch-CUDA backend lived here.
-from dcpose_trt.runtime.tensorrt.torch_cuda import TorchCudaBackend, TorchCudaExecutor  # noqa: E402,F401
+    return TensorRTBackend(path, backend=name, preset=options.preset)
