@@ -210,6 +210,22 @@ def test_predict_records(made, out):
         assert why is None or isinstance(why, str)
 
 
+# -- select-backend records -----------------------------------------------------------------------------
+
+SELECTION = {"backend": "onnxruntime", "key": {"cpu": "x", "mode": "exact"}, "times_ms": {"torch": {"1": 5.0}},
+             "measured_at": "2026-12-06T00:00:00Z", "skipped": {}}
+
+
+@SETTINGS
+@given(doc=st.one_of(JSON, BYTES, mutated(SELECTION)))
+def test_select_backend_records(doc):
+    from dcpose_trt.runtime.backends.autoselect import read_record
+
+    with tempfile.TemporaryDirectory() as d:
+        CASES["select-backend"] += 1
+        read_record(_write(Path(d), "sel.json", doc))  # a Selection or None (measured again), never raises
+
+
 # -- ONNX files and their metadata ---------------------------------------------------------------------
 
 @SETTINGS
@@ -238,6 +254,7 @@ def test_onnx_metadata(meta, junk, corrupt):
 def test_every_property_ran():
     """Runs last in this file: how many cases each property saw (pytest -s shows them)."""
     print("hypothesis cases:", dict(CASES), "total", sum(CASES.values()))
-    for name in ("boxes", "sidecar", "annotations", "predictions", "cache", "predict-record", "onnx"):
+    for name in ("boxes", "sidecar", "annotations", "predictions", "cache", "predict-record", "select-backend",
+                 "onnx"):
         assert CASES[name] >= EXAMPLES, (name, CASES[name])
     assert math.isfinite(sum(CASES.values()))
