@@ -29,7 +29,7 @@ def _given(**values: object) -> dict[str, object]:
 def _export(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
-    check_writable(args.out, folder=args.split)
+    check_writable(args.out, folder=args.split, inputs=[args.model])
     from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary
     from dcpose_trt.model import load_model
 
@@ -45,7 +45,9 @@ def _export(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
-    check_writable(args.out, folder=args.onnx.is_dir())
+    calib_ann = args.calib / "annotations" if args.calib is not None else None
+    check_writable(args.out, folder=args.onnx.is_dir(), inputs=[args.onnx, args.calib, args.calib_boxes],
+                   protected=[calib_ann])
     from dcpose_trt.export.precision import quantize_onnx
     from dcpose_trt.export.quantize_config import QuantizeConfig
 

@@ -49,18 +49,21 @@ PROBE = textwrap.dedent(
     logger = object()  # only handed on (to recorded calls), never called
     out = {"version": real.__version__, "load": {}}
     lib = sys.argv[1]
+    from dcpose_trt.engine.plan_trust import PlanTrust, resolve
+
+    # The user named the library (--plugin-lib) and trusts the VC plan (--trust-plan): [trust] items 1-2.
     cases = {
-        "gridsample": tb.PlanPlugins("gridsample"),
-        "deformconv": tb.PlanPlugins("deformconv"),
-        "plugin-aot": tb.PlanPlugins("plugin", "aot"),
-        "plugin-jit": tb.PlanPlugins("plugin", "jit"),
-        "libraries": tb.PlanPlugins("gridsample", None, (lib,)),
-        "vc": tb.PlanPlugins("deformconv", None, (lib,), True),
+        "gridsample": (tb.PlanPlugins("gridsample"), PlanTrust()),
+        "deformconv": (tb.PlanPlugins("deformconv"), PlanTrust()),
+        "plugin-aot": (tb.PlanPlugins("plugin", "aot"), PlanTrust()),
+        "plugin-jit": (tb.PlanPlugins("plugin", "jit"), PlanTrust()),
+        "libraries": (tb.PlanPlugins("gridsample", None, (lib,)), resolve(False, [lib])),
+        "vc": (tb.PlanPlugins("deformconv", None, (lib,), True), resolve(True, [])),
     }
-    for case, plugins in cases.items():
+    for case, (plugins, trust) in cases.items():
         calls.clear()
         try:
-            tb.load_engine(b"plan", t, logger, plugins, what="m.plan")
+            tb.load_engine(b"plan", t, logger, plugins, what="m.plan", trust=trust)
             err = None
         except PlanMismatchError as exc:
             err = str(exc)
@@ -124,17 +127,19 @@ def test_builtin_plugins_before_deserialize_for_every_form(probe):
         assert r["load"][case]["calls"][0][1] == ["object", ""]  # (logger, namespace "")
 
 
-def test_sidecar_libraries_loaded_before_deserialize(probe):
+def test_user_named_libraries_loaded_before_deserialize(probe):
     _, lib, r = probe
     names = _names(r["load"]["libraries"])
-    assert names == ["init_libnvinfer_plugins", "get_plugin_registry",
-                     "get_plugin_registry().load_library", "Runtime", "Runtime().deserialize_cuda_engine"]
-    assert r["load"]["libraries"]["calls"][2][1] == [str(lib)]
+    assert names == ["init_libnvinfer_plugins", "get_plugin_registry", "get_plugin_registry().load_library",
+                     "Runtime", "Runtime().engine_host_code_allowed=", "Runtime().deserialize_cuda_engine"]
+    assert r["load"]["libraries"]["calls"][4][1] is False
+    assert r["load"]["libraries"]["calls"][2][1] == [str(lib.resolve())]
 
 
-def test_vc_plan_allows_host_code_and_does_not_reload_libraries(probe):
+def test_trusted_vc_plan_allows_host_code_and_does_not_reload_libraries(probe):
     _, _, r = probe
     names = _names(r["load"]["vc"])
+    assert ["Runtime().engine_host_code_allowed=", True] in r["load"]["vc"]["calls"]
     assert "get_plugin_registry().load_library" not in names  # serialized into the plan
     assert names.index("Runtime().engine_host_code_allowed=") < names.index("Runtime().deserialize_cuda_engine")
 
