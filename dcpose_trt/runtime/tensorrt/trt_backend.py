@@ -82,10 +82,11 @@ class PlanPlugins:
 def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, what: str = "plan",
                           trust: PlanTrust | None = None) -> None:
     """Register what ``plugins`` says the plan needs, as Polygraphy's and TensorRT's samples do before every
-    ``deserialize_cuda_engine``: TensorRT's built-in plugins (``init_libnvinfer_plugins``: the
+    ``deserialize_cuda_engine``: TensorRT's built-in plugins (``init_libnvinfer_plugins``, once per process
+    with the engine stage's lasting logger, :func:`~dcpose_trt.engine.network.init_builtin_plugins`: the
     ``deformconv`` form's ModulatedDeformConv2d lives there), the plugin libraries the user named
     (``trust``; never a path from the sidecar: :mod:`dcpose_trt.engine.plan_trust`), and our Python plugin
-    for JIT plans.
+    for JIT plans. ``logger`` is the plan's own logger (messages of what it loads).
 
     Raises:
         PlanMismatchError: a recorded plugin library is missing, or our JIT plugin cannot be registered.
@@ -95,7 +96,10 @@ def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, wh
     else:
         t = trt_module
     if hasattr(t, "init_libnvinfer_plugins"):  # not in the lean runtime (VC plans carry their plugins)
-        t.init_libnvinfer_plugins(logger, "")
+        # libnvinfer_plugin keeps the logger as a raw pointer for the process: the one lasting logger.
+        from dcpose_trt.engine.network import init_builtin_plugins
+
+        init_builtin_plugins(t)
     elif plugins.dcn_form == "deformconv" and not plugins.version_compatible:
         raise PlanMismatchError(f"{what} uses TensorRT's built-in DeformConv plugin, which {t.__name__} "
                                 f"cannot load; run it with full TensorRT ({install_hint('tensorrt')})")
