@@ -193,18 +193,7 @@ def split_done(jobs: Sequence[Any], resume: bool, want: Callable[[Any], dict] | 
 def made_by(cfg: Any) -> Callable[[Any], dict]:
     """What outputs of a run with ``cfg`` (an :class:`~dcpose_trt.scale.jobs.EstimatorConfig`) record
     (``auto`` resolved once, as the estimator resolves it)."""
-    backend = cfg.backend
-    if backend == "auto":
-        ckpt = cfg.model is None or Path(cfg.model).suffix.lower() in (".pth", ".pt", ".tar")
-        if ckpt:
-            try:
-                from dcpose_trt.runtime.backends.autoselect import resolve_backend as resolve
-            except ImportError:  # the name before the runtime's registry rework (issue 20)
-                from dcpose_trt.runtime.backends.autoselect import resolve
-
-            backend = resolve(cfg.model, "auto", mode=cfg.mode, progress=False)
-        else:
-            backend = cfg.resolved_backend()
+    backend = cfg.resolved_backend()
     return lambda job: expected(job, cfg.model, backend, cfg.mode, cfg.lookahead)
 
 
