@@ -25,7 +25,7 @@ EVAL = ["pycocotools>=2.0.7"]
 # Triton serving client (`dcpose-trt serve`); tritonclient[grpc] minus its protobuf<7 pin. The server binary
 # comes from nvidia-pytriton (x86-64), which pins numpy<2: install it with `pip install --no-deps nvidia-pytriton`.
 SERVE = ["tritonclient>=2.50", "grpcio>=1.64", "python-rapidjson>=0.9", "packaging>=21"]
-RAY = ["ray>=2.40"]  # many videos on a cluster: `dcpose-trt predict --workers N`
+RAY = ["ray>=2.59"]  # many videos on a cluster: `dcpose-trt predict --workers N`
 DEV = [
     "pytest>=8",
     "hypothesis>=6.100",

@@ -16,6 +16,7 @@ module imports only argparse-level code at the top (``--help`` needs no optional
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,19 +43,60 @@ def _csv(values: Sequence[object]) -> str:
 # %% latency (the default) -------------------------------------------------------------------------------
 
 
-def _latency(args: argparse.Namespace) -> int:
+def _run_dir(out: Path | None, default: Path) -> Path:
+    """The folder a run writes: ``--out`` (refused when it holds an earlier run), else ``default`` under the
+    working directory, numbered when an earlier run is there."""
+    from benchmarks.config import fresh_run_dir, refuse_earlier_run
     from dcpose_trt._atomic import check_writable
 
-    if args.out is not None:
-        check_writable(args.out, folder=True)
+    if out is not None:
+        refuse_earlier_run(out)
+    else:
+        out = fresh_run_dir(default)
+    check_writable(out, folder=True)
+    return out
+
+
+def _frames_and_calibration(video: Path | None, calib: Path | None, out: Path) -> tuple[Path | None, Path | None]:
+    """``--video`` and ``--calib``, or, where the user gave none and the PoseTrack sample clip is not here (it is
+    not shipped), a small synthetic dataset made in ``out/synth``: its val video to time, its train split to
+    calibrate INT8 on. A run on a machine without our data folder thus works as typed."""
+    from benchmarks.config import SAMPLE_CLIP, SAMPLE_DATASET
+
+    need_video = video is None and not SAMPLE_CLIP.exists()
+    need_calib = calib is None and not (SAMPLE_DATASET / "annotations" / "val").is_dir()
+    if not (need_video or need_calib):
+        return video, calib
+    from dcpose_trt.data.synth import SynthConfig, generate
+
+    root = Path(out) / "synth"
+    print(f"bench: the PoseTrack sample clip is not here; using a synthetic video made in {root} "
+          "(--video FRAMES and --calib DATA for your own)", file=sys.stderr)
+    generate(SynthConfig(out=root, videos=2, frames=30, seed=0, split_ratio=0.5, workers=1))
+    if need_video:
+        video = next(p for p in sorted((root / "images" / "val").iterdir()) if p.is_dir())
+    return video, root if need_calib else calib
+
+
+def _latency(args: argparse.Namespace) -> int:
     from benchmarks.config import DEFAULT_OUT_ROOT
+
+    if args.out is None:
+        from benchmarks.machine import default_out, machine_info
+
+        default = default_out(args.preset or _D.preset, machine_info())
+    else:
+        default = DEFAULT_OUT_ROOT
+    out = _run_dir(args.out, default)
     from benchmarks.report import markdown_table
     from benchmarks.runner import run_benchmark
 
-    if args.out is None:
-        check_writable(DEFAULT_OUT_ROOT, folder=True)
+    BenchConfig(**{k: v for k, v in {"preset": args.preset, "backends": args.backends and _names(args.backends),
+                                      "precisions": args.precisions and _names(args.precisions),
+                                      "modes": args.modes and _names(args.modes)}.items() if v is not None})
+    video, calib = _frames_and_calibration(args.video, args.calib, out)
     given = {
-        "preset": args.preset, "model": args.model, "out": args.out, "video": args.video, "calib": args.calib,
+        "preset": args.preset, "model": args.model, "out": out, "video": video, "calib": calib,
         "calib_boxes": args.calib_boxes, "calib_samples": args.calib_samples, "device": args.device,
         "threads": args.threads, "iters": args.iters, "warmup": args.warmup,
         "backends": args.backends and _names(args.backends), "precisions": args.precisions and _names(args.precisions),
@@ -71,20 +113,24 @@ def _latency(args: argparse.Namespace) -> int:
 def _latency_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="DCPose checkpoint (default: bundled model, else random init)")
     p.add_argument("--preset", help=f"model preset (default: {_D.preset})")
-    p.add_argument("--backends", help=f"comma list of {', '.join(BACKENDS)} (default: {_csv(_D.backends)})")
+    p.add_argument("--backends", help=f"comma list of {', '.join(BACKENDS)} (default: the installed ones, here "
+                   f"{_csv(_D.backends)})")
     p.add_argument("--precisions", help=f"comma list of {', '.join(PRECISIONS)} (bf16: torch autocast, OpenVINO) "
                    f"(default: {_csv(_D.precisions)})")
     p.add_argument("--persons", help=f"persons per frame, comma list (default: {_csv(_D.persons)})")
     p.add_argument("--modes", help=f"comma list of {', '.join(MODES)} (default: {_csv(_D.modes)})")
     p.add_argument("--iters", type=int, help=f"timed frames per row (default: {_D.iters})")
     p.add_argument("--warmup", type=int, help=f"untimed frames before them (default: {_D.warmup})")
-    p.add_argument("--out", type=Path, help="output folder (default: outputs/bench/<date>-<machine>-<preset>, "
-                   "git-ignored)")
+    p.add_argument("--out", type=Path, help="output folder, refused if it holds an earlier run (default: "
+                   "outputs/bench/<date>-<machine>-<preset> under the working directory, numbered -2, -3, ... "
+                   "when taken)")
     p.add_argument("--update-index", action="store_true",
                    help="also rewrite the committed index benchmarks/results/README.md (needs --out "
                    "benchmarks/results/<run>)")
-    p.add_argument("--video", type=Path, help="frames to read: folder of images or video (default: shared sample clip)")
-    p.add_argument("--calib", type=Path, help="INT8 calibration data (default: shared posetrack18_sample)")
+    p.add_argument("--video", type=Path, help="frames to read: folder of images or video (default: the PoseTrack "
+                   "sample clip of our data folder, else a synthetic video made in OUT/synth)")
+    p.add_argument("--calib", type=Path, help="INT8 calibration data (default: the PoseTrack sample of our data "
+                   "folder, else the synthetic dataset made in OUT/synth)")
     p.add_argument("--calib-boxes", type=Path, help="person boxes for --calib when it is a video/frames folder")
     p.add_argument("--calib-samples", type=int, help="INT8 calibration crops (default: the quantizer's, 256)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help=f"torch backend device (default: {_D.device})")
@@ -124,10 +170,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _scale(args: argparse.Namespace) -> int:
+    from benchmarks.config import DEFAULT_SCALE_OUT
     from benchmarks.scale_bench import scale_bench
 
-    kw = {"videos": args.videos, "frames": args.frames, "model": args.model, "out": args.out}
-    scale_bench(**{k: v for k, v in kw.items() if v is not None})
+    out = _run_dir(args.out, DEFAULT_SCALE_OUT)
+    kw = {"videos": args.videos, "frames": args.frames, "model": args.model}
+    scale_bench(**{k: v for k, v in kw.items() if v is not None}, out=out)
     return 0
 
 
@@ -204,7 +252,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--videos", type=int, help="synthetic videos (default: 16)")
     s.add_argument("--frames", type=int, help="frames per video (default: 8)")
     s.add_argument("--model", help="DCPose checkpoint (default: the bundled model)")
-    s.add_argument("--out", type=Path, help="output folder (default: benchmarks/results/scale_cpu)")
+    s.add_argument("--out", type=Path, help="output folder, refused if it holds an earlier run (default: "
+                   "outputs/bench/scale under the working directory, numbered -2, -3, ... when taken)")
     s.set_defaults(func=_scale)
 
     g = subs.add_parser("gpu-check", help="the GPU acceptance run (make gpu-check); skips cleanly without a GPU",

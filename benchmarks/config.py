@@ -2,23 +2,56 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcpose_trt.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"  # committed runs; its README.md index changes only on request
-# Default output root: outside the committed results (outputs/ is git-ignored), so a plain `dcpose-trt bench`
-# never rewrites a committed file.
-DEFAULT_OUT_ROOT = REPO / "outputs" / "bench"
+# Default output root: relative, so it lands under the working directory like every other verb's outputs (in a
+# checkout: outputs/, git-ignored), never in the committed results. A default run folder that exists already
+# gets a number (fresh_run_dir): a second run never replaces the first.
+DEFAULT_OUT_ROOT = Path("outputs") / "bench"
+DEFAULT_SCALE_OUT = DEFAULT_OUT_ROOT / "scale"  # `bench scale` (commit a run with --out benchmarks/results/...)
 SHARED_DATA = Path(os.environ.get("DCPOSE_TRT_SHARED_DATA", REPO.parent / "shared" / "data"))
 SAMPLE_DATASET = SHARED_DATA / "posetrack18_sample"
 SAMPLE_CLIP = SAMPLE_DATASET / "videos" / "000001_mpiinew_test"
 SAMPLE_DETECTIONS = SAMPLE_DATASET / "annotations" / "test_posetrack18_human_detections.json"
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "openvino")
+# The module each backend needs (torch is always installed).
+_BACKEND_MODULE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+
+
+def default_backends() -> tuple[str, ...]:
+    """What ``bench`` measures when ``--backends`` is not given: PyTorch (the baseline) and every other backend
+    whose package is installed: ONNX Runtime, OpenVINO, TensorRT. TensorRT-RTX is left out (it only runs on RTX
+    GPUs; name it). Found without importing anything (``--help`` stays fast)."""
+    return ("torch", *(b for b, m in _BACKEND_MODULE.items() if importlib.util.find_spec(m) is not None))
+
+
+def fresh_run_dir(path: Path) -> Path:
+    """``path`` if it does not exist or is empty, else the first free ``path-2``, ``path-3``, ..."""
+    path = Path(path)
+    n = 1
+    candidate = path
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def refuse_earlier_run(out: Path, marker: str = "results.json") -> None:
+    """An ``--out`` the user named must not hold an earlier run: one line instead of replacing it.
+
+    Raises:
+        InputError: ``out/marker`` exists.
+    """
+    if (Path(out) / marker).exists():
+        raise InputError(f"--out {out} holds an earlier run ({marker}); name a new folder or remove it first")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 MODES = ("exact", "cached")
 STAGES = ("read", "crop", "infer", "align", "decode", "e2e")
@@ -36,14 +69,16 @@ class BenchConfig:
         preset: model preset. Defaults to ``"tiny-128x96"``.
         model: DCPose checkpoint; None uses the bundled model for its preset, else the preset's random
             initialisation with a warning (timings do not depend on weights).
-        backends: any of ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, ``openvino``.
+        backends: any of ``torch``, ``onnxruntime``, ``tensorrt``, ``tensorrt-rtx``, ``openvino``. Defaults to
+            the installed ones (:func:`default_backends`).
         precisions: any of ``fp32``, ``fp16``, ``bf16``, ``int8`` (bf16: torch autocast and OpenVINO only).
         persons: person counts per frame, e.g. ``(1, 4, 8, 16)``; each is one batch.
         modes: ``exact`` (backbone on t-1, t, t+1 crops of the key box) and/or ``cached`` (backbone once
             per person-frame, split export).
         iters: timed frames per combination (median = p50). Defaults to 20.
         warmup: untimed frames before them, after the 2 frames that fill the look-ahead window.
-        out: output folder. Defaults to ``outputs/bench/<date>-<machine>-<preset>`` (git-ignored).
+        out: output folder. Defaults to ``outputs/bench/<date>-<machine>-<preset>`` under the working
+            directory (the CLI numbers it when that folder holds an earlier run).
         video: real frames to read: a folder of images or a video file. Defaults to the shared sample clip.
         calib, calib_boxes: INT8 calibration source (see :class:`dcpose_trt.export.QuantizeConfig`).
             Defaults to the shared ``posetrack18_sample`` dataset with its detector boxes.
@@ -57,7 +92,7 @@ class BenchConfig:
 
     preset: str = "tiny-128x96"
     model: Path | None = None
-    backends: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
+    backends: tuple[str, ...] = field(default_factory=default_backends)
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     persons: tuple[int, ...] = (1, 4, 8, 16)
     modes: tuple[str, ...] = ("exact", "cached")

@@ -23,8 +23,8 @@ def count_flops(preset: str, model: Any | None = None) -> dict[str, float]:
 
     Returns ``{"exact": ..., "cached": ..., "backbone_image": ..., "head": ...}``: exact = the whole model on
     ``frames[1, 9, H, W]`` (3 backbone images + head); cached = one backbone image + the head. Counted by
-    torch's FLOP counter over aten ops (convolutions dominate; the deformable sampling, 0.08 % of the
-    model per performance_anchors §3.2, is not an aten op and is not counted).
+    torch's FLOP counter over aten ops (convolutions dominate; the deformable sampling, well under 1 % of
+    the model's FLOPs, is not an aten op and is not counted).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode

@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks.config import DEFAULT_OUT_ROOT
 from dcpose_trt._env import CPU_EXTENSIONS, cpu_extensions, cpu_model  # noqa: F401 - re-exported
 
-# Dense tensor peaks in FLOP/s (performance_anchors.md §3.3): (FP16, INT8). The §3 floor of an FP32 row is
+# Dense tensor peaks in FLOP/s from NVIDIA's data sheets: (FP16, INT8). The FLOP floor of an FP32 row is
 # taken at the FP16 peak (TensorRT runs FP32 networks on TF32/FP16-class tensor cores at best).
 GPU_PEAKS: tuple[tuple[str, tuple[float, float]], ...] = (
     ("H100 PCIe", (756e12, 1513e12)),

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.config import DEFAULT_SCALE_OUT
 from dcpose_trt._atomic import atomic_write_text
 from dcpose_trt.data.synth import SynthConfig, generate
 from dcpose_trt.scale.distributed import ClusterConfig, run_distributed
@@ -39,12 +40,14 @@ def _row(name: str, r: RunReport, wall: float) -> dict:
 
 
 def scale_bench(videos: int = 16, frames: int = 8, model: str | None = None,
-                out: Path = Path("benchmarks/results/scale_cpu")) -> dict:
+                out: Path = DEFAULT_SCALE_OUT) -> dict:
     """Run the three configurations side by side on one synthetic archive; write ``out/results.json``.
 
     Args:
         videos, frames: size of the synthetic archive (videos × frames per video, 320×240).
         model: DCPose checkpoint (None: the bundled model).
+        out: results folder, relative to the working directory (the CLI's default, numbered when taken, is
+            ``outputs/bench/scale``; the committed runs are under ``benchmarks/results/``).
     """
     from dcpose_trt.errors import InputError
 

@@ -45,7 +45,7 @@ class TimedBackend(Backend):
         self.single_frame = inner.single_frame
         self.calls: list[tuple[float, float]] = []
 
-    def _timed(self, fn: Callable[..., np.ndarray], *args: np.ndarray) -> np.ndarray:
+    def _forward(self, fn: Callable[..., np.ndarray], *args: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         out = fn(*args)
         t1 = time.perf_counter()
@@ -55,7 +55,7 @@ class TimedBackend(Backend):
 
     def _infer_impl(self, frames: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """frames float32[B, 9, H, W], margin float32[B, 2] → heatmaps float32[B, 17, H/4, W/4]."""
-        return self._timed(self.inner.infer, frames, margin)
+        return self._forward(self.inner.infer, frames, margin)
 
 
 class TimedSplitBackend(TimedBackend, SplitBackend):
@@ -65,11 +65,11 @@ class TimedSplitBackend(TimedBackend, SplitBackend):
 
     def _backbone_impl(self, x: np.ndarray) -> np.ndarray:
         """crops float32[B, 3, H, W] → heatmaps float32[B, 17, H/4, W/4]."""
-        return self._timed(self.inner.backbone, x)
+        return self._forward(self.inner.backbone, x)
 
     def _head_impl(self, cur: np.ndarray, prev: np.ndarray, nxt: np.ndarray, margin: np.ndarray) -> np.ndarray:
         """three float32[B, 17, h, w] heatmaps + margin float32[B, 2] → refined heatmaps."""
-        return self._timed(self.inner.head, cur, prev, nxt, margin)
+        return self._forward(self.inner.head, cur, prev, nxt, margin)
 
 
 def timed(backend: Backend) -> TimedBackend:

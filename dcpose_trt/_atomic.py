@@ -14,7 +14,7 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -107,13 +107,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def check_writable(path: str | os.PathLike[str], what: str = "output", folder: bool = False) -> Path:
+def check_writable(path: str | os.PathLike[str], what: str = "output", folder: bool = False, *,
+                   inputs: Iterable[str | os.PathLike[str] | None] = (),
+                   protected: Iterable[str | os.PathLike[str] | None] = ()) -> Path:
     """Fail early, before any work, when ``path`` cannot be written; returns it as a Path.
 
     ``path`` must not be a folder (a file, for ``folder=False``) or a file (``folder=True``); its parent
     may be missing (the writers create it) but the closest existing ancestor must be a folder this
     process can create files in. Probed by creating (and removing) a temporary file, which also holds
-    for root, read-only mounts and ACLs, where ``os.access`` is not reliable.
+    for root, read-only mounts and ACLs, where ``os.access`` is not reliable. ``inputs`` and ``protected``:
+    see :func:`check_not_input`.
 
     Raises:
         InputError: one line saying what is wrong with the path.
@@ -121,6 +124,7 @@ def check_writable(path: str | os.PathLike[str], what: str = "output", folder: b
     from dcpose_trt.errors import InputError
 
     p = Path(path)
+    check_not_input(p, inputs, protected, what)
     if not folder and p.is_dir():
         raise InputError(f"{what} {p} is a folder; give a file name")
     if folder and p.exists() and not p.is_dir():
@@ -138,3 +142,51 @@ def check_writable(path: str | os.PathLike[str], what: str = "output", folder: b
     os.close(fd)
     os.unlink(probe)
     return p
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Same file: the same resolved path (symlinks, ``..``) or the same inode (hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = (),
+                    protected: Iterable[str | os.PathLike[str] | None] = (), what: str = "output") -> None:
+    """Refuse an output that is one of the run's ``inputs`` (the same file, also through links) or lies in
+    (or is) a ``protected`` folder (an input dataset's annotations). ``None`` entries are skipped.
+
+    Raises:
+        InputError: one line naming the input; nothing has been written.
+    """
+    from dcpose_trt.errors import InputError
+
+    p = Path(path)
+    for i in inputs:
+        if i is not None and str(i) and _same(p, Path(i)):
+            raise InputError(f"{what} {p} is the input {i}; writing it would destroy the input (choose another "
+                             "output path)")
+    res = p.resolve()
+    for d in protected:
+        if d is None or not str(d):
+            continue
+        folder = Path(d).resolve()
+        if res == folder or folder in res.parents:
+            raise InputError(f"{what} {p} lies in the input annotation folder {d}; write outputs elsewhere")
+
+
+def check_distinct(outputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
+    """Refuse two outputs of one run that are the same file (``[("--out", a), ("--json", b)]``)."""
+    from dcpose_trt.errors import InputError
+
+    seen: list[tuple[str, Path]] = []
+    for what, path in outputs:
+        if path is None or not str(path):
+            continue
+        for other, q in seen:
+            if _same(Path(path), q):
+                raise InputError(f"{what} and {other} name the same file {path}; give two different outputs")
+        seen.append((what, Path(path)))

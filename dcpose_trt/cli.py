@@ -50,15 +50,33 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _verbose_everywhere(sub)
     return parser
+
+
+def _verbose_everywhere(sub: argparse._SubParsersAction) -> None:
+    """Let ``-v`` follow the verb too (``dcpose-trt run -v ...``), in every (nested) subcommand.
+
+    A subcommand's flags land in their own count (``verbose_after``, absent unless given) and add to the
+    ones before the verb: argparse copies a subparser's namespace over the parent's, so sharing ``verbose``
+    would drop ``-v`` given before the verb.
+    """
+    for parser in set(sub.choices.values()):
+        if not any("-v" in action.option_strings for action in parser._actions):
+            parser.add_argument("-v", "--verbose", action="count", dest="verbose_after", default=argparse.SUPPRESS,
+                                help="more logging (-vv: debug); also accepted before the verb")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _verbose_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 2 user error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
+        level=logging.WARNING - 10 * min(verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not getattr(args, "func", None):

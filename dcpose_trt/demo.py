@@ -1,7 +1,8 @@
 """``make demo`` / ``python -m dcpose_trt.demo``: the whole product on a CPU in a few minutes.
 
-1. the real 5-frame PoseTrack clip (with its boxes, and without: the built-in person detector finds them)
-   and a synthetic video (with its detector boxes);
+1. a synthetic video (with its detector boxes) and, when it is there, the real 5-frame PoseTrack clip (with its
+   boxes, and without: the built-in person detector finds them; PoseTrack is not shipped: without the clip
+   the demo runs on the synthetic video alone);
 2. export the bundled model to ONNX (and build a TensorRT-RTX plan when TensorRT-RTX is installed);
 3. run the best backend this machine can run (a TensorRT plan on a GPU, else ``--backend auto``: the fastest
    CPU backend measured on this machine, once, see :mod:`dcpose_trt.runtime.backends.autoselect`), exact and cached
@@ -57,8 +58,9 @@ def resolve_clip(clip: str | None, data: str | None) -> Path | None:
         source = "--data" if data is not None else f"${DATA_ENV}"
         raise InputError(f"{source} {named}: no real clip at {path} (expected frames and a boxes.json); "
                          f"point it at the shared data folder, or pass --clip")
-    print(f"(the real clip {path} is not here; running on the synthetic video only; "
-          f"pass --data DIR or set {DATA_ENV} to use it)")
+    print(f"(the real PoseTrack clip is not here ({path}): running on the synthetic video only. PoseTrack is "
+          f"not shipped: download it from its official site (README, Data) and pass --data DIR (holding "
+          f"{CLIP_IN_DATA.parts[0]}/) or set {DATA_ENV}; or pass --clip DIR, any folder of frames with a boxes.json)")
     return None
 
 

@@ -247,17 +247,14 @@ def _videos(ctx: Context) -> dict[str, tuple[Any, Any]]:
 def _poses(backend, video, boxes_file) -> list[np.ndarray]:
     from dcpose_trt.data.video import BoxesFromFile, FrameSource
     from dcpose_trt.runtime.estimator import PoseEstimator
+    from dcpose_trt.runtime.stream import stream_poses
 
     source = FrameSource(str(video))
     boxes = BoxesFromFile(str(boxes_file), source.names())
-    est = PoseEstimator(backend=backend)
-    out = []
-    for i, frame in enumerate(source):
-        out += [np.stack([p.keypoints for p in r.persons]) if r.persons else np.zeros((0, 17, 3), np.float32)
-                for r in est.process(frame, boxes(i, frame))]
-    out += [np.stack([p.keypoints for p in r.persons]) if r.persons else np.zeros((0, 17, 3), np.float32)
-            for r in est.flush()]
-    return out
+    # The one stream loop over the indexed source: a skipped (unreadable) frame keeps its number, so the
+    # boxes of the frames after it stay theirs.
+    return [np.stack([p.keypoints for p in r.persons]) if r.persons else np.zeros((0, 17, 3), np.float32)
+            for r in stream_poses(PoseEstimator(backend=backend), source.indexed(), boxes)]
 
 
 def torch_cuda_runtime(ctx: Context) -> dict[str, Any]:

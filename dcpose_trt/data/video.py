@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from dcpose_trt.data.images import read_image
 from dcpose_trt.errors import InputError
 
 if TYPE_CHECKING:
@@ -28,16 +29,6 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 #: ``([cur, prev, next] BGR frames, boxes float[N, 5])``: one DCPose input window with its person boxes.
 Window = tuple[list[np.ndarray], np.ndarray]
-
-
-def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """The image at ``path`` (``cv2.imread`` with ``flags``), or None when it cannot be read: missing, not an
-    image, or a header claiming more pixels than OpenCV decodes (``CV_IO_MAX_IMAGE_PIXELS``, 2**30; OpenCV
-    raises there instead of returning None)."""
-    try:
-        return cv2.imread(str(path), flags)
-    except cv2.error:
-        return None
 
 
 def imread(path: str | os.PathLike) -> np.ndarray:

@@ -30,6 +30,7 @@ from dcpose_trt.engine.network import (
 )
 from dcpose_trt.engine.onnx_info import inspect_onnx
 from dcpose_trt.engine.plan import PlanArtifact, write_plan
+from dcpose_trt.engine.plan_trust import library_records
 from dcpose_trt.engine.trt_config import (
     add_profiles,
     create_config,
@@ -152,7 +153,8 @@ def build_engine(onnx_path: str | Path, out_plan: str | Path, cfg: BuildConfig |
             "opt_level": cfg.opt_level,
             "workspace_mb": cfg.workspace_mb,
             "timing_cache": str(cache_path) if cache_path else None,
-            "plugin_libraries": plugin_libs,
+            # name + sha256 of each library loaded: what a runner must be given (--plugin-lib), never a path to load
+            "plugin_libraries": library_records(plugin_libs),
             "plugin_impl": plugin_impl,
             "plugin_ptx_arch": ptx_arch,
             "unverified": unverified,

@@ -82,8 +82,8 @@ def _config(args: argparse.Namespace):  # -> BuildConfig (kept lazy)
 def _build(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
-    check_writable(args.out)
-    check_writable(f"{args.out}.json")  # the sidecar
+    check_writable(args.out, inputs=[args.onnx])
+    check_writable(f"{args.out}.json", inputs=[args.onnx])  # the sidecar
     if args.timing_cache is not None:
         check_writable(args.timing_cache)
     from dcpose_trt.engine.builder import build_engine

@@ -6,7 +6,9 @@ bundled checkpoint once (and, for TensorRT, builds a plan) into
 
 An entry's name holds the checkpoint's sha256, the DCN form, the precision and the versions of
 dcpose-trt, torch and onnx (plus the builder's, for a plan): any change makes a new entry, so a stale
-export is never reused. Entries are written into a temporary folder next to their final name and renamed
+export is never reused. Each entry records the size and sha256 of its files
+(:mod:`~dcpose_trt.engine.cache_manifest`); an entry that no longer matches is rebuilt with a warning.
+Entries are written into a temporary folder next to their final name and renamed
 into place, so an interrupted export leaves nothing that looks finished.
 
 A backend adds its own step with :func:`register_exporter` (see the built-in steps at the bottom). This
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from dcpose_trt.engine import cache_manifest
 from dcpose_trt.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -150,9 +153,13 @@ def cached_artifact(checkpoint: Path, backend: str, preset: str | None = None, p
                          "pass --model with an exported file")
     entry, key = entry_dir(checkpoint, step, preset)
     artifact = entry / step.artifact
-    if artifact.exists():
-        _say(f"reusing cached export {artifact}", progress)
-        return artifact
+    if entry.exists():
+        why = cache_manifest.verify(entry) if artifact.exists() else f"{step.artifact} is missing"
+        if why is None:
+            _say(f"reusing cached export {artifact}", progress)
+            return artifact
+        log.warning("the cached export %s cannot be reused (%s); rebuilding it", entry, why)
+        cache_manifest.discard(entry)
     root = entry.parent
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -166,6 +173,7 @@ def cached_artifact(checkpoint: Path, backend: str, preset: str | None = None, p
     try:
         step.make(checkpoint, preset, tmp, step, progress)
         (tmp / "key.json").write_text(json.dumps(key, indent=2) + "\n")
+        cache_manifest.write(tmp, key)  # size + sha256 of every file, checked before each reuse
         try:
             os.replace(tmp, entry)  # atomic; fails when another process finished the same entry first
         except OSError:

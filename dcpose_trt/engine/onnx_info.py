@@ -110,18 +110,50 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def external_locations(model: object, onnx: object, path: Path) -> list[str]:
+    """The external-data files of ``model`` (loaded from ``path`` without its weights), each checked to be
+    a regular file inside the model's folder.
+
+    ONNX Runtime refuses locations that are absolute, climb out with ``..`` or resolve (through links)
+    outside the model's folder; so do we, before reading a byte: a model from elsewhere must not make us
+    read ``/etc/passwd`` into a hash or hang on ``/dev/zero``.
+
+    Raises:
+        InputError: one line naming the location.
+    """
+    TP = onnx.TensorProto  # type: ignore[attr-defined]
+    tensors = list(model.graph.initializer)  # type: ignore[attr-defined]
+    locations = sorted({e.value for t in tensors if t.data_location == TP.EXTERNAL
+                        for e in t.external_data if e.key == "location"})
+    folder = path.parent.resolve()
+    for loc in locations:
+        target = (folder / loc).resolve()
+        if Path(loc).is_absolute() or (folder != target and folder not in target.parents):
+            raise InputError(f"{path}: external data location {loc!r} lies outside the model's folder; refused "
+                             "(as ONNX Runtime does): keep the model and its data files in one folder")
+        if target.exists() and not target.is_file():
+            raise InputError(f"{path}: external data location {loc!r} is not a regular file")
+    return locations
+
+
+def _load_structure(path: Path, onnx: object) -> object:
+    """The ModelProto without weights; InputError when ``path`` is not an ONNX model."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have no common public type
+        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+    return model
+
+
 def onnx_sha256(path: str | os.PathLike[str], external: list[str] | None = None) -> str:
     """sha256 of an ONNX file, chained with its external-data files (``external`` relative to it).
 
-    With ``external=None`` the file is parsed (without weights) to find them.
+    With ``external=None`` the file is parsed (without weights) to find them (:func:`external_locations`).
     """
     path = Path(path)
     if external is None:
         onnx = require("onnx", "onnx", "hashing ONNX models")
-        model = onnx.load(str(path), load_external_data=False)
-        external = sorted({e.value for t in model.graph.initializer
-                           if t.data_location == onnx.TensorProto.EXTERNAL
-                           for e in t.external_data if e.key == "location"})
+        external = external_locations(_load_structure(path, onnx), onnx, path)
     digest = file_sha256(path)
     if not external:
         return digest
@@ -147,16 +179,15 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     path = Path(path)
     # Load without weights first to learn which external-data files the model uses: they are part of
     # the model, so they go into its hash (a retrained .onnx.data must make plans stale too).
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have no common public type
-        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+    model = _load_structure(path, onnx)
     if not model.graph.output:  # e.g. an empty file, which decodes as an empty ModelProto
         raise InputError(f"{path} is not an ONNX model (no graph outputs)")
-    external = sorted({e.value for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
-                       for e in t.external_data if e.key == "location"})
+    external = external_locations(model, onnx, path)
     if external:
-        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:  # missing or short data file
+            raise InputError(f"{path}: cannot read its external data ({type(exc).__name__}: {exc})"[:300]) from None
     graph = model.graph
     TP = onnx.TensorProto
 

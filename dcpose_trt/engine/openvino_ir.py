@@ -8,6 +8,7 @@ The runtime asks :func:`ir_for_checkpoint` for the IR folder and opens it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ import numpy as np
 
 from dcpose_trt._deps import require
 from dcpose_trt.contract import META_PRESET
+from dcpose_trt.engine import cache_manifest
 from dcpose_trt.engine.model_cache import file_sha256
 from dcpose_trt.errors import InputError
 
@@ -115,29 +117,59 @@ def ir_for_checkpoint(path: str | os.PathLike | None, precision: str = "fp32",
     if not ckpt.is_file():
         raise InputError(f"checkpoint not found: {ckpt}")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"{file_sha256(ckpt)[:16]}-ov{ov.__version__.split('-')[0]}"
     ir_precision = "int8" if precision == "int8" else "fp32"
+    if ir_precision == "int8" and calib is None:
+        raise InputError("OpenVINO INT8 from a checkpoint needs real calibration crops: pass calib (a "
+                         "PoseTrack-layout dataset, or a video/frames folder with calib_boxes), or give "
+                         "an INT8 Q/DQ ONNX of the gridsample form ('dcpose-trt quantize')")
+    fp32_name, fp32_key = ir_cache_key(ckpt, ov.__version__)
+    fp32 = cache / fp32_name
+    folder, key = fp32, fp32_key
     if ir_precision == "int8":
-        if calib is None:
-            raise InputError("OpenVINO INT8 from a checkpoint needs real calibration crops: pass calib (a "
-                             "PoseTrack-layout dataset, or a video/frames folder with calib_boxes), or give "
-                             "an INT8 Q/DQ ONNX of the gridsample form ('dcpose-trt quantize')")
-        ckey = hashlib.sha256(f"{Path(calib).resolve()}|{calib_boxes}|{calib_samples}|{calib_split}".encode()
-                              ).hexdigest()[:8]
-        key += f"-int8-{ckey}"
-    folder = cache / key
-    if not is_ir_pair(folder):
+        name, key = ir_cache_key(ckpt, ov.__version__, calib, calib_boxes, calib_samples, calib_split)
+        folder = cache / name
+    if not _reusable(folder, key):
         model = load_model(ckpt)
         if ir_precision == "int8":  # quantize the (cached) FP32 conversion
-            fp32 = cache / key.split("-int8-")[0]
-            if not is_ir_pair(fp32):
-                build_ir(model, fp32)
+            if not _reusable(fp32, fp32_key):
+                build_ir(model, fp32, key=fp32_key)
             core = ov.Core()
             parts = {part: core.read_model(str(fp32 / f"{part}.xml")) for part in ("backbone", "head")}
-            build_ir(model, folder, ir_precision, calib, calib_boxes, calib_samples, parts, calib_split)
+            build_ir(model, folder, ir_precision, calib, calib_boxes, calib_samples, parts, calib_split, key=key)
         else:
-            build_ir(model, folder)
+            build_ir(model, folder, key=key)
     return folder, cache
+
+
+def ir_cache_key(ckpt: Path, ov_version: str, calib: str | os.PathLike | None = None,
+                 calib_boxes: str | os.PathLike | None = None, calib_samples: int = 256,
+                 calib_split: str = "val") -> tuple[str, dict[str, str]]:
+    """``(folder name, key)`` of a checkpoint's IR pair: the checkpoint's sha256 and the versions of
+    dcpose-trt, torch and OpenVINO (the converter; NNCF's too for INT8, with the calibration inputs), so
+    an upgrade of any of them converts again instead of reusing an IR of the old code."""
+    from dcpose_trt.engine.model_cache import _version
+
+    sha = file_sha256(ckpt)
+    key = {"checkpoint_sha256": sha, "precision": "fp32", "dcpose-trt": _version("dcpose-trt"),
+           "torch": _version("torch"), "openvino": ov_version}
+    if calib is not None:
+        key.update(precision="int8", nncf=_version("nncf"), calib=str(Path(calib).resolve()),
+                   calib_boxes=str(calib_boxes), calib_samples=str(calib_samples), calib_split=calib_split)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"{sha[:16]}-ov{ov_version.split('-')[0]}-{digest}" + ("-int8" if calib is not None else "")
+    return name, key
+
+
+def _reusable(folder: Path, key: dict[str, str]) -> bool:
+    """An IR pair whose files are as they were written for ``key``; a stale one is discarded with a warning."""
+    if not folder.exists():
+        return False
+    why = cache_manifest.verify(folder, key) if is_ir_pair(folder) else "the IR pair is incomplete"
+    if why is None:
+        return True
+    log.warning("the cached OpenVINO IR %s cannot be reused (%s); converting again", folder, why)
+    cache_manifest.discard(folder)
+    return False
 
 
 def is_ir_pair(folder: Path) -> bool:
@@ -147,7 +179,8 @@ def is_ir_pair(folder: Path) -> bool:
 
 def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.PathLike | None = None,
              calib_boxes: str | os.PathLike | None = None, calib_samples: int = 256,
-             parts: dict[str, Any] | None = None, calib_split: str = "val") -> Path:
+             parts: dict[str, Any] | None = None, calib_split: str = "val", *,
+             key: dict[str, str] | None = None) -> Path:
     """Convert a :class:`DCPose` into an IR pair in ``folder`` (``int8``: NNCF backbone on ``calib`` crops).
 
     ``parts``: already converted FP32 ``{"backbone", "head"}`` models to start from (skips the conversion).
@@ -162,11 +195,11 @@ def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.
         p = model.preset
         crops = calibration_crops(qc, tuple(p.image_size), tuple(p.mean), tuple(p.std))
         parts["backbone"] = quantize_backbone(parts["backbone"], crops)
-    _save_pair(parts, folder)
+    _save_pair(parts, folder, key)
     return folder
 
 
-def _save_pair(parts: dict[str, Any], folder: Path) -> None:
+def _save_pair(parts: dict[str, Any], folder: Path, key: dict[str, str] | None = None) -> None:
     """Write ``backbone.xml/.bin`` + ``head.xml/.bin`` into ``folder`` atomically (a temp folder renamed)."""
     ov = _ov()
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +207,8 @@ def _save_pair(parts: dict[str, Any], folder: Path) -> None:
     tmp.mkdir(exist_ok=True)
     for part, m in parts.items():
         ov.save_model(m, str(tmp / f"{part}.xml"), compress_to_fp16=False)
+    cache_manifest.write(tmp, key)  # checked before each reuse (_reusable)
+    cache_manifest.discard(folder)  # a stale pair in the way of the rename
     try:
         os.replace(tmp, folder)
     except OSError:  # another process won the race: keep its copy

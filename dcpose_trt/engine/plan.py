@@ -115,30 +115,26 @@ def write_plan(out_plan: str | os.PathLike[str], serialized: bytes | memoryview,
     return out_plan
 
 
-# What check() and the runtime read from a sidecar; a sidecar without one of them cannot be trusted.
-_REQUIRED_KEYS = ("plan.sha256", "backend.name", "backend.version", "target", "onnx.sha256")
-
-
 def read_sidecar(plan: str | os.PathLike[str]) -> dict[str, Any]:
-    """The parsed ``PLAN.json``; raises :class:`PlanMismatchError` when missing or unreadable."""
+    """The parsed ``PLAN.json``, validated against the schema's types
+    (:func:`~dcpose_trt.engine.sidecar_schema.validate_sidecar`).
+
+    Raises:
+        PlanMismatchError: missing, unreadable, another schema, or a field missing or of the wrong type.
+    """
+    from dcpose_trt.engine.sidecar_schema import validate_sidecar
+
     path = sidecar_path(plan)
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError:
         raise PlanMismatchError(f"{plan}: no sidecar {path.name}; rebuild it with dcpose-trt build") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise PlanMismatchError(f"{plan}: unreadable sidecar {path.name} ({exc})") from None
     if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
         schema = meta.get("schema") if isinstance(meta, dict) else "?"
-        raise PlanMismatchError(f"{plan}: sidecar schema {schema} is not {SCHEMA}")
-    for dotted in _REQUIRED_KEYS:
-        node: Any = meta
-        for key in dotted.split("."):
-            if not isinstance(node, dict) or key not in node:
-                raise PlanMismatchError(f"{plan}: sidecar {path.name} has no '{dotted}' (edited, or not written "
-                                        "by dcpose-trt build)")
-            node = node[key]
-    return meta
+        raise PlanMismatchError(f"{plan}: sidecar schema {schema!r:.60} is not {SCHEMA}")
+    return validate_sidecar(meta, f"{plan}")
 
 
 @dataclass

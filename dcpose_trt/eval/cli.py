@@ -49,6 +49,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import atomic_write_text
     from dcpose_trt.eval.posetrack_ap import evaluate_dirs, format_table
 
+    if args.json_out:
+        from dcpose_trt._atomic import check_writable
+
+        check_writable(args.json_out, "--json", protected=[args.gt])
     res = evaluate_dirs(args.gt, args.pred)
     print(format_table(res.table))
     if args.json_out:
@@ -77,6 +81,11 @@ def _fidelity(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.json:
+        from dcpose_trt._atomic import check_writable
+
+        check_writable(args.json, "--json", inputs=[args.reference, args.candidate],
+                       protected=[args.data / "annotations"])
     logger = logging.getLogger("dcpose_trt.eval.fidelity")  # progress (INFO) even without -v: it takes a while
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)

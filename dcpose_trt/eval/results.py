@@ -146,48 +146,78 @@ def _num_or_nan(v: object) -> float:
     return float(v)
 
 
-def _person_pt17(rect: dict, path: Path) -> PredictedPerson | None:
+def _finite(v: object, what: str, where: str) -> float:
+    """``v`` as a finite float; NaN, infinities and non-numbers are one line naming file and frame."""
+    v = unwrap_scalar(v)
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{where}: {what} is not a number ({v!r:.40})") from None
+    if isinstance(v, bool) or not math.isfinite(f):
+        raise DataError(f"{where}: {what} is {v!r:.40} (NaN and infinite values are not valid predictions)")
+    return f
+
+
+def _finite_score(v: object, what: str, where: str) -> float:
+    """A score as poseval reads it (a non-number counts as NaN, ranked last), but never NaN or infinite
+    when written as a number."""
+    u = unwrap_scalar(v)
+    if isinstance(u, float) and not math.isfinite(u):
+        _finite(u, what, where)
+    return _num_or_nan(u)
+
+
+def _person_pt17(rect: dict, path: Path, frame: str = "?") -> PredictedPerson | None:
     """poseval keeps a rect only if it has ``annopoints[0].point`` (``removeRectsWithoutPoints``)."""
     ap = rect.get("annopoints") if isinstance(rect, dict) else None
     if not (isinstance(ap, list) and ap and isinstance(ap[0], dict) and "point" in ap[0]):
         return None
+    where = f"{path}: frame {frame}"
     pts = np.full((15, 3), np.nan)
-    for p in ap[0]["point"] or []:
+    points = ap[0]["point"] or []
+    if not isinstance(points, list):
+        raise DataError(f"{where}: annopoints[0].point must be a list")
+    for p in points:
         try:
             pid = int(unwrap_scalar(p["id"]))
-            x, y = float(unwrap_scalar(p["x"])), float(unwrap_scalar(p["y"]))
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{path}: a predicted point lacks a numeric id/x/y") from None
+            x, y = _finite(p["x"], "a keypoint x", where), _finite(p["y"], "a keypoint y", where)
+        except (KeyError, TypeError, ValueError, OverflowError, IndexError):
+            raise DataError(f"{where}: a predicted point lacks a numeric id/x/y") from None
         if not 0 <= pid < 15:
             raise DataError(f"{path}: predicted point id {pid} is not a PoseTrack joint id (0..14)")
         if not np.isnan(pts[pid, 0]):
             continue  # poseval's getPointGTbyID takes the first point with that id
-        s = _num_or_nan(p["score"]) if "score" in p else MIN_SCORE
+        s = _finite_score(p["score"], "a keypoint score", where) if "score" in p else MIN_SCORE
         pts[pid] = (x, y, s)
-    score = _num_or_nan(rect["score"]) if "score" in rect else None
-    tid = rect.get("track_id")
-    return PredictedPerson(pts, score, int(unwrap_scalar(tid)) if tid is not None else None)
+    score = _finite_score(rect["score"], "a person score", where) if "score" in rect else None
+    tid = _num_or_nan(rect.get("track_id")) if rect.get("track_id") is not None else None
+    return PredictedPerson(pts, score, int(tid) if tid is not None and math.isfinite(tid) else None)
 
 
-def _person_pt18(a: dict, names: Sequence[str], path: Path) -> PredictedPerson:
+def _person_pt18(a: dict, names: Sequence[str], path: Path, frame: str = "?") -> PredictedPerson:
     """poseval's convert: PoseTrack18 -> 17 form, dropping points written as (0, 0, 0)."""
+    where = f"{path}: frame {frame}"
     kp = a.get("keypoints") or []
+    scores = a.get("scores") or []
+    if not isinstance(kp, list) or not isinstance(scores, list):
+        raise DataError(f"{where}: 'keypoints' and 'scores' must be lists")
     if len(kp) != 3 * len(names):
         raise DataError(
             f"{path}: a prediction has {len(kp) // 3} keypoints, the categories list {len(names)}"
         )
-    scores = a.get("scores") or []
     pts = np.full((15, 3), np.nan)
     for j, name in enumerate(names):
         if name not in KEYPOINT_NAMES or KEYPOINT_NAMES.index(name) not in COCO17_TO_PT15:
             continue
-        x, y, v = kp[3 * j : 3 * j + 3]
+        x, y, v = (_finite(c, "a keypoint value", where) for c in kp[3 * j : 3 * j + 3])
         if x == 0 and y == 0 and v == 0:
             continue
-        s = float(scores[j]) if j < len(scores) else MIN_SCORE
+        s = _finite(scores[j], "a keypoint score", where) if j < len(scores) else MIN_SCORE
         pts[COCO17_TO_PT15[KEYPOINT_NAMES.index(name)]] = (x, y, s)
     score = a.get("score")
-    return PredictedPerson(pts, float(score) if score is not None else None, a.get("track_id"))
+    tid = a.get("track_id")
+    return PredictedPerson(pts, _finite(score, "a person score", where) if score is not None else None,
+                           tid if isinstance(tid, int) and not isinstance(tid, bool) else None)
 
 
 def read_video_results(path: Path | str) -> list[PredictedFrame]:
@@ -207,23 +237,32 @@ def read_video_results(path: Path | str) -> list[PredictedFrame]:
             rects = e.get("annorect") or []
             if not isinstance(rects, list):
                 raise DataError(f"{path}: annolist[{i}].annorect must be a list")
-            persons = [p for p in (_person_pt17(r, path) for r in rects) if p is not None]
+            persons = [p for p in (_person_pt17(r, path, name) for r in rects) if p is not None]
             frames.append(PredictedFrame(name, frame_number(name)[0], persons))
         return frames
     if isinstance(doc, dict) and isinstance(doc.get("images"), list):
-        cats = doc.get("categories") or [{}]
-        names = list(cats[0].get("keypoints", KEYPOINT_NAMES))
+        cats = doc.get("categories")
+        names = list(KEYPOINT_NAMES)
+        if isinstance(cats, list) and cats and isinstance(cats[0], dict) and "keypoints" in cats[0]:
+            names = cats[0]["keypoints"]
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise DataError(f"{path}: categories[0].keypoints must be a list of joint names")
         by_id: dict[object, PredictedFrame] = {}
         for i, im in enumerate(doc["images"]):
-            if not isinstance(im, dict) or "file_name" not in im or "id" not in im:
-                raise DataError(f"{path}: images[{i}] needs 'file_name' and 'id'")
+            if not isinstance(im, dict) or not isinstance(im.get("file_name"), str) \
+                    or not isinstance(im.get("id"), int | str):
+                raise DataError(f"{path}: images[{i}] needs 'file_name' (a string) and 'id' (a number or string)")
             by_id[im["id"]] = PredictedFrame(im["file_name"], frame_number(im["file_name"])[0], [])
             frames.append(by_id[im["id"]])
-        for i, a in enumerate(doc.get("annotations") or []):
-            f = by_id.get(a.get("image_id")) if isinstance(a, dict) else None
+        annotations = doc.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise DataError(f"{path}: 'annotations' must be a list")
+        for i, a in enumerate(annotations):
+            key = a.get("image_id") if isinstance(a, dict) else None
+            f = by_id.get(key) if isinstance(key, int | str) else None
             if f is None:
                 raise DataError(f"{path}: annotations[{i}] refers to no listed image")
-            f.persons.append(_person_pt18(a, names, path))
+            f.persons.append(_person_pt18(a, names, path, f.name))
         return frames
     raise DataError(f"{path}: not a PoseTrack result file (expected an 'annolist' or 'images' key)")
 

@@ -29,7 +29,7 @@ def _given(**values: object) -> dict[str, object]:
 def _export(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
-    check_writable(args.out, folder=args.split)
+    check_writable(args.out, folder=args.split, inputs=[args.model])
     from dcpose_trt.export.onnx_export import ExportConfig, export_onnx, export_summary
     from dcpose_trt.model import load_model
 
@@ -45,17 +45,24 @@ def _export(args: argparse.Namespace) -> int:
 def _quantize(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
-    check_writable(args.out, folder=args.onnx.is_dir())
+    calib_ann = args.calib / "annotations" if args.calib is not None else None
+    check_writable(args.out, folder=args.onnx.is_dir(), inputs=[args.onnx, args.calib, args.calib_boxes],
+                   protected=[calib_ann])
     from dcpose_trt.export.precision import quantize_onnx
     from dcpose_trt.export.quantize_config import QuantizeConfig
 
     _progress_logging()
     cfg = QuantizeConfig(**_given(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
-                                  calib_samples=args.calib_samples, calib_split=args.calib_split,
+                                  calib_samples=args.calib_samples, calib_split=args.calib_split or CALIB_SPLIT,
                                   calib_method=args.calib_method, target=args.target))
     out = quantize_onnx(args.onnx, args.out, cfg)
     print(f"wrote {out} ({args.precision}{', ' + cfg.target + ' layout' if cfg.precision == 'int8' else ''})")
     return 0
+
+
+# INT8 calibrates on training crops by default: calibrating on `val` would tune the scales to the very frames
+# `fidelity` / `eval` measure on.
+CALIB_SPLIT = "train"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-samples", type=int,
                    help=f"person crops to calibrate on (default: {QuantizeConfig.calib_samples})")
     q.add_argument("--calib-split",
-                   help=f"split of a PoseTrack-layout dataset (default: {QuantizeConfig.calib_split})")
+                   help=f"split of a PoseTrack-layout dataset (default: {CALIB_SPLIT}; never calibrate on the split "
+                        "you evaluate on)")
     q.add_argument("--calib-method", choices=CALIB_METHODS, help=f"(default: {QuantizeConfig.calib_method})")
     q.add_argument("--target", choices=INT8_TARGETS,
                    help="INT8 layout: tensorrt = symmetric Q/DQ for TensorRT plans; cpu = ONNX Runtime's U8S8 "

@@ -16,7 +16,10 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.max_persons < 0:
         raise InputError(f"--max-persons must be >= 0 (0: no cap), got {args.max_persons}")
+    from dcpose_trt.engine.plan_trust import apply_cli_args
     from dcpose_trt.runtime.pipeline import RunConfig, run_video
+
+    apply_cli_args(args)
 
     cfg = RunConfig(video=args.video, model=args.model, backend=args.backend, mode=args.mode,
                     lookahead=not args.causal, boxes=args.boxes, detector=args.detector, out=args.out,
@@ -81,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fail (instead of warning) when the boxes file fits only some of the video's frames")
     p.add_argument("--lenient", action="store_true",
                    help="warn (instead of failing) when the boxes file gives no frame of the video a box")
+    from dcpose_trt.engine.plan_trust import add_cli_args
+
+    add_cli_args(p)  # --trust-plan, --plugin-lib
     p.set_defaults(func=_run)
     _register_select(sub)
 

@@ -24,15 +24,15 @@ from dcpose_trt.data.transforms import (
     crop_person,
     decode_heatmaps,
     get_affine_transform,
-    make_inputs,
     to_input,
 )
 from dcpose_trt.errors import InputError
 from dcpose_trt.model.presets import get_preset
-from dcpose_trt.runtime.backends.base import Backend, GpuPoseBackend, SplitBackend
+from dcpose_trt.runtime.backends.base import Backend, SplitBackend
 from dcpose_trt.runtime.backends.opener import MODES, open_backend
 from dcpose_trt.runtime.backends.registry import backend_names
 from dcpose_trt.runtime.boxes import DEFAULT_MAX_PERSONS, frame_boxes
+from dcpose_trt.runtime.prepost import PosePath, choose_pose_path, note_once
 from dcpose_trt.runtime.tracker import IoUTracker
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,10 @@ class PoseEstimator:
             raise InputError(f"mode='cached' needs a split model (backbone + head); the {self.backend.name} "
                              "backend was given a full model: export with 'dcpose-trt export --split'")
         self.preset = get_preset(self.backend.preset_name)
+        # The fused GPU crop/decode path where it can run (Triton + torch CUDA), else the CPU path.
+        self.pose_path: PosePath
+        self.pose_path, note = choose_pose_path(type(self.backend))
+        note_once(note)
         self.mode = mode
         self.lookahead = lookahead
         self.max_batch = max(1, int(max_batch))
@@ -178,17 +182,11 @@ class PoseEstimator:
         """:meth:`estimate` on normalised frames and policy-checked boxes."""
         if len(boxes) == 0:
             return np.zeros((0, 17, 3), np.float32), boxes
-        h, w = self.preset.image_size
         out = []
         backend = self.backend
         for s in range(0, len(boxes), self.max_batch):
             chunk = boxes[s : s + self.max_batch]
-            if isinstance(backend, GpuPoseBackend):  # crops, inference and decoding on the device
-                coords, maxvals = backend.pose(window, chunk)
-            else:
-                frames, centers, scales = make_inputs(window, chunk, (h, w), self.preset.mean, self.preset.std)
-                heatmaps = backend.infer(frames, np.ones((len(chunk), 2), np.float32))
-                coords, maxvals = decode_heatmaps(heatmaps, centers, scales)
+            coords, maxvals = self.pose_path(backend, window, chunk, self.preset)
             # The single-frame baseline runs the backbone on the current crop only.
             self.stats["backbone_crops"] += (1 if backend.single_frame else 3) * len(chunk)
             out.append(np.concatenate([coords, (maxvals * chunk[:, 4:5])[..., None]], axis=-1))

@@ -81,11 +81,12 @@ class RunSummary:
 
 def check_outputs(cfg: RunConfig) -> None:
     """Output paths are checked before any work (InputError: one line)."""
-    from dcpose_trt._atomic import check_writable
+    from dcpose_trt._atomic import check_distinct, check_writable
 
+    check_distinct((("--out", cfg.out), ("--json", cfg.json_out)))
     for what, path in (("--out", cfg.out), ("--json", cfg.json_out)):
         if path:
-            check_writable(path, what)
+            check_writable(path, what, inputs=(cfg.video, cfg.boxes, cfg.model, cfg.detector))
 
 
 def _latency(lat: list[float], warmup: int) -> tuple[dict[str, float], float | None]:

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--ray-address", default="local",
                    help="with --workers: local (start Ray on this machine), auto (join this machine's cluster) "
                    "or HOST:PORT (default: %(default)s)")
+    q.add_argument("--ray-timeout", type=float, default=30.0,
+                   help="with --workers and --ray-address auto or HOST:PORT: seconds to wait for the cluster to "
+                   "answer before giving up (default: %(default)s)")
     q.add_argument("--threads", type=int,
                    help="CPU threads per estimator (default: 1 per worker with --workers, else all cores)")
     q.add_argument("--max-retries", type=int, default=2,
@@ -54,17 +57,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: %(default)s)")
     q.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip videos whose output is complete (default: on)")
+    from dcpose_trt.engine.plan_trust import add_cli_args
+
+    add_cli_args(q)  # --trust-plan, --plugin-lib
     q.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
     from dcpose_trt._atomic import check_writable
     from dcpose_trt.errors import InputError
     from dcpose_trt.scale.jobs import EstimatorConfig, WorkerState, posetrack_jobs, run_in_process, video_jobs
 
-    check_writable(args.out, "--out", folder=True)  # before the model loads and the videos run
+    check_writable(args.out, "--out", folder=True,  # before the model loads and the videos run
+                   protected=[Path(args.data) / "annotations" if args.data else None])
+    from dcpose_trt.engine.plan_trust import apply_cli_args
+
+    apply_cli_args(args)
     if args.data is not None:
         if args.boxes_dir or args.detector or args.detect_every is not None:
             raise InputError("--boxes-dir, --detector and --detect-every go with --videos; with --data use "
@@ -74,23 +85,31 @@ def _run_predict(args: argparse.Namespace) -> int:
     else:
         every = {} if args.detect_every is None else {"detect_every": args.detect_every}
         jobs = video_jobs(args.videos, args.out, args.boxes_dir, args.detector, args.min_score or 0.0, **every)
+    from dcpose_trt.scale.resume import check_job_outputs
+
+    check_job_outputs(jobs, [args.model])
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     progress = sys.stderr.isatty()
     est = EstimatorConfig(args.model, args.backend, args.mode, not args.causal, args.threads)
-    if args.workers is None:
-        state = WorkerState(est)
-        report = run_in_process(jobs, est, args.resume, progress, state)
-        stats = state.estimator.stats
-        calls = stats["backbone_crops"] / max(stats["person_frames"], 1)
-        print(f"{report.frames} frames, {report.persons} persons in {report.seconds:.1f} s ({calls:.2f} backbone "
-              f"calls per person-frame) -> {args.out}")
-    else:
-        from dcpose_trt.scale.distributed import ClusterConfig, run_distributed
+    from dcpose_trt.scale.jobs import RunInterrupted
 
-        cluster = ClusterConfig(args.workers, args.ray_address, args.threads or 1, args.max_retries,
-                                args.gpus_per_worker)
-        report = run_distributed(jobs, est, cluster, args.resume, progress)
+    try:
+        if args.workers is None:
+            state = WorkerState(est)
+            report = run_in_process(jobs, est, args.resume, progress, state)
+            stats = state.estimator.stats
+            calls = stats["backbone_crops"] / max(stats["person_frames"], 1)
+            print(f"{report.frames} frames, {report.persons} persons in {report.seconds:.1f} s ({calls:.2f} "
+                  f"backbone calls per person-frame) -> {args.out}")
+        else:
+            from dcpose_trt.scale.distributed import ClusterConfig, run_distributed
+
+            cluster = ClusterConfig(args.workers, args.ray_address, args.threads or 1, args.max_retries,
+                                    args.gpus_per_worker, connect_timeout_s=args.ray_timeout)
+            report = run_distributed(jobs, est, cluster, args.resume, progress)
+    except RunInterrupted as exc:  # the library re-raises Ctrl-C; the CLI turns it into exit 130
+        report = exc.report
     for line in report.lines():
         print(line)
     if report.interrupted:

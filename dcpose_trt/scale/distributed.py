@@ -30,13 +30,15 @@ from dcpose_trt.scale.jobs import (
     EstimatorConfig,
     Job,
     JobOutput,
+    RunInterrupted,
     RunReport,
     WorkerState,
     WorkerStats,
     reason_of,
-    split_done,
     write_output,
 )
+from dcpose_trt.scale.ray_connect import CONNECT_TIMEOUT_S, connect, parse_address
+from dcpose_trt.scale.resume import made_by, split_done
 
 ADDRESS_HELP = ("local (start a Ray cluster on this machine), auto (join the cluster this machine belongs to) "
                 "or HOST:PORT")
@@ -54,6 +56,8 @@ class ClusterConfig:
         start_timeout_s: how long workers may take to be placed and load the model.
         gpus_per_worker: GPU share per actor for TensorRT (1: one GPU each; 0.25: four actors share a GPU,
             each decoding frames on its own CPU, for when decoding rather than the engine is the limit).
+        connect_timeout_s: how long an existing cluster (``auto``, ``HOST:PORT``) may take to answer
+            (``--ray-timeout``; :mod:`dcpose_trt.scale.ray_connect`).
     """
 
     workers: int = 2
@@ -62,8 +66,12 @@ class ClusterConfig:
     max_retries: int = 2
     gpus_per_worker: float = 1.0
     start_timeout_s: float = 300.0
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
 
     def __post_init__(self) -> None:
+        parse_address(self.address)  # InputError: ray://, malformed
+        if not self.connect_timeout_s > 0:
+            raise InputError(f"--ray-timeout must be > 0 seconds, got {self.connect_timeout_s}")
         if self.workers < 1:
             raise InputError(f"--workers must be >= 1, got {self.workers}")
         if self.threads < 1:
@@ -123,14 +131,7 @@ def _connect(ray: Any, cluster: ClusterConfig, est: EstimatorConfig) -> tuple[bo
     """Connect to (or start) the cluster; returns (whether we started the connection, dashboard URL)."""
     if ray.is_initialized():  # a caller (a test, a notebook) already connected: use that cluster
         return False, None
-    kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-    if cluster.address == "local":
-        need = cluster.workers * cluster.threads
-        ctx = ray.init(num_cpus=max(need, os.cpu_count() or 1), **kwargs)
-    else:
-        ctx = ray.init(address=cluster.address, **kwargs)
-    url = getattr(ctx, "dashboard_url", None) or None
-    return True, (url if url is None or url.startswith("http") else f"http://{url}")
+    return True, connect(ray, cluster.address, cluster.workers, cluster.threads, cluster.connect_timeout_s)
 
 
 def _is_worker_death(ray: Any, exc: BaseException) -> bool:
@@ -171,17 +172,21 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
         log: where the dashboard address and worker start-up lines go.
     """
     ray = require("ray", "ray", "--workers (distributed runs on Ray)")  # first: says which extra, always
+    from dcpose_trt.scale.ray_connect import check_ray_version
+
+    check_ray_version(str(getattr(ray, "__version__", "0")))
     from tqdm import tqdm
 
-    todo, skipped = split_done(jobs, resume)
-    report = RunReport(skipped=skipped)
-    if not todo:
-        return report
     from dcpose_trt.runtime.backends.autoselect import resolve_backend
 
     # auto for a checkpoint: measured (or recalled) once here, not by every worker at once on shared cores.
     est = EstimatorConfig(est.model, resolve_backend(est.model, est.backend, mode=est.mode, progress=progress),
                           est.mode, est.lookahead, est.threads)
+    want = made_by(est)
+    report = RunReport()
+    todo, report.skipped = split_done(jobs, resume, want, report.redone)
+    if not todo:
+        return report
     t_start = time.perf_counter()
     started, report.dashboard = _connect(ray, cluster, est)
     if report.dashboard:
@@ -189,6 +194,10 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
     options: dict[str, Any] = {"num_cpus": cluster.threads, "max_restarts": 0}
     if est.uses_gpu:
         options["num_gpus"] = cluster.gpus_per_worker
+    from dcpose_trt.engine.plan_trust import worker_env
+
+    if worker_env():  # --trust-plan / --plugin-lib reach the workers that open the plan
+        options["runtime_env"] = {"env_vars": worker_env()}
     actor_cls = ray.remote(PoseWorker).options(**options)
     worker_est = EstimatorConfig(est.model, est.backend, est.mode, est.lookahead, cluster.threads)
 
@@ -271,7 +280,7 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
                         report.failed[job.name] = reason_of(cause if isinstance(cause, BaseException) else exc)
                     bar.update(1)
                     continue
-                write_output(job, out)
+                write_output(job, out, want)
                 report.overhead_s.append(max(0.0, time.perf_counter() - t_sub - out.seconds))
                 report.done.append(job.name)
                 report.frames += out.frames
@@ -284,6 +293,7 @@ def run_distributed(jobs: Sequence[Job], est: EstimatorConfig, cluster: ClusterC
     except KeyboardInterrupt:
         report.interrupted = True
         report.seconds = time.perf_counter() - t_start
+        raise RunInterrupted(report) from None  # after the finally below: workers killed, Ray shut down
     finally:
         if bar is not None:
             bar.close()

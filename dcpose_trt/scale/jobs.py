@@ -22,6 +22,7 @@ from pathlib import Path
 from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt.errors import DcposeTrtError, InputError
 from dcpose_trt.runtime.follow import DEFAULT_DETECT_EVERY, check_detect_every
+from dcpose_trt.scale.resume import made_by, split_done
 
 #: File endings taken as videos when ``--videos`` names a folder.
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -240,26 +241,6 @@ def video_jobs(videos: str, out: str | Path, boxes_dir: str | Path | None = None
     return jobs
 
 
-def is_complete(path: str | Path) -> bool:
-    """True when ``path`` holds a whole result file (outputs are written atomically, so a file that
-    parses as a result document is complete; a truncated one from elsewhere does not parse)."""
-    try:
-        doc = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and ("annolist" in doc or "frames" in doc)
-
-
-def split_done(jobs: Sequence[Job], resume: bool) -> tuple[list[Job], list[str]]:
-    """(jobs still to run, names skipped because their output is complete)."""
-    if not resume:
-        return list(jobs), []
-    todo, skipped = [], []
-    for j in jobs:
-        (skipped.append(j.name) if is_complete(j.out) else todo.append(j))
-    return todo, skipped
-
-
 def reason_of(exc: BaseException) -> str:
     """One line for a failed video: our errors as they are, others with their type."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -303,6 +284,7 @@ class RunReport:
     retries: int = 0
     interrupted: bool = False
     dashboard: str | None = None
+    redone: dict[str, str] = field(default_factory=dict)  # name -> why its existing output was not kept
 
     @property
     def fps(self) -> float:
@@ -322,14 +304,30 @@ class RunReport:
                 extra = (f", per video {1e3 * sum(ms) / len(ms):.0f} ms mean / {1e3 * ms[len(ms) // 2]:.0f} ms "
                          "median (scheduling + result transfer)")
             out.append(f"  Ray overhead: start-up {self.startup_s:.1f} s{extra}; {self.retries} retries")
+        for name, why in sorted(self.redone.items()):
+            out.append(f"  redone {name}: {why}")
         for name, why in sorted(self.failed.items()):
             out.append(f"  failed {name}: {why}")
         return out
 
 
-def write_output(job: Job, out: JobOutput) -> Path:
-    """Publish one video's result (atomic: a reader never sees half a file)."""
-    return atomic_write_bytes(job.out, out.data)
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a many-video run, raised after the cleanup; ``report`` says what was finished."""
+
+    def __init__(self, report: RunReport):
+        super().__init__("interrupted")
+        self.report = report
+
+
+def write_output(job: Job, out: JobOutput, want: Callable[[Job], dict] | None = None) -> Path:
+    """Publish one video's result (atomic: a reader never sees half a file), then its record of what made
+    it (``want``; :mod:`dcpose_trt.scale.resume`)."""
+    path = atomic_write_bytes(job.out, out.data)
+    if want is not None:
+        from dcpose_trt.scale.resume import record
+
+        record(job, out.data, want(job))
+    return path
 
 
 def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = True, progress: bool = True,
@@ -340,8 +338,9 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
     """
     from tqdm import tqdm
 
-    todo, skipped = split_done(jobs, resume)
-    report = RunReport(skipped=skipped)
+    want = made_by(cfg)
+    report = RunReport()
+    todo, report.skipped = split_done(jobs, resume, want, report.redone)
     state = state or WorkerState(cfg)
     w = report.workers.setdefault("in-process", WorkerStats(f"in-process (pid {os.getpid()})"))
     t0 = time.perf_counter()
@@ -354,7 +353,7 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
                 report.failed[job.name] = reason_of(exc)
                 bar.update(1)
                 continue
-            write_output(job, out)
+            write_output(job, out, want)
             report.done.append(job.name)
             report.frames += out.frames
             report.persons += out.persons
@@ -363,6 +362,7 @@ def run_in_process(jobs: Sequence[Job], cfg: EstimatorConfig, resume: bool = Tru
             bar.set_postfix(fps=f"{report.frames / (time.perf_counter() - t0):.1f}")
     except KeyboardInterrupt:
         report.interrupted = True
+        raise RunInterrupted(report) from None  # a Python caller sees Ctrl-C; finished videos are written
     finally:
         bar.close()
         report.seconds = time.perf_counter() - t0

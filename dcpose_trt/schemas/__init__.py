@@ -38,8 +38,11 @@ def _where(path: Any) -> str:
     return " > ".join(parts) if parts else "the document"
 
 
-def validate(doc: Any, name: str, source: str | Path) -> None:
+def validate(doc: Any, name: str, source: str | Path, *, dotted: bool = False) -> None:
     """Check ``doc`` against schema ``name``.
+
+    With ``dotted``, a missing field is named by its full dotted path (``has no 'backend.version'``), the way
+    the plan sidecar's fields are documented and checked.
 
     Raises:
         DataError: one line naming ``source``, where in the document the first problem is, and what it is.
@@ -53,6 +56,10 @@ def validate(doc: Any, name: str, source: str | Path) -> None:
     while err.context:
         err = best_match(err.context)
     what = err.message
+    if dotted and err.validator == "required" and isinstance(err.instance, dict):
+        # name the missing field by its full dotted path, the way the docs and the error's reader know it
+        missing = next(k for k in err.validator_value if k not in err.instance)
+        what = "has no '" + ".".join([*(str(p) for p in err.absolute_path), missing]) + "'"
     if len(what) > 160:  # the message quotes the whole offending value: say the rule instead
         what = f"does not satisfy {err.validator}={json.dumps(err.validator_value)[:80]}"
     raise DataError(f"{source}: not a valid {name.replace('_', ' ')} file (docs/formats.md): "

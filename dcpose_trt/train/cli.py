@@ -10,7 +10,7 @@ from pathlib import Path
 def _run(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
 
-    check_writable(args.out, folder=True)
+    check_writable(args.out, folder=True, protected=[Path(args.data) / "annotations"])
     from dcpose_trt.train import TrainConfig, train
 
     given = dict(

@@ -255,3 +255,23 @@ def test_video_document_roundtrip(tmp_path, shared_data):
     (person,) = f.persons
     np.testing.assert_allclose(person.keypoints[0], [10.5, 12.0, 1])
     assert person.track_id == 3 and len(f.ignore_regions) == 1
+
+
+def test_read_frame_skips_a_header_claiming_100000_squared_pixels(tmp_path):
+    """Issue 21 item 9: OpenCV raised cv2.error on such a header (CV_IO_MAX_IMAGE_PIXELS); read_frame now
+    reports it as any unreadable frame (DataError), through the frame readers' one helper."""
+    import struct
+    import zlib
+
+    from dcpose_trt.data.posetrack import read_frame
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    huge = tmp_path / "000000.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    with pytest.raises(DataError, match="cannot read image"):
+        read_frame(str(huge))
+    with pytest.raises(DataError, match="cannot read image"):
+        read_frame(str(tmp_path / "missing.jpg"))  # the same as a missing frame

@@ -49,22 +49,31 @@ PROBE = textwrap.dedent(
     logger = object()  # only handed on (to recorded calls), never called
     out = {"version": real.__version__, "load": {}}
     lib = sys.argv[1]
+    from dcpose_trt.engine.plan_trust import PlanTrust, resolve
+
+    # The user named the library (--plugin-lib) and trusts the VC plan (--trust-plan): [trust] items 1-2.
     cases = {
-        "gridsample": tb.PlanPlugins("gridsample"),
-        "deformconv": tb.PlanPlugins("deformconv"),
-        "plugin-aot": tb.PlanPlugins("plugin", "aot"),
-        "plugin-jit": tb.PlanPlugins("plugin", "jit"),
-        "libraries": tb.PlanPlugins("gridsample", None, (lib,)),
-        "vc": tb.PlanPlugins("deformconv", None, (lib,), True),
+        "gridsample": (tb.PlanPlugins("gridsample"), PlanTrust()),
+        "deformconv": (tb.PlanPlugins("deformconv"), PlanTrust()),
+        "plugin-aot": (tb.PlanPlugins("plugin", "aot"), PlanTrust()),
+        "plugin-jit": (tb.PlanPlugins("plugin", "jit"), PlanTrust()),
+        "libraries": (tb.PlanPlugins("gridsample", None, (lib,)), resolve(False, [lib])),
+        "vc": (tb.PlanPlugins("deformconv", None, (lib,), True), resolve(True, [])),
     }
-    for case, plugins in cases.items():
+    import dcpose_trt.engine.network as network
+    for case, (plugins, trust) in cases.items():
+        network._plugin_loggers.clear()  # each case as the first load of a process
         calls.clear()
         try:
-            tb.load_engine(b"plan", t, logger, plugins, what="m.plan")
+            tb.load_engine(b"plan", t, logger, plugins, what="m.plan", trust=trust)
             err = None
         except PlanMismatchError as exc:
             err = str(exc)
         out["load"][case] = {"calls": list(calls), "error": err}
+    calls.clear()  # a second plan in the same process: the built-in plugins are registered already
+    plugins, trust = cases["gridsample"]
+    tb.load_engine(b"plan", t, logger, plugins, what="m.plan", trust=trust)
+    out["load"]["second"] = {"calls": list(calls), "error": None}
 
     # Builder side: parser flag and VC plugin serialization, on the real OnnxParser / IBuilderConfig.
     info = OnnxInfo(path=None, sha256="", opset=19, precision="fp32", dcn_form="plugin",
@@ -117,24 +126,33 @@ def test_builtin_plugins_before_deserialize_for_every_form(probe):
     for case in ("gridsample", "deformconv", "plugin-aot", "libraries", "vc"):
         names = _names(r["load"][case])
         assert r["load"][case]["error"] is None, (case, r["load"][case])
-        assert names[0] == "init_libnvinfer_plugins", (case, names)
+        # The engine stage's lasting logger (init_builtin_plugins), not the plan's: the plugin library
+        # keeps it as a raw pointer for the life of the process.
+        assert names[:2] == ["Logger", "init_libnvinfer_plugins"], (case, names)
         assert names[-1] == "Runtime().deserialize_cuda_engine", (case, names)
         registration = [n for n in names if not n.startswith("Runtime")]
         assert names[: len(registration)] == registration, (case, names)  # all of it before the Runtime
-        assert r["load"][case]["calls"][0][1] == ["object", ""]  # (logger, namespace "")
+        assert r["load"][case]["calls"][1][1][1] == ""  # namespace ""
+        assert r["load"][case]["calls"][1][1][0] != "object"  # not the plan's logger
+    second = _names(r["load"]["second"])
+    assert second[0] == "Runtime" and second[-1] == "Runtime().deserialize_cuda_engine", second
+    assert "init_libnvinfer_plugins" not in second and "Logger" not in second, second
 
 
-def test_sidecar_libraries_loaded_before_deserialize(probe):
+def test_user_named_libraries_loaded_before_deserialize(probe):
     _, lib, r = probe
     names = _names(r["load"]["libraries"])
-    assert names == ["init_libnvinfer_plugins", "get_plugin_registry",
-                     "get_plugin_registry().load_library", "Runtime", "Runtime().deserialize_cuda_engine"]
-    assert r["load"]["libraries"]["calls"][2][1] == [str(lib)]
+    assert names == ["Logger", "init_libnvinfer_plugins", "get_plugin_registry",
+                     "get_plugin_registry().load_library", "Runtime", "Runtime().engine_host_code_allowed=",
+                     "Runtime().deserialize_cuda_engine"]
+    assert r["load"]["libraries"]["calls"][5][1] is False
+    assert r["load"]["libraries"]["calls"][3][1] == [str(lib.resolve())]
 
 
-def test_vc_plan_allows_host_code_and_does_not_reload_libraries(probe):
+def test_trusted_vc_plan_allows_host_code_and_does_not_reload_libraries(probe):
     _, _, r = probe
     names = _names(r["load"]["vc"])
+    assert ["Runtime().engine_host_code_allowed=", True] in r["load"]["vc"]["calls"]
     assert "get_plugin_registry().load_library" not in names  # serialized into the plan
     assert names.index("Runtime().engine_host_code_allowed=") < names.index("Runtime().deserialize_cuda_engine")
 

@@ -71,7 +71,10 @@ def _torch(ckpt, **kw) -> EstimatorConfig:
 
 
 def _outputs(folder) -> dict[str, bytes]:
-    return {f.name: f.read_bytes() for f in sorted(folder.iterdir())}
+    """The result files; besides them only each one's record of what made it (``<video>.json.made``)."""
+    files = {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.suffix == ".json"}
+    assert sorted(f.name for f in folder.iterdir() if f.suffix != ".json") == sorted(f"{n}.made" for n in files)
+    return files
 
 
 def test_two_workers_give_the_single_process_bytes_and_a_rerun_skips_all(cluster, dataset, ckpt, reference,
@@ -122,7 +125,7 @@ def test_a_video_whose_worker_always_dies_fails_after_the_retries(cluster, datas
                              progress=False, on_submit=kill_always)
     assert report.done == [jobs[1].name]
     assert list(report.failed) == [victim] and "worker died 2 times" in report.failed[victim]
-    assert sorted(f.name for f in out.iterdir()) == [f"{jobs[1].name}.json"]
+    assert list(_outputs(out)) == [f"{jobs[1].name}.json"]
 
 
 def test_a_corrupt_video_fails_alone_with_its_reason(cluster, dataset, ckpt, reference, tmp_path):
@@ -200,8 +203,10 @@ def test_ctrl_c_stops_with_whole_files_only(cluster, dataset, ckpt, reference, t
         if len(submitted) == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    report = run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1),
-                             progress=False, on_submit=ctrl_c_on_third)
+    with pytest.raises(KeyboardInterrupt) as info:  # re-raised after cleanup: a Python caller sees Ctrl-C
+        run_distributed(jobs, _torch(ckpt), ClusterConfig(workers=2, threads=1),
+                        progress=False, on_submit=ctrl_c_on_third)
+    report = info.value.report
     assert report.interrupted and len(report.done) < VIDEOS
     written = _outputs(out) if out.exists() else {}
     assert set(written) == {f"{n}.json" for n in report.done}  # no temporaries, nothing half-written

@@ -201,3 +201,29 @@ def test_runtime_step_inputs_work_on_the_cpu(tmp_path):
     poses = cuda_tier._poses(TorchBackend(load_model()), video, boxes)
     assert poses and sum(len(p) for p in poses) > 0
     assert all(p.shape[1:] == (17, 3) for p in poses)
+
+
+def test_runtime_step_keeps_boxes_on_their_frames_past_an_unreadable_one(tmp_path):
+    """The pose loop of ``torch_cuda_runtime`` numbers frames by their position in the folder (the indexed
+    frame source), so an unreadable frame does not shift the boxes of the frames after it (issue 21 item 9;
+    it counted with ``enumerate`` before: frame 3 got frame 2's boxes)."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from benchmarks.gpu_check import cuda_tier
+    from dcpose_trt.model import load_model
+    from dcpose_trt.runtime.backends.torch_backend import TorchBackend
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / f"{i:06d}.jpg"), rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+        rows += [{"frame": i, "file_name": f"{i:06d}.jpg", "bbox": [5 + 10 * k, 5, 40, 80], "score": 1.0,
+                  "category_id": 1} for k in range(i + 1)]  # frame i has i + 1 persons
+    (tmp_path / "000002.jpg").write_bytes(b"not an image")
+    boxes = tmp_path.parent / f"{tmp_path.name}_boxes.json"
+    boxes.write_text(json.dumps(rows))
+    poses = cuda_tier._poses(TorchBackend(load_model()), tmp_path, boxes)
+    assert [len(p) for p in poses] == [1, 2, 4, 5]

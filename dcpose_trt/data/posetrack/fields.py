@@ -17,12 +17,16 @@ def load_json(path: Path) -> Any:
     """A JSON document; unreadable or invalid files raise :class:`DataError` naming the file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # binary junk, or another encoding: not a document of ours
+        raise DataError(f"{path}: not valid JSON (not UTF-8 text)") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:  # nesting deeper than the parser's stack
+        raise DataError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def number(v: Any, what: str, path: Path) -> float:

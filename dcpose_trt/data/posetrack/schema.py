@@ -244,10 +244,15 @@ def _tail(name: str) -> str:
 
 @lru_cache(maxsize=512)
 def read_frame(path: str) -> np.ndarray:
-    """A frame as uint8 BGR (cv2), cached: a frame window reads each image up to three times."""
-    import cv2
+    """A frame as uint8 BGR (cv2), cached: a frame window reads each image up to three times.
 
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    Raises:
+        DataError: the image cannot be read (missing, not an image, or a header claiming more pixels than
+            OpenCV decodes: :func:`~dcpose_trt.data.images.read_image`, as every frame reader).
+    """
+    from dcpose_trt.data.images import read_image
+
+    img = read_image(path)
     if img is None:
         raise DataError(f"cannot read image {path}")
     return img

@@ -24,6 +24,8 @@ import numpy as np
 
 from dcpose_trt._deps import available, require
 from dcpose_trt._env import TRT_FLAVOURS, install_hint
+from dcpose_trt.engine import plan_trust
+from dcpose_trt.engine.plan_trust import PlanTrust
 from dcpose_trt.errors import CudaError, InputError, PlanMismatchError
 from dcpose_trt.runtime.backends.base import OpenOptions
 from dcpose_trt.runtime.tensorrt.cuda import DeviceBuffer, cudart, set_device
@@ -77,11 +79,14 @@ class PlanPlugins:
                    bool((meta.get("target") or {}).get("version_compatible")))
 
 
-def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, what: str = "plan") -> None:
+def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, what: str = "plan",
+                          trust: PlanTrust | None = None) -> None:
     """Register what ``plugins`` says the plan needs, as Polygraphy's and TensorRT's samples do before every
-    ``deserialize_cuda_engine``: TensorRT's built-in plugins (``init_libnvinfer_plugins``: the
-    ``deformconv`` form's ModulatedDeformConv2d lives there), the plugin libraries of the build, and our
-    Python plugin for JIT plans.
+    ``deserialize_cuda_engine``: TensorRT's built-in plugins (``init_libnvinfer_plugins``, once per process
+    with the engine stage's lasting logger, :func:`~dcpose_trt.engine.network.init_builtin_plugins`: the
+    ``deformconv`` form's ModulatedDeformConv2d lives there), the plugin libraries the user named
+    (``trust``; never a path from the sidecar: :mod:`dcpose_trt.engine.plan_trust`), and our Python plugin
+    for JIT plans. ``logger`` is the plan's own logger (messages of what it loads).
 
     Raises:
         PlanMismatchError: a recorded plugin library is missing, or our JIT plugin cannot be registered.
@@ -91,15 +96,18 @@ def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, wh
     else:
         t = trt_module
     if hasattr(t, "init_libnvinfer_plugins"):  # not in the lean runtime (VC plans carry their plugins)
-        t.init_libnvinfer_plugins(logger, "")
+        # libnvinfer_plugin keeps the logger as a raw pointer for the process: the one lasting logger.
+        from dcpose_trt.engine.network import init_builtin_plugins
+
+        init_builtin_plugins(t)
     elif plugins.dcn_form == "deformconv" and not plugins.version_compatible:
         raise PlanMismatchError(f"{what} uses TensorRT's built-in DeformConv plugin, which {t.__name__} "
                                 f"cannot load; run it with full TensorRT ({install_hint('tensorrt')})")
-    if plugins.libraries and not plugins.version_compatible:
+    libs = plan_trust.libraries_to_load(plan_trust.library_needs(plugins.libraries), trust or plan_trust.resolve(),
+                                        plugins.version_compatible, what)
+    if libs:
         registry = t.get_plugin_registry()
-        for lib in plugins.libraries:
-            if not Path(lib).is_file():
-                raise PlanMismatchError(f"{what} needs the plugin library {lib}, which does not exist here")
+        for lib in libs:
             registry.load_library(lib)
     if plugins.plugin_impl == "jit":
         from dcpose_trt.errors import PluginError
@@ -113,8 +121,12 @@ def register_plan_plugins(trt_module: Any, logger: Any, plugins: PlanPlugins, wh
 
 
 def load_engine(plan: bytes, trt_module: Any, logger: Any, plugins: PlanPlugins | None = None,
-                what: str = "plan") -> tuple[Any, Any]:
+                what: str = "plan", trust: PlanTrust | None = None) -> tuple[Any, Any]:
     """``(runtime, engine)``: plugins registered (:func:`register_plan_plugins`), then the plan deserialized.
+
+    Host code (a version-compatible plan's lean runtime and plugins) is allowed only with the user's
+    opt-in (``trust``, default :func:`~dcpose_trt.engine.plan_trust.resolve`); it is explicitly disallowed
+    otherwise, whatever the sidecar says.
 
     Raises:
         PlanMismatchError: the runtime refused the plan (message: TensorRT's error).
@@ -124,12 +136,12 @@ def load_engine(plan: bytes, trt_module: Any, logger: Any, plugins: PlanPlugins 
     else:
         t = trt_module
     plugins = plugins or PlanPlugins()
-    register_plan_plugins(t, logger, plugins, what)
+    trust = trust or plan_trust.resolve()
+    allow = plan_trust.host_code_allowed(plugins.version_compatible, trust, what)  # raises without the opt-in
+    register_plan_plugins(t, logger, plugins, what, trust)
     runtime = t.Runtime(logger)
-    if plugins.version_compatible and hasattr(runtime, "engine_host_code_allowed"):
-        # A version-compatible plan carries its own lean runtime and serialized plugin libraries (host
-        # code); full TensorRT runs them only when allowed to. The lean runtime needs no permission.
-        runtime.engine_host_code_allowed = True
+    if hasattr(runtime, "engine_host_code_allowed"):
+        runtime.engine_host_code_allowed = allow
     engine = runtime.deserialize_cuda_engine(plan)
     if engine is None:
         detail = "; ".join(getattr(logger, "errors", [])[-3:]) or "no error was logged"
@@ -157,7 +169,7 @@ class TensorRTExecutor(BucketExecutor):
 
     def __init__(self, plan: bytes, trt_module: Any, version_compatible: bool = False, device: int = 0,
                  use_graphs: bool = True, mapped: bool | None = None, what: str = "plan",
-                 plugins: PlanPlugins | None = None) -> None:
+                 plugins: PlanPlugins | None = None, trust: PlanTrust | None = None) -> None:
         if TYPE_CHECKING:
             from dcpose_trt.engine._trt import trt as t
         else:
@@ -169,7 +181,7 @@ class TensorRTExecutor(BucketExecutor):
             plugins = PlanPlugins(version_compatible=version_compatible)
         elif version_compatible and not plugins.version_compatible:
             plugins = PlanPlugins(plugins.dcn_form, plugins.plugin_impl, plugins.libraries, True)
-        runtime, engine = load_engine(plan, t, self._logger, plugins, what)
+        runtime, engine = load_engine(plan, t, self._logger, plugins, what, trust)
         self._runtime: Any = runtime
         self.engine: trt.ICudaEngine | None = engine
         self._contexts: dict[int, trt.IExecutionContext] = {}  # bucket size -> its context
@@ -280,6 +292,8 @@ class TensorRTBackend(FusedGpuPose):
         preset: expected model preset.
         device: CUDA device ordinal.
         use_graphs: one CUDA graph per bucket after warm-up.
+        trust_plan, plugin_libs: the user's word on the plan's host code and plugin libraries
+            (:mod:`dcpose_trt.engine.plan_trust`; None: ``--trust-plan`` / ``DCPOSE_TRT_TRUST_PLANS``).
 
     Attributes:
         name (``"tensorrt"`` / ``"tensorrt-rtx"``), preset_name, input_size (crop H, W), precision,
@@ -293,7 +307,8 @@ class TensorRTBackend(FusedGpuPose):
     """
 
     def __init__(self, path: str | os.PathLike[str], backend: str = "auto", onnx: str | os.PathLike[str] | None = None,
-                 preset: str | None = None, device: int = 0, use_graphs: bool = True) -> None:
+                 preset: str | None = None, device: int = 0, use_graphs: bool = True,
+                 trust_plan: bool | None = None, plugin_libs: list[str] | None = None) -> None:
         from dcpose_trt.engine import ensure_plan_fits, read_sidecar
         from dcpose_trt.engine.plan import rebuild_command
 
@@ -308,7 +323,9 @@ class TensorRTBackend(FusedGpuPose):
         built = meta["backend"]["name"]
         if backend != "auto" and backend != built:
             raise InputError(f"{self.path} was built with {built}; open it with backend='{built}' (or 'auto')")
-        vc = bool(meta["target"].get("version_compatible"))
+        trust = plan_trust.resolve(trust_plan, plugin_libs)
+        plan_trust.check_sidecar_trust(meta, trust, str(self.path))  # one line naming the opt-in, before any import
+        vc = meta["target"].get("version_compatible") is True
         flavour = built
         if built == "tensorrt" and vc and not available("tensorrt") and available("tensorrt_lean"):
             flavour = "tensorrt-lean"
@@ -329,7 +346,7 @@ class TensorRTBackend(FusedGpuPose):
         self.mean, self.std = tuple(p.mean), tuple(p.std)  # type: ignore[assignment]
         self.executor = TensorRTExecutor(self.path.read_bytes(), trt_module, version_compatible=vc, device=device,
                                          use_graphs=use_graphs, what=str(self.path),
-                                         plugins=PlanPlugins.from_sidecar(meta))
+                                         plugins=PlanPlugins.from_sidecar(meta), trust=trust)
         names = [s.name for s in self.executor.input_specs]
         frames = next((s for s in self.executor.input_specs if s.name == "frames"), None)
         if frames is None or "margin" not in names or len(frames.shape) != 3 or frames.shape[0] != 9:
