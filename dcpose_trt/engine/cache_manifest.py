@@ -8,7 +8,6 @@ reused (the caller rebuilds it with a warning), and never raises on a malformed 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,18 +15,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dcpose_trt.engine.onnx_info import file_sha256
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SCHEMA = "dcpose_trt.cache/1"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write(folder: Path, key: dict[str, Any] | None = None) -> Path:
@@ -35,7 +28,7 @@ def write(folder: Path, key: dict[str, Any] | None = None) -> Path:
     files = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            files[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            files[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
     doc = {"schema": SCHEMA, "key": key or {}, "files": files}
     path = folder / MANIFEST
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -73,7 +66,7 @@ def verify(folder: Path, key: dict[str, Any] | None = None) -> str | None:
             return f"{rel} is missing"
         if p.stat().st_size != rec["bytes"]:
             return f"{rel} has {p.stat().st_size} bytes, {rec['bytes']} were written"
-        if _sha256(p) != rec["sha256"]:
+        if file_sha256(p) != rec["sha256"]:
             return f"{rel} changed since it was written (sha256 differs)"
     return None
 

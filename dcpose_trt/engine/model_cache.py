@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 
 from dcpose_trt.engine import cache_manifest
+from dcpose_trt.engine.onnx_info import file_sha256
 from dcpose_trt.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,6 @@ def _version(dist: str) -> str:
 
             return __version__
         return "none"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_key(checkpoint: Path, step: ExportStep, preset: str | None) -> dict[str, str]:

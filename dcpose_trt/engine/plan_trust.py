@@ -22,7 +22,6 @@ The policy (:func:`resolve`, :func:`host_code_allowed`, :func:`libraries_to_load
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcpose_trt.engine.onnx_info import file_sha256
 from dcpose_trt.errors import InputError, PlanMismatchError
 
 ENV_TRUST = "DCPOSE_TRT_TRUST_PLANS"
@@ -129,15 +129,7 @@ def library_needs(entries: Iterable[Any]) -> tuple[LibraryNeed, ...]:
 def library_records(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, str]]:
     """What a builder writes to ``build.plugin_libraries``: ``[{"name": file name, "sha256": ...}]`` per
     library it loaded (a path would say where to load from, which is the runner's decision)."""
-    return [{"name": Path(p).name, "sha256": _sha256(Path(p))} for p in paths]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return [{"name": Path(p).name, "sha256": file_sha256(Path(p))} for p in paths]
 
 
 def libraries_to_load(needs: Iterable[LibraryNeed], trust: PlanTrust, version_compatible: bool,
@@ -159,7 +151,7 @@ def libraries_to_load(needs: Iterable[LibraryNeed], trust: PlanTrust, version_co
                 raise PlanMismatchError(f"{what} needs the plugin library {need.name or '?'} (its sidecar says so); "
                                         "libraries are loaded only when you name them: --plugin-lib PATH "
                                         "(API: plugin_libs=[...]), if you trust it")
-            if need.sha256 and _sha256(lib) != need.sha256:
+            if need.sha256 and file_sha256(lib) != need.sha256:
                 raise PlanMismatchError(f"{what} needs {need.name} with sha256 {need.sha256[:16]}..., but {lib} "
                                         "has another (a different build of the library)")
     return [str(p) for p in trust.plugin_libs]
