@@ -16,14 +16,19 @@ module imports only argparse-level code at the top (``--help`` needs no optional
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from benchmarks.config import BACKENDS, MODES, PRECISIONS, BenchConfig
 from benchmarks.serve_bench import register as register_serve
 
-_D = BenchConfig()
+# The help shows the config's own defaults, read from its fields: an instance would look up which backend
+# packages are installed while the CLI is merely being built (and `--help` would depend on them).
+_D = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(BenchConfig)
+                        if f.default is not dataclasses.MISSING})
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -113,8 +118,8 @@ def _latency(args: argparse.Namespace) -> int:
 def _latency_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="DCPose checkpoint (default: bundled model, else random init)")
     p.add_argument("--preset", help=f"model preset (default: {_D.preset})")
-    p.add_argument("--backends", help=f"comma list of {', '.join(BACKENDS)} (default: the installed ones, here "
-                   f"{_csv(_D.backends)})")
+    p.add_argument("--backends", help=f"comma list of {', '.join(BACKENDS)} (default: torch and those of "
+                   "onnxruntime, openvino, tensorrt that are installed)")
     p.add_argument("--precisions", help=f"comma list of {', '.join(PRECISIONS)} (bf16: torch autocast, OpenVINO) "
                    f"(default: {_csv(_D.precisions)})")
     p.add_argument("--persons", help=f"persons per frame, comma list (default: {_csv(_D.persons)})")
