@@ -128,3 +128,21 @@ def tiny_model_perturbed():
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
     return model
+
+
+@pytest.fixture(scope="session")
+def write_mp4():
+    """``write_mp4(frames, out, fps=10.0) -> out``: the images ``frames``, in order, as an mp4 (OpenCV's
+    mp4v), for tests that need a plain video file made from real frames."""
+    import cv2
+
+    def write(frames: list[Path], out: Path, fps: float = 10.0) -> Path:
+        h, w = cv2.imread(str(frames[0])).shape[:2]
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        assert writer.isOpened()
+        for p in frames:
+            writer.write(cv2.imread(str(p)))
+        writer.release()
+        return out
+
+    return write

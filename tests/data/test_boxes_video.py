@@ -6,23 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import pytest
 
 from dcpose_trt.cli import main
 from dcpose_trt.data.synth import SynthConfig, generate
-
-
-def frames_to_mp4(frames: list[Path], out: Path, fps: float = 10.0) -> Path:
-    """An mp4 (OpenCV's mp4v) of the images ``frames``, in order."""
-    first = cv2.imread(str(frames[0]))
-    h, w = first.shape[:2]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert writer.isOpened()
-    for p in frames:
-        writer.write(cv2.imread(str(p)))
-    writer.release()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +20,11 @@ def synth(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def synth_video(synth, tmp_path_factory) -> Path:
+def synth_video(synth, tmp_path_factory, write_mp4) -> Path:
     """The first val video of ``synth`` as ``<video name>.mp4`` (the name the detections file uses)."""
     folder = sorted((synth / "images" / "val").iterdir())[0]
     out = tmp_path_factory.mktemp("video") / f"{folder.name}.mp4"
-    return frames_to_mp4(sorted(folder.glob("*.jpg")), out)
+    return write_mp4(sorted(folder.glob("*.jpg")), out)
 
 
 def _persons(path: Path) -> int:

@@ -19,16 +19,6 @@ from dcpose_trt.runtime.hog_detector import HogConfig, HogDetector
 from dcpose_trt.runtime.tracker import iou_matrix
 
 
-def frames_to_mp4(frames: list[Path], out: Path, fps: float = 10.0) -> Path:
-    h, w = cv2.imread(str(frames[0])).shape[:2]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert writer.isOpened()
-    for p in frames:
-        writer.write(cv2.imread(str(p)))
-    writer.release()
-    return out
-
-
 @pytest.fixture(scope="module")
 def clip(shared_data) -> Path:
     path = shared_data / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
@@ -51,17 +41,17 @@ def _run_without_boxes(video: Path, out: Path, capsys, caplog) -> dict:
     return doc
 
 
-def test_run_on_the_real_clip_video_without_boxes_gives_poses(clip, tmp_path, capsys, caplog):
-    video = frames_to_mp4(sorted(clip.glob("*.jpg")), tmp_path / "clip.mp4")
+def test_run_on_the_real_clip_video_without_boxes_gives_poses(clip, tmp_path, capsys, caplog, write_mp4):
+    video = write_mp4(sorted(clip.glob("*.jpg")), tmp_path / "clip.mp4")
     doc = _run_without_boxes(video, tmp_path / "poses.json", capsys, caplog)
     assert len(doc["frames"]) == 5
     assert sum(len(f["persons"]) for f in doc["frames"]) >= 3  # the nearest player, in most frames
 
 
-def test_run_on_a_synthetic_video_without_boxes_gives_poses(tmp_path, capsys, caplog):
+def test_run_on_a_synthetic_video_without_boxes_gives_poses(tmp_path, capsys, caplog, write_mp4):
     generate(SynthConfig(out=tmp_path / "synth", videos=1, frames=10, seed=3, split_ratio=0.0, workers=1))
     folder = next((tmp_path / "synth" / "images" / "val").iterdir())
-    video = frames_to_mp4(sorted(folder.glob("*.jpg")), tmp_path / "synth.mp4")
+    video = write_mp4(sorted(folder.glob("*.jpg")), tmp_path / "synth.mp4")
     doc = _run_without_boxes(video, tmp_path / "poses.json", capsys, caplog)
     assert len(doc["frames"]) == 10
     assert sum(len(f["persons"]) for f in doc["frames"]) > 0
@@ -102,10 +92,10 @@ def test_the_boxes_source_is_one_of_three(clip, tmp_path):
         open_box_source(clip, src, boxes=clip / "boxes.json", detector=tmp_path / "y.onnx")
 
 
-def test_predict_videos_without_boxes_uses_the_built_in_detector(clip, tmp_path, capsys):
+def test_predict_videos_without_boxes_uses_the_built_in_detector(clip, tmp_path, capsys, write_mp4):
     videos = tmp_path / "videos"
     videos.mkdir()
-    frames_to_mp4(sorted(clip.glob("*.jpg"))[:3], videos / "clip.mp4")
+    write_mp4(sorted(clip.glob("*.jpg"))[:3], videos / "clip.mp4")
     assert main(["predict", "--videos", str(videos), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
     doc = json.loads((tmp_path / "out" / "clip.json").read_text())
     assert len(doc["frames"]) == 3 and sum(len(f["persons"]) for f in doc["frames"]) > 0
