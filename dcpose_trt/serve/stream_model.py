@@ -3,7 +3,9 @@
 Runs inside Triton's Python backend (see :mod:`dcpose_trt.serve.model_template`) under the sequence
 batcher: every request carries its stream's id (``CORRID``) and start/end flags; the state of a stream
 (frame window, tracker, cached backbone outputs) is its estimator, created on ``START``, dropped on
-``END`` or when the stream sent nothing for the idle timeout. The estimators' backbone and head are BLS
+``END`` or when the stream sent nothing for the idle timeout. A stream runs the one stream loop of
+``dcpose-trt run``: a :class:`~dcpose_trt.runtime.stream.StreamLoop` over its estimator, ``step`` per
+frame request (with the request's boxes), ``finish`` on ``END``. The estimators' backbone and head are BLS
 calls (:class:`~dcpose_trt.serve.bls.TritonBlsBackend`) to the batched part models. The wire protocol is
 :mod:`dcpose_trt.serve.protocol`.
 """
@@ -21,6 +23,7 @@ import numpy as np
 
 from dcpose_trt.errors import DcposeTrtError, InputError
 from dcpose_trt.runtime.estimator import FramePoses, PoseEstimator
+from dcpose_trt.runtime.stream import StreamLoop
 from dcpose_trt.serve import protocol as P
 from dcpose_trt.serve.bls import PartNames, TritonBlsBackend, pb_array, pb_tensor
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Stream:
     estimator: PoseEstimator
+    loop: StreamLoop  # the one stream loop over ``estimator``; its frame count is the next FRAME_INDEX
     shape: tuple[int, ...] | None = None
     last_seen: float = field(default_factory=time.monotonic)
     busy: bool = False
@@ -146,7 +150,8 @@ class StreamModel:
             if start:
                 if stream is not None:  # a restarted id: the old stream's state is gone
                     stream.estimator.close()
-                stream = self.streams[sid] = _Stream(self._new_estimator())
+                est = self._new_estimator()
+                stream = self.streams[sid] = _Stream(est, StreamLoop(est))
             if stream is None:
                 raise InputError(f"stream {sid} is not live (never started, ended, or dropped after the idle "
                                  "timeout): start it again with sequence_start")
@@ -159,9 +164,9 @@ class StreamModel:
             out: list[FramePoses] = []
             if frame is not None:
                 stream.shape = frame.shape
-                out += stream.estimator.process(frame, boxes)
+                out += stream.loop.step(stream.loop.frames, frame, boxes)
             if end:
-                out += stream.estimator.flush()
+                out += stream.loop.finish()
             return out
         finally:
             with self.lock:

@@ -145,3 +145,39 @@ def test_predict_on_ray_gives_the_same_poses(stream, tmp_path, one_thread):
     assert report.done == ["clip"], report.failed
     assert _frames(json.loads((tmp_path / "ray" / "clip.json").read_text())["frames"]) == ref
     assert np.isfinite([p["keypoints"] for f in ref for p in f["persons"]]).all()
+
+
+def test_stream_loop_pushed_a_frame_at_a_time_equals_run(stream, tmp_path, one_thread):
+    """The push-style loop (what the Triton stream model drives, one request per frame, the boxes in the
+    request) gives what ``run`` gives; its frame count numbers the frames as the protocol's FRAME_INDEX."""
+    from dcpose_trt.runtime.stream import StreamLoop
+
+    frames, boxes, width = stream
+    ref = _by_run(frames, boxes, tmp_path)
+    source = FrameSource(frames)
+    table = BoxesFromFile(boxes, source.names())
+    with PoseEstimator(backend="torch") as est:
+        first = next(iter(source.indexed()))[1]
+        est.process(first, [[0, 0, 50, 50, 1.0]], index=99)
+        loop = StreamLoop(est)  # resets the estimator: the frame pushed above is forgotten
+        out = []
+        for i, frame in source.indexed():
+            out += loop.step(i, frame, table(i, frame))
+        assert loop.frames == len(ref)
+        out += loop.finish()
+    assert _frames([r.to_json() for r in out]) == ref
+
+
+def test_stream_model_has_no_loop_of_its_own_structural():
+    """Structural (not behavioural) check of issue [house]: the Triton stream model drives each stream
+    through runtime.stream's StreamLoop (``.step``/``.finish``) and calls no estimator's ``.process`` or
+    ``.flush`` itself, so it cannot drift from ``run``'s loop. Failed before the refactor (it called both)."""
+    import ast
+
+    tree = ast.parse((REPO / "dcpose_trt" / "serve" / "stream_model.py").read_text())
+    called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    assert not called & {"process", "flush"}, "the stream model runs a loop of its own"
+    assert {"step", "finish"} <= called
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "dcpose_trt.runtime.stream"
+             for a in n.names}
+    assert "StreamLoop" in names
