@@ -74,7 +74,7 @@ def _streams(url: str, videos: list[tuple[Path, Path]]) -> dict:
     def one(video: Path, boxes: Path) -> None:
         try:
             src = FrameSource(str(video))
-            table = BoxesFromFile(str(boxes), src.names())
+            table = BoxesFromFile(str(boxes), src.names(), video=video.name)  # a split-wide detections file
             mine = []
             with StreamClient(url) as c:
                 for i, frame in src.indexed():
