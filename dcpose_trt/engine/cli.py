@@ -44,10 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None, help="no progress bar")
     p.set_defaults(func=_build)
 
-    c = sub.add_parser("check-plan", help="tell whether a plan fits this machine (and how to rebuild it)")
+    c = sub.add_parser("check-plan",
+                       help="tell whether a plan fits this machine or a given TensorRT (and how to rebuild it)")
     c.add_argument("plan", type=Path)
     c.add_argument("--onnx", type=Path, help="the ONNX the plan should have been built from")
     c.add_argument("--preset", help="the preset the plan should be for")
+    c.add_argument("--tensorrt", metavar="VERSION",
+                   help="check against this TensorRT version (e.g. 10.8.0: a Triton container's) instead of the "
+                        "installed one; the GPU is then not checked")
     c.set_defaults(func=_check)
 
 
@@ -102,7 +106,8 @@ def _check(args: argparse.Namespace) -> int:
         from dcpose_trt.model.presets import get_preset
 
         get_preset(args.preset)  # InputError listing the presets
-    result = check(args.plan, args.onnx, args.preset)
+    tensorrt = getattr(args, "tensorrt", None)
+    result = check(args.plan, args.onnx, args.preset, tensorrt=tensorrt)
     if not result.checked:  # no plan or no usable sidecar: an error (exit 2), not a mismatch
         raise PlanMismatchError(result.message)
     print(result.message)
@@ -112,6 +117,10 @@ def _check(args: argparse.Namespace) -> int:
     target = meta.get("target") or {}
     derived = compat_notes((meta.get("dcn") or {}).get("form", ""), bool(target.get("version_compatible")),
                            str(target.get("hardware_compat", "none")))
+    if tensorrt is not None:
+        from dcpose_trt.engine.plan_target import target_notes
+
+        derived += target_notes(meta)
     for note in dict.fromkeys([*((meta.get("build") or {}).get("unverified") or []), *derived]):
         print(f"note: {note}")
     return 0 if result.ok else 1

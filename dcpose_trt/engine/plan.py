@@ -40,6 +40,7 @@ from dcpose_trt._atomic import atomic_write_bytes
 from dcpose_trt._env import TRT_FLAVOURS, parse_version
 from dcpose_trt.engine._trt import GpuInfo, Machine, local_machine, module_version
 from dcpose_trt.engine.onnx_info import OnnxInfo, file_sha256, onnx_sha256
+from dcpose_trt.engine.plan_target import VC_CROSS_MAJOR, parse_tensorrt, tensorrt_reason, vc_loads  # noqa: F401
 from dcpose_trt.errors import InputError, PlanMismatchError
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class PlanCheck:
     rebuild_command: str
     meta: dict[str, Any] = field(default_factory=dict)
     checked: bool = True
+    against: str = "this machine"  # or "TensorRT 10.8.0" (check(tensorrt=...))
 
     @property
     def message(self) -> str:
@@ -164,11 +166,11 @@ class PlanCheck:
         calling it a mismatch: ``PLAN: cannot check whether it fits this machine: reason; rebuild with: ...``.
         """
         if self.ok:
-            return f"{self.plan}: fits this machine"
+            return f"{self.plan}: fits {self.against}"
         if not self.checked:
-            return (f"{self.plan}: cannot check whether it fits this machine: {'; '.join(self.reasons)}; "
+            return (f"{self.plan}: cannot check whether it fits {self.against}: {'; '.join(self.reasons)}; "
                     f"rebuild with: {self.rebuild_command}")
-        return (f"{self.plan} does not fit this machine: {'; '.join(self.reasons)}; "
+        return (f"{self.plan} does not fit {self.against}: {'; '.join(self.reasons)}; "
                 f"rebuild with: {self.rebuild_command}")
 
 
@@ -193,21 +195,6 @@ def _version_reason(meta: dict[str, Any], machine: Machine) -> str | None:
             return None
         return f"it was built version-compatible with {backend} {built}, which {backend} {have} cannot load"
     return f"it was built with {backend} {built} but {have} is installed (plans are version specific)"
-
-
-# Cross-major pairs (built, runtime) TensorRT supports for version-compatible plans: "TensorRT 10
-# version-compatible engines can run with a TensorRT 11 runtime, and TensorRT 8 version-compatible engines
-# can run with a TensorRT 10 runtime. No other combination across major versions is supported."
-# (TensorRT 11.4 support matrix, "Engine Portability"; 11.x "Engine Compatibility" page).
-VC_CROSS_MAJOR = {(8, 10), (10, 11)}
-
-
-def vc_loads(built: tuple[int, ...], runtime: tuple[int, ...]) -> bool:
-    """Can a version-compatible plan built with TensorRT ``built`` load on ``runtime``? Same major and not
-    older, or a documented cross-major pair; VC exists from 8.6 on."""
-    if built < (8, 6) or runtime < built:
-        return False
-    return built[:1] == runtime[:1] or (built[0], runtime[0]) in VC_CROSS_MAJOR
 
 
 def _plugin_arch_reason(meta: dict[str, Any], gpu: GpuInfo) -> str | None:
@@ -282,7 +269,7 @@ def rebuild_command(meta: dict[str, Any], plan: Path, onnx_path: Path | None = N
 
 def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] | None = None,
           preset: str | None = None, machine: Machine | None = None, *,
-          sidecar: dict[str, Any] | None = None) -> PlanCheck:
+          sidecar: dict[str, Any] | None = None, tensorrt: str | None = None) -> PlanCheck:
     """Tell whether ``plan_path`` can run here, and if not exactly why and how to rebuild it.
 
     Checks, in order: plan and sidecar present and consistent (sha256); the TensorRT / TensorRT-RTX
@@ -299,28 +286,36 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
             other machines).
         sidecar: the plan's sidecar when the caller has already read it (:func:`read_sidecar`), so the
             file is read once.
+        tensorrt: check against this TensorRT version (``"10.8.0"``) instead of the installed one, and
+            leave the GPU unchecked (:mod:`dcpose_trt.engine.plan_target`); InputError when malformed.
     """
     plan = Path(plan_path)
     onnx = Path(onnx_path) if onnx_path is not None else None
+    against = "this machine" if tensorrt is None else f"TensorRT {tensorrt}"
+    if tensorrt is not None:
+        parse_tensorrt(tensorrt)
     cmd = f"dcpose-trt build --onnx {onnx or 'MODEL.onnx'} --out {plan}"
     if not plan.exists() and not sidecar_path(plan).exists():
-        return PlanCheck(plan, False, ["no such plan file"], cmd, checked=False)
+        return PlanCheck(plan, False, ["no such plan file"], cmd, checked=False, against=against)
     try:
         meta = sidecar if sidecar is not None else read_sidecar(plan)
     except PlanMismatchError as exc:
         reason = str(exc).split(": ", 1)[-1]
         if not sidecar_path(plan).exists():  # read_sidecar's own advice would repeat the rebuild command
             reason = f"no sidecar {sidecar_path(plan).name} next to it (dcpose-trt build writes one)"
-        return PlanCheck(plan, False, [reason], cmd, checked=False)
+        return PlanCheck(plan, False, [reason], cmd, checked=False, against=against)
     cmd = rebuild_command(meta, plan, onnx)
     if not plan.is_file():
-        return PlanCheck(plan, False, ["the plan file is missing"], cmd, meta)
+        return PlanCheck(plan, False, ["the plan file is missing"], cmd, meta, against=against)
 
     reasons = []
     if file_sha256(plan) != meta["plan"]["sha256"]:
         reasons.append("the plan file does not match its sidecar (sha256 differs)")
-    machine = machine or local_machine()
-    reasons.extend(r for r in (_version_reason(meta, machine), _gpu_reason(meta, machine)) if r)
+    if tensorrt is not None:  # another machine's TensorRT: its GPU is unknown here
+        reasons.extend(r for r in [tensorrt_reason(meta, tensorrt)] if r)
+    else:
+        machine = machine or local_machine()
+        reasons.extend(r for r in (_version_reason(meta, machine), _gpu_reason(meta, machine)) if r)
     if onnx is not None:
         if not onnx.is_file():
             reasons.append(f"the ONNX file {onnx} does not exist")
@@ -328,7 +323,7 @@ def check(plan_path: str | os.PathLike[str], onnx_path: str | os.PathLike[str] |
             reasons.append(f"{onnx} changed since the plan was built (sha256 differs)")
     if preset is not None and meta.get("preset") not in (None, preset):
         reasons.append(f"it is for preset {meta['preset']} but {preset} was requested")
-    return PlanCheck(plan, not reasons, reasons, cmd, meta)
+    return PlanCheck(plan, not reasons, reasons, cmd, meta, against=against)
 
 
 def ensure_plan_fits(plan_path: str | os.PathLike[str], sidecar: dict[str, Any] | None = None,
