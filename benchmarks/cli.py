@@ -23,6 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from benchmarks.config import BACKENDS, MODES, PRECISIONS, BenchConfig
+from benchmarks.head_profile import register as register_head
 from benchmarks.serve_bench import register as register_serve
 
 # The help shows the config's own defaults, read from its fields: an instance would look up which backend
@@ -272,3 +273,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "default: all)")
     g.set_defaults(func=_gpu_check)
     register_serve(subs)
+    register_head(subs)

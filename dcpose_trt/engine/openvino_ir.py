@@ -26,6 +26,10 @@ from dcpose_trt.errors import InputError
 
 log = logging.getLogger(__name__)
 
+#: The head's converted form, in the IR cache key: an IR cached before the head changed form (the native
+#: ``DeformableConvolution`` head of earlier releases, or a head INT8 scope change) is converted again.
+HEAD_FORM = "cpu-gridsample-1x1/int8-offsets"
+
 
 def _ov() -> Any:
     return require("openvino", "openvino", "the OpenVINO backend")
@@ -42,10 +46,14 @@ def convert_parts(model: Any) -> dict[str, Any]:
     """Backbone and head of a :class:`DCPose` → ``{"backbone": ov.Model, "head": ov.Model}`` (dynamic batch).
 
     Backbone ``image float32[B, 3, H, W]`` → ``float32[B, 17, h, w]``; head ``cur, prev, next
-    float32[B, 17, h, w]`` + ``margin float32[B, 2]`` → ``float32[B, 17, h, w]``.
+    float32[B, 17, h, w]`` + ``margin float32[B, 2]`` → ``float32[B, 17, h, w]``. The head is converted in
+    its CPU form (:class:`~dcpose_trt.model.cpu_head.CpuHead`: each deformable conv as GridSample + a 1×1
+    conv), which OpenVINO runs faster than its ``DeformableConvolution`` and NNCF can quantize.
     """
     import torch
     import torchvision.ops  # noqa: F401 - imported before tracing: its import-time _cuda_version op breaks the trace
+
+    from dcpose_trt.model.cpu_head import CpuHead
 
 
     class Part(torch.nn.Module):
@@ -65,7 +73,7 @@ def convert_parts(model: Any) -> dict[str, Any]:
     hm = [torch.rand(2, 17, hh, hw) * 0.1 for _ in range(3)]
     specs = {
         "backbone": (Part("backbone").eval(), (torch.rand(2, 3, h, w),), [[-1, 3, h, w]]),
-        "head": (Part("head").eval(), (*hm, torch.ones(2, 2)), [[-1, 17, hh, hw]] * 3 + [[-1, 2]]),
+        "head": (CpuHead(model).eval(), (*hm, torch.ones(2, 2)), [[-1, 17, hh, hw]] * 3 + [[-1, 2]]),
     }
     out = {}
     for part, (module, example, shapes) in specs.items():
@@ -93,6 +101,36 @@ def quantize_backbone(backbone: Any, crops: np.ndarray, batch: int = 8) -> Any:
     q = nncf.quantize(backbone, nncf.Dataset(batches), subset_size=len(batches),
                       preset=nncf.QuantizationPreset.PERFORMANCE)
     log.info("NNCF quantized the backbone on %d images in %.1f s", len(images), time.perf_counter() - t0)
+    return q
+
+
+def quantize_head(head: Any, backbone: Any, crops: np.ndarray, batch: int = 8, scope: str = "offsets") -> Any:
+    """NNCF INT8 quantization of the CPU-form head ``ov.Model`` (:mod:`dcpose_trt.model.cpu_head`).
+
+    Calibrated on what the head sees at run time: the heatmaps ``backbone`` (the ``ov.Model`` that will run
+    before it, INT8 or FP32) gives for the current, previous and next images of each crop window
+    ``float32[N, 9, H, W]``, margin [1, 1]. ``scope`` (a key of ``INT8_KEEP_FLOAT``) says which convs
+    are quantized; the sampling coordinates stay FP32 either way.
+    """
+    from dcpose_trt.model.cpu_head import INT8_KEEP_FLOAT
+
+    nncf = require("nncf", "openvino", "OpenVINO INT8 (NNCF post-training quantization)")
+    if scope not in INT8_KEEP_FLOAT:
+        raise InputError(f"unknown head INT8 scope {scope!r}; choose one of: {', '.join(INT8_KEEP_FLOAT)}")
+    t0 = time.perf_counter()
+    compiled = _ov().Core().compile_model(backbone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    batches = []
+    for i in range(0, len(crops), batch):
+        window = np.ascontiguousarray(crops[i : i + batch], dtype=np.float32)  # (b, 9, H, W)
+        b = len(window)
+        # Channels [current, previous, next] RGB → (b·3, 3, H, W) images → (b, 3, 17, h, w) heatmaps.
+        hm = compiled(window.reshape(b * 3, 3, *window.shape[2:]))[0]
+        hm = hm.reshape(b, 3, *hm.shape[1:])
+        batches.append([np.ascontiguousarray(hm[:, t]) for t in range(3)] + [np.ones((b, 2), np.float32)])
+    q = nncf.quantize(head, nncf.Dataset(batches), subset_size=len(batches),
+                      preset=nncf.QuantizationPreset.PERFORMANCE,
+                      ignored_scope=nncf.IgnoredScope(patterns=[INT8_KEEP_FLOAT[scope]], validate=False))
+    log.info("NNCF quantized the head (%s) on %d windows in %.1f s", scope, len(crops), time.perf_counter() - t0)
     return q
 
 
@@ -151,7 +189,7 @@ def ir_cache_key(ckpt: Path, ov_version: str, calib: str | os.PathLike | None = 
 
     sha = file_sha256(ckpt)
     key = {"checkpoint_sha256": sha, "precision": "fp32", "dcpose-trt": _version("dcpose-trt"),
-           "torch": _version("torch"), "openvino": ov_version}
+           "torch": _version("torch"), "openvino": ov_version, "head_form": HEAD_FORM}
     if calib is not None:
         key.update(precision="int8", nncf=_version("nncf"), calib=str(Path(calib).resolve()),
                    calib_boxes=str(calib_boxes), calib_samples=str(calib_samples), calib_split=calib_split)
@@ -180,8 +218,9 @@ def is_ir_pair(folder: Path) -> bool:
 def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.PathLike | None = None,
              calib_boxes: str | os.PathLike | None = None, calib_samples: int = 256,
              parts: dict[str, Any] | None = None, calib_split: str = "val", *,
-             key: dict[str, str] | None = None) -> Path:
-    """Convert a :class:`DCPose` into an IR pair in ``folder`` (``int8``: NNCF backbone on ``calib`` crops).
+             key: dict[str, str] | None = None, head_scope: str = "offsets") -> Path:
+    """Convert a :class:`DCPose` into an IR pair in ``folder`` (``int8``: NNCF backbone and head on ``calib``
+    crops; ``head_scope``: which head convs, see :func:`quantize_head`).
 
     ``parts``: already converted FP32 ``{"backbone", "head"}`` models to start from (skips the conversion).
     """
@@ -195,6 +234,7 @@ def build_ir(model: Any, folder: Path, precision: str = "fp32", calib: str | os.
         p = model.preset
         crops = calibration_crops(qc, tuple(p.image_size), tuple(p.mean), tuple(p.std))
         parts["backbone"] = quantize_backbone(parts["backbone"], crops)
+        parts["head"] = quantize_head(parts["head"], parts["backbone"], crops, scope=head_scope)
     _save_pair(parts, folder, key)
     return folder
 

@@ -158,8 +158,10 @@ class DCPose(nn.Module):
         """HRNet on one frame: ``Tensor[B, 3, H, W]`` → rough heatmaps ``Tensor[B, 17, H/4, W/4]``."""
         return self.rough_pose_estimation_net(x)
 
-    def head(self, cur: Tensor, prev: Tensor, nxt: Tensor, margin: Tensor) -> Tensor:
-        """Temporal head: three ``Tensor[B, 17, h, w]`` heatmaps + margin ``Tensor[B, 2]`` → refined."""
+    def head_features(self, cur: Tensor, prev: Tensor, nxt: Tensor, margin: Tensor) -> tuple[Tensor, Tensor]:
+        """PTM and PRF of the head: three ``Tensor[B, 17, h, w]`` heatmaps + margin ``Tensor[B, 2]`` →
+        ``(sup Tensor[B, 17, h, w], feat Tensor[B, 64, h, w])``: the map the DCNs sample and the features
+        their offsets and masks come from."""
         b = cur.shape[0]
         m = margin.float()
         m = m / m.sum(dim=1, keepdim=True)
@@ -173,7 +175,11 @@ class DCPose(nn.Module):
         ptm_in = torch.stack([cur, prev * wp, nxt * wn], dim=2).flatten(1, 2)
         dif = self.diff_temporal_fuse(prf_in)
         sup = self.support_temporal_fuse(ptm_in)
-        feat = self.offset_mask_combine_conv(torch.cat([dif, sup], dim=1))
+        return sup, self.offset_mask_combine_conv(torch.cat([dif, sup], dim=1))
+
+    def head(self, cur: Tensor, prev: Tensor, nxt: Tensor, margin: Tensor) -> Tensor:
+        """Temporal head: three ``Tensor[B, 17, h, w]`` heatmaps + margin ``Tensor[B, 2]`` → refined."""
+        sup, feat = self.head_features(cur, prev, nxt, margin)
         out = None
         n = len(self.dilations)
         for off_conv, mask_conv, dcn in zip(self.offsets_list, self.masks_list,

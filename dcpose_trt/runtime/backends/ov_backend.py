@@ -3,21 +3,20 @@
 Sources, in order of preference:
 
 * a DCPose checkpoint (``.pth``, or None for the bundled model): converted on demand with OpenVINO's
-  PyTorch frontend (``ov.convert_model`` on the backbone and the head module; torchvision's
-  ``deform_conv2d`` becomes OpenVINO's native ``DeformableConvolution``) and saved as IR in a cache keyed
-  by the checkpoint's SHA-256, the precision and the OpenVINO version. This is the default because it
-  keeps the deformable convolution one native op: on tiny-128x96 the head ran in 172 ms vs 187 ms
-  for the ``gridsample`` ONNX form (FP32, 1 person, load average 10 on 2 cores, see README), and the
-  backbone in 8.5 vs 24 ms.
+  PyTorch frontend and saved as IR in a cache keyed by the checkpoint's SHA-256, the precision, the
+  versions and the head's form. The head is converted in its CPU form
+  (:class:`~dcpose_trt.model.cpu_head.CpuHead`: each deformable conv as a GridSample gather + a 1×1 conv),
+  which OpenVINO runs faster than its own ``DeformableConvolution`` and NNCF can quantize (w32, 8 persons:
+  the profile in docs/cpu_backends.md).
 * an ONNX file of the ``gridsample`` form (OpenVINO has no conversion rule for ONNX ``DeformConv``),
   whole or split (folder with ``backbone.onnx`` + ``head.onnx``), FP32 or our INT8 Q/DQ export;
 * OpenVINO IR (``.xml``, or a folder with ``backbone.xml`` + ``head.xml``).
 
 Precisions: ``fp32``; ``bf16`` (OpenVINO's inference-precision hint; only where the CPU reports BF16,
-i.e. AVX-512 BF16 or AMX); ``int8`` (NNCF post-training quantization of the backbone, calibrated on real
-person crops, with the head kept in FP32 because its deformable-conv offsets decide sub-pixel positions;
-or a Q/DQ INT8 ONNX as exported). Compiled models are cached on disk (OpenVINO ``CACHE_DIR``) so a second
-start skips compilation.
+i.e. AVX-512 BF16 or AMX); ``int8`` (NNCF post-training quantization, calibrated on real person crops, of
+the backbone and of the head's offset and mask convolutions; the rest of the head, the sampling
+coordinates included, runs in FP32; or a Q/DQ INT8 ONNX as exported). Compiled models are cached on disk
+(OpenVINO ``CACHE_DIR``) so a second start skips compilation.
 """
 
 from __future__ import annotations
@@ -51,7 +50,9 @@ PRECISIONS = ("fp32", "bf16", "int8")
 # Backend names the CLI and open_backend accept: the precision rides on the name, so every verb that takes
 # --backend gets BF16/INT8 without a new flag.
 BACKEND_NAMES = ("openvino", "openvino-bf16", "openvino-int8")
-_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the non-quantized parts run in FP32
+# int8: what is not quantized runs in FP32 (the head's sampling coordinates among it). A BF16 remainder was
+# measured too: no e2e gain at w32 8 persons cached (422 vs 425 ms), so the coordinates keep FP32.
+_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 def precision_of(backend: str) -> str:

@@ -1,0 +1,106 @@
+"""The DCPose head rewritten for CPU runtimes: the deformable convs as GridSample + a 1×1 conv.
+
+Same function as :meth:`DCPose.head` (equal to float rounding), laid out so that a CPU runtime spends its
+time in its fast kernels instead of a generic deformable-convolution op:
+
+* Each modulated DCN (17→17 channels, 3×3, one offset group per channel) becomes a bilinear gather of its
+  17·9 samples per pixel (one ``GridSample`` over the 17 channels as 17 single-channel images), a
+  multiplication by the mask, and a 1×1 convolution over the 153 gathered values (the DCN's GEMM). On
+  OpenVINO (w32, 8 persons) the gather takes ~6 ms per DCN where its ``DeformableConvolution`` took ~42 ms,
+  and the 1×1 conv is an ordinary conv that INT8 quantization covers.
+* The offset convolutions produce the sampling grid directly: their output channels are reordered from
+  the DCN's (Δy, Δx) to GridSample's (x, y) and scaled by GridSample's normalisation (2/W, 2/H) in the
+  weights, so the grid is one constant add and one transpose away (no per-element stack).
+* The 1/5 averaging of the five DCNs is folded into their 1×1 weights and biases.
+
+The sampling coordinates are arithmetic on the offset convs' outputs and must stay FP32: a BF16 add of the
+base position would round a coordinate near the map's edge by up to 1/256 of its width. OpenVINO's BF16
+hint lowers that add too, so the INT8 IR runs with the FP32 hint (only the quantized convs in INT8).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: What INT8 post-training quantization of the CPU head leaves in floating point, as regular expressions over
+#: the converted nodes' names (OpenVINO's PyTorch frontend names each node after its module path):
+#: ``offsets`` quantizes only the offset and mask convolutions (three quarters of the head's FLOPs);
+#: ``convs`` quantizes every convolution except the DCNs' 1×1 GEMMs, whose inputs are sampled heatmap values.
+#: The sampling coordinates (the grid add, transpose and GridSample) are never quantized: their inputs
+#: are the convs' FP32 outputs.
+INT8_KEEP_FLOAT = {
+    "offsets": r"^(?!.*branches\.\d+\.(offset|mask)/).*",
+    "convs": r".*branches\.\d+\.gemm/.*",
+}
+
+
+class _DcnBranch(nn.Module):
+    """One dilation: offset conv (emitting normalised grid deltas), mask conv, gather, 1×1 conv."""
+
+    def __init__(self, model: nn.Module, i: int, hw: tuple[int, int]):
+        super().__init__()
+        off_conv: nn.Conv2d = model.offsets_list[i][0]
+        mask_conv: nn.Conv2d = model.masks_list[i][0]
+        dcn = model.modulated_deform_conv_list[i].deform_conv
+        j = model.num_joints
+        d = model.dilations[i]
+        n = len(model.dilations)
+        h, w = hw
+        k = dcn.weight.shape[-1] * dcn.weight.shape[-2]
+        self.j, self.k, self.h, self.w = j, k, h, w
+        # Offset channels are (group j, tap t, [dy, dx]); GridSample wants (x, y) normalised as
+        # x_norm = (2x + 1) / W - 1 (align_corners=False). Reorder to (j, t, [dx, dy]) and scale by 2/W, 2/H.
+        wt = off_conv.weight.detach().reshape(j, k, 2, *off_conv.weight.shape[1:])
+        wt = torch.stack([wt[:, :, 1] * (2.0 / w), wt[:, :, 0] * (2.0 / h)], dim=2)
+        self.offset = nn.Conv2d(off_conv.in_channels, j * k * 2, off_conv.kernel_size, padding=d, dilation=d,
+                                bias=False)
+        self.offset.weight.data.copy_(wt.reshape_as(off_conv.weight))
+        self.mask = mask_conv
+        # Base sampling positions of each tap, normalised: (1, j·k·2... broadcast over j) as (k, 2, h, w).
+        dil, pad = dcn.dilation, dcn.padding
+        kh, kw = dcn.weight.shape[-2:]
+        ys = torch.arange(h, dtype=torch.float64) - pad
+        xs = torch.arange(w, dtype=torch.float64) - pad
+        by = (torch.arange(kh, dtype=torch.float64) * dil).view(kh, 1, 1, 1) + ys.view(1, 1, h, 1)
+        bx = (torch.arange(kw, dtype=torch.float64) * dil).view(1, kw, 1, 1) + xs.view(1, 1, 1, w)
+        gx = (2.0 * bx.expand(kh, kw, h, w) + 1.0) / w - 1.0
+        gy = (2.0 * by.expand(kh, kw, h, w) + 1.0) / h - 1.0
+        base = torch.stack([gx, gy], dim=2).reshape(1, k * 2, h, w).repeat(1, j, 1, 1)
+        self.grid_base = nn.Parameter(base.float(), requires_grad=False)
+        # The DCN's GEMM: out[o] = sum over (c, t) of weight[o, c, t] * sample[c, t]; the 1/n average folded in.
+        self.gemm = nn.Conv2d(j * k, dcn.weight.shape[0], 1)
+        self.gemm.weight.data.copy_(dcn.weight.detach().reshape(dcn.weight.shape[0], j * k, 1, 1) / n)
+        self.gemm.bias.data.copy_(dcn.bias.detach() / n)
+
+    def forward(self, feat: Tensor, sup: Tensor) -> Tensor:
+        b = feat.shape[0]
+        j, k, h, w = self.j, self.k, self.h, self.w
+        grid = self.offset(feat) + self.grid_base  # (B, j·k·2, h, w): normalised (x, y) per group and tap
+        grid = grid.reshape(b, j, k, 2, h, w).permute(0, 1, 2, 4, 5, 3).reshape(b * j, k * h, w, 2)
+        s = F.grid_sample(sup.reshape(b * j, 1, h, w), grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False)  # (B·j, 1, k·h, w)
+        s = s.reshape(b, j * k, h, w) * self.mask(feat)
+        return self.gemm(s)
+
+
+class CpuHead(nn.Module):
+    """:meth:`DCPose.head` of ``model`` in the CPU form: ``cur, prev, next Tensor[B, 17, h, w]`` + margin
+    ``Tensor[B, 2]`` → ``Tensor[B, 17, h, w]``. Shares the PRF/PTM/combine modules with ``model``; the
+    DCN branches hold converted copies of its offset/DCN weights (rebuild after changing the model)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        hw = tuple(model.preset.heatmap_size)
+        self.branches = nn.ModuleList(_DcnBranch(model, i, hw) for i in range(len(model.dilations)))
+
+    def forward(self, cur: Tensor, prev: Tensor, nxt: Tensor, margin: Tensor) -> Tensor:
+        sup, feat = self.model.head_features(cur, prev, nxt, margin)
+        out = None
+        for br in self.branches:
+            y = br(feat, sup)
+            out = y if out is None else out + y
+        assert out is not None
+        return out
