@@ -5,10 +5,11 @@
 One invocation, one machine: a synthetic archive (one video per stream), a CPU repository of the model
 (``serve export``: ONNX Runtime or OpenVINO part models; or ``--plans`` for ``--target tensorrt``), one
 ``tritonserver`` on loopback ports. First the in-process baseline (``run_video`` with the same split model
-and backend on one video), then for each stream count N: N clients at once, each sending its own video as
-one stream. Reported per configuration: total frames/s, per-request round-trip p50/p99 (a request returns
-the previous frame's poses: one frame of look-ahead), and the batch sizes Triton's dynamic batcher formed
-on the backbone, and the compute and queue seconds of each model (from Triton's statistics, counted for
+and backend, one estimator, every video in turn after one warm-up video), then for each stream count N: N
+clients at once, each sending its own video as one stream; each row also gets the in-process rate over the
+same N videos and the ratio. Reported per configuration: total frames/s, per-request round-trip p50/p99
+(a request returns the previous frame's poses: one frame of look-ahead), the batch sizes Triton's dynamic
+batcher formed on the backbone, and the compute and queue seconds of each model (from Triton's statistics, counted for
 this configuration only: where the server's time went). Writes ``OUT/results.json``.
 """
 
@@ -103,18 +104,53 @@ def _streams(url: str, videos: list[tuple[Path, Path]]) -> dict:
             "frames_per_s": round(frames[0] / wall, 2), "request_ms": _pct(lat), **_delta(before, _stats(url))}
 
 
+def _in_process(videos: list[tuple[Path, Path]], manifest: dict, mode: str) -> dict:
+    """One in-process estimator (the repository's model and backend) runs every video in turn, after one
+    untimed warm-up video; per video: frames, seconds, frames/s, per-frame p50/p99."""
+    from dcpose_trt.runtime.estimator import PoseEstimator
+    from dcpose_trt.runtime.pipeline import RunConfig, run_video
+
+    est = PoseEstimator(manifest["model"], backend=manifest["backend"], mode=mode)
+    cfgs = [RunConfig(video=str(v), boxes=str(b), model=manifest["model"], backend=manifest["backend"], mode=mode)
+            for v, b in videos]
+    run_video(cfgs[0], est, progress=False)  # warm-up: lazy initialisation, caches, page faults
+    per = []
+    for c in cfgs:
+        s = run_video(c, est, progress=False)
+        per.append({"frames": s.frames, "seconds": round(s.seconds, 3), "frames_per_s": round(s.frames / s.seconds, 2),
+                    "frame_ms": {k: round(s.latency_ms[k], 2) for k in ("p50", "p99")}})
+    frames, seconds = sum(p["frames"] for p in per), sum(p["seconds"] for p in per)
+    return {"config": f"in-process run ({manifest['backend']}, one estimator, the videos one after another, "
+                      "after one warm-up video)", "frames": frames, "seconds": round(seconds, 3),
+            "frames_per_s": round(frames / seconds, 2), "videos": per}
+
+
+def _persons_per_frame(videos: list[tuple[Path, Path]]) -> float:
+    """Mean detections per frame over the videos (what each frame sends to the model)."""
+    from dcpose_trt.data.video import BoxesFromFile, FrameSource
+
+    total = n = 0
+    for video, boxes in videos:
+        src = FrameSource(str(video))
+        table = BoxesFromFile(str(boxes), src.names(), video=video.name)
+        for i in range(len(src)):
+            total += len(table(i, None))
+            n += 1
+    return round(total / max(n, 1), 2)
+
+
 def serve_bench(out: Path, streams: tuple[int, ...] = (1, 2, 4, 8), frames: int = 20, model: str | None = None,
                 backend: str = "onnxruntime", mode: str = "exact", target: str = "cpu") -> dict:
     """Run the baseline and every stream count against one server; write ``out/results.json``."""
     from dcpose_trt._atomic import atomic_write_text
     from dcpose_trt.data.synth import SynthConfig, generate
     from dcpose_trt.errors import InputError
-    from dcpose_trt.runtime.pipeline import RunConfig, run_video
     from dcpose_trt.serve.repository import ServeExportConfig, export_repository, read_manifest
     from dcpose_trt.serve.server import TritonServer
 
     if not streams or min(streams) < 1 or frames < 2:
         raise InputError(f"--streams must be >= 1 and --frames >= 2, got {streams} and {frames}")
+    load0 = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="serve_bench."))
     try:
         n = max(streams)
@@ -124,23 +160,23 @@ def serve_bench(out: Path, streams: tuple[int, ...] = (1, 2, 4, 8), frames: int 
         repo = export_repository(ServeExportConfig(out=str(work / "repo"), model=model, target=target, mode=mode,
                                                    backend=backend, stream_instances=n))
         manifest = read_manifest(repo)
-        base = None
-        if target == "cpu":
-            s = run_video(RunConfig(video=str(videos[0][0]), boxes=str(videos[0][1]), model=manifest["model"],
-                                    backend=manifest["backend"], mode=mode), progress=False)
-            base = {"config": f"in-process run ({manifest['backend']}, 1 video)", "frames": s.frames,
-                    "seconds": round(s.seconds, 3), "frames_per_s": round(s.frames / s.seconds, 2),
-                    "frame_ms": {k: round(s.latency_ms[k], 2) for k in ("p50", "p99")}}
+        base = _in_process(videos, manifest, mode) if target == "cpu" else None
         with TritonServer(repo) as server:
             _streams(server.grpc_url, videos[:1])  # warm-up: lazy session start-up in every process
             rows = [_streams(server.grpc_url, videos[:k]) for k in streams]
+        persons = _persons_per_frame(videos)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    doc = {"note": "measured on a 2-core machine shared with other jobs (see loadavg_after): indicative only",
-           "target": target, "backend": manifest["backend"], "mode": mode, "model": model or "bundled",
-           "frames_per_stream": frames, "size": [320, 240], "persons_per_frame": "1-3 (synthetic)",
+    if base is not None:  # the in-process rate over the same videos as each row, and the ratio
+        for r in rows:
+            k = r["streams"]
+            ref = sum(v["frames"] for v in base["videos"][:k]) / sum(v["seconds"] for v in base["videos"][:k])
+            r["in_process_frames_per_s"] = round(ref, 2)
+            r["vs_in_process"] = round(r["frames_per_s"] / ref, 2)
+    doc = {"target": target, "backend": manifest["backend"], "mode": mode, "model": model or "bundled",
+           "frames_per_stream": frames, "size": [320, 240], "persons_per_frame": persons,
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "loadavg_after": os.getloadavg()},
+                       "loadavg_before": load0, "loadavg_after": os.getloadavg()},
            "baseline": base, "rows": rows}
     atomic_write_text(Path(out) / "results.json", json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))

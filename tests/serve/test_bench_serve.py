@@ -25,13 +25,18 @@ def test_bench_serve_writes_a_row_per_stream_count_and_the_baseline(tmp_path, ca
     assert (doc["target"], doc["backend"], doc["mode"], doc["frames_per_stream"]) == ("cpu", "onnxruntime", "exact", 3)
 
     base = doc["baseline"]
-    assert base["config"].startswith("in-process run") and base["frames"] == 3 and base["frames_per_s"] > 0
-    assert 0 < base["frame_ms"]["p50"] <= base["frame_ms"]["p99"]
+    # The baseline runs every video (one per stream of the largest row) in one process, after a warm-up.
+    assert base["config"].startswith("in-process run") and base["frames"] == 6 and base["frames_per_s"] > 0
+    assert [v["frames"] for v in base["videos"]] == [3, 3]
+    assert all(0 < v["frame_ms"]["p50"] <= v["frame_ms"]["p99"] for v in base["videos"])
+    assert doc["persons_per_frame"] > 0
 
     assert [r["streams"] for r in doc["rows"]] == [1, 2]
     for row in doc["rows"]:
         assert row["frames"] == 3 * row["streams"] and row["frames_per_s"] > 0
         assert 0 < row["request_ms"]["p50"] <= row["request_ms"]["p99"]
+        assert row["in_process_frames_per_s"] > 0
+        assert row["vs_in_process"] == pytest.approx(row["frames_per_s"] / row["in_process_frames_per_s"], abs=0.01)
         # The batch sizes Triton's dynamic batcher formed on the backbone, counted for this row only. Exact
         # mode sends 3 crops (t-1, t, t+1) per person, so every request, and every batch of requests, holds a
         # multiple of 3 rows.
