@@ -75,8 +75,9 @@ DEFAULT_DEFORM_FORM = "deformconv"
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANTIZED_PRECISIONS = ("fp16", "int8")  # what `dcpose-trt quantize --precision` accepts
 #: INT8 layouts: ``tensorrt`` (symmetric S8S8 Q/DQ, what strongly typed TensorRT networks need) and
-#: ``cpu`` (ONNX Runtime's CPU recipe: U8S8 QOperator, what its x86 integer kernels are built for).
-INT8_TARGETS = ("tensorrt", "cpu")
+#: ``cpu`` (ONNX Runtime's CPU recipe: U8S8 QOperator, what its x86 integer kernels are built for);
+#: ``openvino`` is not an ONNX layout: an NNCF INT8 OpenVINO IR pair of a checkpoint (``quantize --target openvino``).
+INT8_TARGETS = ("tensorrt", "cpu", "openvino")
 
 __all__ = [
     "OnnxModelInfo",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dcpose_trt._env import TRT_BUILDERS
+
+if TYPE_CHECKING:
+    from dcpose_trt.export.quantize_config import QuantizeConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     :class:`BuildConfig`'s defaults, which apply."""
     from dcpose_trt.engine.config import HARDWARE_COMPAT, BuildConfig
 
+    if "quantize" in sub.choices:
+        # `quantize --target openvino` (the export stage's verb) builds an IR, this stage's step: handed in
+        # here because export may not import engine.
+        sub.choices["quantize"].set_defaults(quantize_ir=_quantize_ir)
     default_persons = ",".join(map(str, BuildConfig.profiles[0]))
     p = sub.add_parser(
         "build", help="build a TensorRT / TensorRT-RTX plan (+ JSON sidecar) from an exported ONNX",
@@ -124,3 +132,10 @@ def _check(args: argparse.Namespace) -> int:
     for note in dict.fromkeys([*((meta.get("build") or {}).get("unverified") or []), *derived]):
         print(f"note: {note}")
     return 0 if result.ok else 1
+
+
+def _quantize_ir(model: Path | None, out: Path, qc: QuantizeConfig) -> Path:
+    """``quantize --target openvino``: see :func:`dcpose_trt.engine.openvino_ir.quantize_ir`."""
+    from dcpose_trt.engine.openvino_ir import quantize_ir
+
+    return quantize_ir(model, out, qc)

@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from dcpose_trt.contract import META_PRESET
 from dcpose_trt.engine import cache_manifest
 from dcpose_trt.engine.model_cache import file_sha256
 from dcpose_trt.errors import InputError
+
+if TYPE_CHECKING:
+    from dcpose_trt.export.quantize_config import QuantizeConfig
 
 log = logging.getLogger(__name__)
 
@@ -255,3 +258,23 @@ def _save_pair(parts: dict[str, Any], folder: Path, key: dict[str, str] | None =
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def quantize_ir(model_path: str | os.PathLike | None, out: str | os.PathLike, qc: QuantizeConfig) -> Path:
+    """``dcpose-trt quantize --target openvino``: the INT8 IR pair of a checkpoint (None: the bundled model)
+    written into ``out`` (``backbone.xml/.bin`` + ``head.xml/.bin``, atomically), as the ``openvino-int8``
+    backend builds it into its cache: NNCF INT8 backbone and head offset/mask convs, calibrated on ``qc``
+    (``calib_method`` does not apply: NNCF sets its own ranges).
+    """
+    from dcpose_trt.model import bundled_model_path, load_model
+
+    if qc.precision != "int8" or qc.target != "openvino":
+        raise InputError("the OpenVINO IR is an INT8 target: give --precision int8 --target openvino")
+    ckpt = Path(model_path) if model_path is not None else bundled_model_path()
+    if ckpt is None:
+        raise InputError("no --model given and no bundled model in this install")
+    if not ckpt.is_file():
+        raise InputError(f"checkpoint not found: {ckpt}")
+    _ov()  # the install hint before the checkpoint loads
+    return build_ir(load_model(ckpt), Path(out), "int8", qc.calib, qc.calib_boxes, qc.calib_samples,
+                    calib_split=qc.calib_split)

@@ -44,17 +44,37 @@ def _export(args: argparse.Namespace) -> int:
 
 def _quantize(args: argparse.Namespace) -> int:
     from dcpose_trt._atomic import check_writable
+    from dcpose_trt.errors import InputError
 
+    openvino = args.target == "openvino"
+    if openvino and args.onnx is not None:
+        raise InputError("--target openvino quantizes a checkpoint (--model, default: the bundled model), "
+                         "not an ONNX: drop --onnx")
+    if not openvino and args.onnx is None:
+        raise InputError("--onnx is required" + (" (--model is only for --target openvino)" if args.model else ""))
+    if not openvino and args.model is not None:
+        raise InputError("--model is only for --target openvino; the other targets quantize an --onnx export")
+    if openvino and args.precision != "int8":
+        raise InputError("--target openvino is an INT8 IR: give --precision int8")
     calib_ann = args.calib / "annotations" if args.calib is not None else None
-    check_writable(args.out, folder=args.onnx.is_dir(), inputs=[args.onnx, args.calib, args.calib_boxes],
+    src = args.model if openvino else args.onnx
+    check_writable(args.out, folder=openvino or args.onnx.is_dir(), inputs=[src, args.calib, args.calib_boxes],
                    protected=[calib_ann])
-    from dcpose_trt.export.precision import quantize_onnx
+    if openvino and args.out.is_dir() and any(args.out.iterdir()):
+        raise InputError(f"--out {args.out} is a non-empty folder; give a new or empty one for the IR pair")
     from dcpose_trt.export.quantize_config import QuantizeConfig
 
     _progress_logging()
     cfg = QuantizeConfig(**_given(precision=args.precision, calib=args.calib, calib_boxes=args.calib_boxes,
                                   calib_samples=args.calib_samples, calib_split=args.calib_split or CALIB_SPLIT,
                                   calib_method=args.calib_method, target=args.target))
+    if openvino:
+        # The IR build is the engine stage's (it imports export, not the other way): engine/cli.py hands it in.
+        out = args.quantize_ir(args.model, args.out, cfg)
+        print(f"wrote {out} (int8, openvino IR: backbone + head offset/mask convs INT8)")
+        return 0
+    from dcpose_trt.export.precision import quantize_onnx
+
     out = quantize_onnx(args.onnx, args.out, cfg)
     print(f"wrote {out} ({args.precision}{', ' + cfg.target + ' layout' if cfg.precision == 'int8' else ''})")
     return 0
@@ -86,10 +106,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default: {'on' if ExportConfig.check else 'off'})")
     p.set_defaults(func=_export)
 
-    q = sub.add_parser("quantize", help="FP16 or INT8 (Q/DQ) copy of an exported ONNX",
-                       description="Lower an FP32 export to FP16, or to INT8 calibrated on real person crops.")
-    q.add_argument("--onnx", type=Path, required=True,
-                   help="FP32 ONNX from 'dcpose-trt export', or a --split export folder")
+    q = sub.add_parser("quantize", help="FP16 or INT8 (Q/DQ) copy of an exported ONNX, or an INT8 OpenVINO IR",
+                       description="Lower an FP32 export to FP16, or to INT8 calibrated on real person crops; "
+                                   "--target openvino: an INT8 OpenVINO IR pair of a checkpoint.")
+    q.add_argument("--onnx", type=Path,
+                   help="FP32 ONNX from 'dcpose-trt export', or a --split export folder (required, except for "
+                        "--target openvino)")
+    q.add_argument("--model", type=Path,
+                   help="--target openvino only: DCPose checkpoint (.pth); default: the bundled tiny model")
     q.add_argument("--precision", choices=("fp16", "int8"), required=True)
     q.add_argument("--calib", type=Path, help="INT8: video file, frames folder, or PoseTrack-layout dataset")
     q.add_argument("--calib-boxes", type=Path, help="INT8: person boxes for a video/frames folder (boxes.json "
@@ -102,7 +126,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--calib-method", choices=CALIB_METHODS, help=f"(default: {QuantizeConfig.calib_method})")
     q.add_argument("--target", choices=INT8_TARGETS,
                    help="INT8 layout: tensorrt = symmetric Q/DQ for TensorRT plans; cpu = ONNX Runtime's U8S8 "
-                        "QOperator recipe, faster than FP32 on its CPU provider (not buildable by TensorRT) "
-                        f"(default: {QuantizeConfig.target})")
-    q.add_argument("--out", type=Path, required=True, help="output .onnx (for a split folder: a folder)")
+                        "QOperator recipe, faster than FP32 on its CPU provider (not buildable by TensorRT); "
+                        "openvino = an OpenVINO IR folder (backbone + head .xml/.bin, NNCF INT8) of --model, "
+                        f"for '--backend openvino' (default: {QuantizeConfig.target})")
+    q.add_argument("--out", type=Path, required=True,
+                   help="output .onnx (for a split folder: a folder; --target openvino: a new folder)")
     q.set_defaults(func=_quantize)

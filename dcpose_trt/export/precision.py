@@ -63,6 +63,9 @@ def quantize_onnx(onnx_in: str | os.PathLike, out: str | os.PathLike, cfg: Quant
     Raises:
         InputError: bad paths or settings. QuantizeError: calibration or conversion failed.
     """
+    if cfg.target == "openvino":
+        raise InputError("--target openvino quantizes a checkpoint into an OpenVINO IR, not an ONNX: give "
+                         "--model CKPT instead of --onnx")
     onnx = require("onnx", "onnx", "precision conversion")
     src, out = Path(onnx_in), Path(out)
     if src.is_dir():

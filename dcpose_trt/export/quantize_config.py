@@ -29,6 +29,8 @@ class QuantizeConfig:
         target: INT8 layout: ``tensorrt`` (default; symmetric Q/DQ around convs for strongly typed TensorRT
             networks) or ``cpu`` (ONNX Runtime's CPU recipe, U8S8 QOperator: faster than FP32 on ONNX
             Runtime's CPU provider, not buildable by TensorRT). See :func:`dcpose_trt.export.int8._layout`.
+            ``openvino``: no ONNX; an NNCF INT8 OpenVINO IR pair of a checkpoint
+            (:func:`dcpose_trt.engine.openvino_ir.quantize_ir`).
     """
 
     precision: str = "int8"
