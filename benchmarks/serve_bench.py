@@ -125,6 +125,38 @@ def _in_process(videos: list[tuple[Path, Path]], manifest: dict, mode: str) -> d
             "frames_per_s": round(frames / seconds, 2), "videos": per}
 
 
+def _batch_scaling(manifest: dict, persons: tuple[int, ...] = (1, 4, 8, 16)) -> dict:
+    """In-process ms per person of the backbone (3 crops per person, as exact mode sends) and the head at
+    several batch sizes: whether bigger batches, what the server's batcher forms, are cheaper per person on
+    this machine. Random inputs of the model's shapes; median of 5 calls after 2."""
+    import numpy as np
+
+    from dcpose_trt.runtime.backends.base import SplitBackend
+    from dcpose_trt.runtime.backends.opener import open_backend
+
+    be = open_backend(Path(manifest["model"]) if manifest.get("model") else None, manifest["backend"],
+                      progress=False, mode="cached")
+    assert isinstance(be, SplitBackend), type(be)
+    h, w = be.input_size
+    rng = np.random.default_rng(0)
+    out: dict[str, dict[str, float]] = {"backbone": {}, "head": {}}
+    for b in persons:
+        calls = {"backbone": (be.backbone, [rng.random((3 * b, 3, h, w), dtype=np.float32)]),
+                 "head": (be.head, [rng.random((b, 17, h // 4, w // 4), dtype=np.float32) for _ in range(3)]
+                          + [np.ones((b, 2), np.float32)])}
+        for part, (fn, args) in calls.items():
+            for _ in range(2):
+                fn(*args)
+            t = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                fn(*args)
+                t.append(time.perf_counter() - t0)
+            out[part][str(b)] = round(sorted(t)[2] * 1e3 / b, 2)
+    be.close()
+    return out
+
+
 def _persons_per_frame(videos: list[tuple[Path, Path]]) -> float:
     """Mean detections per frame over the videos (what each frame sends to the model)."""
     from dcpose_trt.data.video import BoxesFromFile, FrameSource
@@ -161,6 +193,7 @@ def serve_bench(out: Path, streams: tuple[int, ...] = (1, 2, 4, 8), frames: int 
                                                    backend=backend, stream_instances=n))
         manifest = read_manifest(repo)
         base = _in_process(videos, manifest, mode) if target == "cpu" else None
+        scaling = _batch_scaling(manifest) if target == "cpu" else None
         with TritonServer(repo) as server:
             _streams(server.grpc_url, videos[:1])  # warm-up: lazy session start-up in every process
             rows = [_streams(server.grpc_url, videos[:k]) for k in streams]
@@ -177,7 +210,7 @@ def serve_bench(out: Path, streams: tuple[int, ...] = (1, 2, 4, 8), frames: int 
            "frames_per_stream": frames, "size": [320, 240], "persons_per_frame": persons,
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "loadavg_before": load0, "loadavg_after": os.getloadavg()},
-           "baseline": base, "rows": rows}
+           "baseline": base, "in_process_ms_per_person": scaling, "rows": rows}
     atomic_write_text(Path(out) / "results.json", json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))
     return doc

@@ -69,6 +69,10 @@ HEAVY: tuple[str, ...] = (
     "runtime/test_estimator.py",
     "scale/test_distributed.py",
     "serve/test_serve.py",  # starts a real tritonserver
+    "serve/test_bench_serve.py::test_bench_serve_writes_a_row_per_stream_count_and_the_baseline",
+    "bench/test_head_profile.py::test_profiles_every_head_variant",
+    "engine/test_openvino_int8.py",
+    "engine/test_quantize_openvino.py",
     "tools/test_trt_api.py",
     "train/test_train.py",
     "train/test_train_cli_progress.py",

@@ -29,7 +29,7 @@ def test_every_benchmark_is_a_subcommand():
     parser = build_parser()
     bench = parser._subparsers._group_actions[0].choices["bench"]
     subs = next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subs.choices) == {"latency", "cpu-export", "kernel", "report", "scale", "gpu-check", "serve"}
+    assert set(subs.choices) == {"latency", "cpu-export", "kernel", "report", "scale", "gpu-check", "serve", "head"}
 
 
 def test_options_default_to_the_config():

@@ -30,6 +30,8 @@ def test_bench_serve_writes_a_row_per_stream_count_and_the_baseline(tmp_path, ca
     assert [v["frames"] for v in base["videos"]] == [3, 3]
     assert all(0 < v["frame_ms"]["p50"] <= v["frame_ms"]["p99"] for v in base["videos"])
     assert doc["persons_per_frame"] > 0
+    scaling = doc["in_process_ms_per_person"]  # per-person cost of each part at growing batch sizes
+    assert set(scaling) == {"backbone", "head"} and all(len(v) == 4 and min(v.values()) > 0 for v in scaling.values())
 
     assert [r["streams"] for r in doc["rows"]] == [1, 2]
     for row in doc["rows"]:
