@@ -69,6 +69,7 @@ HEAVY: tuple[str, ...] = (
     "runtime/test_estimator.py",
     "scale/test_distributed.py",
     "serve/test_serve.py",  # starts a real tritonserver
+    "serve/test_serve_openvino.py::test_openvino_repository_streams_like_run",
     "serve/test_bench_serve.py::test_bench_serve_writes_a_row_per_stream_count_and_the_baseline",
     "bench/test_head_profile.py::test_profiles_every_head_variant",
     "engine/test_openvino_int8.py",

@@ -7,7 +7,8 @@ Layout (the same on both targets; only the two part models differ)::
         config.pbtxt   (protocol: dcpose_trt.serve.protocol)
         1/model.py     the entry template (dcpose_trt.serve.model_template)
       dcpose_backbone/ dynamic batching: crops of all streams -> rough heatmaps
-        config.pbtxt   --target cpu: Python backend on ONNX Runtime / OpenVINO (1/model.py + the split ONNX)
+        config.pbtxt   --target cpu: Python backend on ONNX Runtime (1/model.py + the split ONNX) or
+                       OpenVINO (1/model.py + the checkpoint's IR pair, the head in its CPU form)
         1/...          --target tensorrt: platform tensorrt_plan (1/model.plan)
       dcpose_head/     dynamic batching: (cur, prev, next, margin) heatmaps -> refined heatmaps
       dcpose_serve.json  what was exported: model, target, backend, preset, TensorRT version the plans need
@@ -157,6 +158,27 @@ def _split_onnx(model: str | None, preset: str | None) -> Path:
     return cached_artifact(path, "onnxruntime", preset, progress=True, split=True)
 
 
+def _openvino_ir(model: str | None, split: Path) -> Path:
+    """The IR pair an OpenVINO part model loads: a checkpoint's conversion (the head in its CPU form, as
+    ``run --backend openvino`` uses it), or ``split`` when it is a ``gridsample`` export OpenVINO can read.
+
+    Raises:
+        InputError: a ``deformconv`` split folder (OpenVINO has no rule for ONNX ``DeformConv``).
+    """
+    from dcpose_trt.contract import read_model_metadata
+
+    path = Path(model) if model else None
+    if path is not None and path.is_dir():
+        if read_model_metadata(split / "head.onnx").deform == "deformconv":
+            raise InputError(f"{path}: OpenVINO cannot read ONNX DeformConv; serve the checkpoint with an OpenVINO "
+                             "backend, or export with --split --deform gridsample")
+        return split
+    from dcpose_trt.engine.openvino_ir import ir_for_checkpoint
+
+    folder, _ = ir_for_checkpoint(path)  # None: the bundled model; BF16 is a compile hint on the FP32 IR
+    return folder
+
+
 def _sizes(meta: object, preset: str | None) -> tuple[str, tuple[int, int], tuple[int, int]]:
     """Preset, crop (H, W) and heatmap (h, w) from an ONNX file's (or a plan sidecar's) metadata."""
     from dcpose_trt.contract import read_model_metadata
@@ -232,6 +254,12 @@ def export_repository(cfg: ServeExportConfig) -> Path:
         split = _split_onnx(cfg.model, cfg.preset)
         preset, size, heat = _sizes(split / "backbone.onnx", cfg.preset)
         files = {part: [split / "backbone.onnx", split / "head.onnx"] for part in ("backbone", "head")}
+        if backend.startswith("openvino"):  # ONNX Runtime's DeformConv split would not load on OpenVINO
+            ir = _openvino_ir(cfg.model, split)
+            pair = ["backbone.xml", "backbone.bin", "head.xml", "head.bin"] if ir != split else \
+                ["backbone.onnx", "head.onnx"]
+            files = {part: [ir / n for n in pair] for part in ("backbone", "head")}
+            split = ir
         manifest.update(backend=backend, model=str(split))
     else:
         bplan, hplan = _plans(cfg.model)

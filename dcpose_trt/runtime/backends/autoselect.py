@@ -47,8 +47,10 @@ CANDIDATES = ("onnxruntime", "openvino", "openvino-bf16", "torch")
 PERSONS = (1, 8)
 #: Environment variable restricting the candidates (comma list of names from :data:`CANDIDATES`).
 CANDIDATES_ENV = "DCPOSE_TRT_AUTO_CANDIDATES"
-#: Layout version of the remembered file (a change measures again).
-FORMAT = 1
+#: Version of the remembered file and of what was measured (a change measures again). 2: the OpenVINO
+#: candidates convert the head in its CPU form (dcpose_trt.model.cpu_head), so a choice made against the
+#: native deformable-conv head is stale.
+FORMAT = 2
 
 
 @dataclass
