@@ -20,7 +20,6 @@ import collections
 import json
 import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -69,16 +68,20 @@ def _ov_profile(model: Any, hint: str, inputs: list[np.ndarray], iters: int) -> 
 
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERF_COUNT": True,
                                                       "INFERENCE_NUM_THREADS": 0, "PERFORMANCE_HINT": "LATENCY"})
+    from benchmarks.timing import call_ms
+
     req = compiled.create_infer_request()
-    for _ in range(2):
+    groups: dict[str, float] = collections.defaultdict(float)
+
+    def call() -> None:
         req.infer(inputs)
-    times, groups = [], collections.defaultdict(float)
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        req.infer(inputs)
-        times.append((time.perf_counter() - t0) * 1e3)
-        for pi in req.profiling_info:
-            groups[_group(pi.node_type, pi.node_name)] += pi.real_time.total_seconds() * 1e3 / iters
+        for pi in req.profiling_info:  # the counters of this call (summed over the timed calls below)
+            groups[_group(pi.node_type, pi.node_name)] += pi.real_time.total_seconds() * 1e3
+
+    call_ms(call, 2, warmup=0)
+    groups.clear()  # the warm-up calls' counters
+    times = call_ms(call, iters, warmup=0)
+    groups = collections.defaultdict(float, {k: v / iters for k, v in groups.items()})
     return {"median_ms": round(statistics.median(times), 1), "ops_ms": {k: round(v, 1) for k, v in groups.items()}}
 
 
@@ -89,14 +92,10 @@ def _ort_profile(head_onnx: Path, inputs: list[np.ndarray], iters: int, work: Pa
     so.enable_profiling = True
     so.profile_file_prefix = str(work / "ort_head")
     sess = ort.InferenceSession(str(head_onnx), so, providers=["CPUExecutionProvider"])
+    from benchmarks.timing import call_ms
+
     feed = dict(zip([i.name for i in sess.get_inputs()], inputs, strict=True))
-    for _ in range(2):
-        sess.run(None, feed)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t0) * 1e3)
+    times = call_ms(lambda: sess.run(None, feed), iters)
     events = json.loads(Path(sess.end_profiling()).read_text())
     groups: dict[str, float] = collections.defaultdict(float)
     runs = iters + 2

@@ -131,6 +131,7 @@ def _batch_scaling(manifest: dict, persons: tuple[int, ...] = (1, 4, 8, 16)) -> 
     this machine. Random inputs of the model's shapes; median of 5 calls after 2."""
     import numpy as np
 
+    from benchmarks.timing import call_ms
     from dcpose_trt.runtime.backends.base import SplitBackend
     from dcpose_trt.runtime.backends.opener import open_backend
 
@@ -145,14 +146,8 @@ def _batch_scaling(manifest: dict, persons: tuple[int, ...] = (1, 4, 8, 16)) -> 
                  "head": (be.head, [rng.random((b, 17, h // 4, w // 4), dtype=np.float32) for _ in range(3)]
                           + [np.ones((b, 2), np.float32)])}
         for part, (fn, args) in calls.items():
-            for _ in range(2):
-                fn(*args)
-            t = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                fn(*args)
-                t.append(time.perf_counter() - t0)
-            out[part][str(b)] = round(sorted(t)[2] * 1e3 / b, 2)
+            ms = call_ms(lambda fn=fn, args=args: fn(*args), 5)
+            out[part][str(b)] = round(sorted(ms)[2] / b, 2)
     be.close()
     return out
 

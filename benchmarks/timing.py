@@ -154,3 +154,16 @@ def time_pipeline(backend: Backend, mode: str, persons: int, frames: FrameStream
 def percentile(a: np.ndarray, q: float) -> float:
     """The ``q``-th percentile of ``a`` in ms, rounded to the µs."""
     return round(float(np.percentile(a, q)), 3)
+
+
+def call_ms(fn: Callable[[], object], iters: int, warmup: int = 2) -> list[float]:
+    """Milliseconds of each of ``iters`` calls of ``fn`` after ``warmup`` untimed ones (a part or an op alone,
+    where no frame stream is involved)."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out

@@ -142,3 +142,16 @@ def tiny_fp16_plan(rtx, tiny_fp16_onnx, plan_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_int8_plan(rtx, tiny_int8_onnx, plan_dir) -> Path:
     return _build(tiny_int8_onnx, plan_dir / "tiny.int8.plan", profiles=((1, 8, 32),))
+
+
+@pytest.fixture
+def plan(tiny_fp32_plan, tmp_path) -> Path:
+    """A private copy of the FP32 plan (targets 8.6 and 8.9) and its sidecar, free to edit."""
+    import shutil
+
+    from dcpose_trt.engine import sidecar_path
+
+    dst = tmp_path / tiny_fp32_plan.name
+    shutil.copy(tiny_fp32_plan, dst)
+    shutil.copy(sidecar_path(tiny_fp32_plan), sidecar_path(dst))
+    return dst

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -12,15 +11,6 @@ from dcpose_trt.engine import GpuInfo, Machine, check, ensure_plan_fits, sidecar
 from dcpose_trt.errors import PlanMismatchError
 
 RTX_4090 = GpuInfo("NVIDIA GeForce RTX 4090", "8.9")
-
-
-@pytest.fixture
-def plan(tiny_fp32_plan, tmp_path):
-    """A private copy of the FP32 plan (targets 8.6 and 8.9) and its sidecar, free to edit."""
-    dst = tmp_path / tiny_fp32_plan.name
-    shutil.copy(tiny_fp32_plan, dst)
-    shutil.copy(sidecar_path(tiny_fp32_plan), sidecar_path(dst))
-    return dst
 
 
 def _edit_sidecar(plan, **changes):

@@ -7,20 +7,11 @@ build; no TensorRT is installed here and no GPU is needed (the target's GPU is n
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from dcpose_trt.cli import main
 from dcpose_trt.engine import check, sidecar_path
-
-
-@pytest.fixture
-def plan(tiny_fp32_plan, tmp_path):
-    dst = tmp_path / tiny_fp32_plan.name
-    shutil.copy(tiny_fp32_plan, dst)
-    shutil.copy(sidecar_path(tiny_fp32_plan), sidecar_path(dst))
-    return dst
 
 
 def _record(plan, version: str, version_compatible: bool = False) -> None:
