@@ -7,6 +7,7 @@ time, before any test imports :mod:`dcpose_trt.runtime.tensorrt.gpu_kernels`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,3 +33,13 @@ def _assert_same_poses(a: np.ndarray, b: np.ndarray, min_agree: float = 0.95) ->
 def assert_same_poses():
     """The comparison of two runs' keypoints that tolerates argmax near-ties (see _assert_same_poses)."""
     return _assert_same_poses
+
+
+@pytest.fixture(scope="module")
+def clip(shared_data) -> Path:
+    """The real 5-frame PoseTrack clip's folder (frames + ``boxes.json``); test files that need it in another
+    form define their own ``clip``."""
+    path = shared_data / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
+    if not (path / "boxes.json").is_file():
+        pytest.skip("real clip not found")
+    return path

@@ -19,14 +19,6 @@ from dcpose_trt.runtime.hog_detector import HogConfig, HogDetector
 from dcpose_trt.runtime.tracker import iou_matrix
 
 
-@pytest.fixture(scope="module")
-def clip(shared_data) -> Path:
-    path = shared_data / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
-    if not (path / "boxes.json").is_file():
-        pytest.skip("real clip not found")
-    return path
-
-
 def _run_without_boxes(video: Path, out: Path, capsys, caplog) -> dict:
     with caplog.at_level(logging.WARNING):
         rc = main(["run", "--video", str(video), "--json", str(out)])

@@ -9,7 +9,6 @@ import logging
 import shutil
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,14 +28,6 @@ def _png_header(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
-@pytest.fixture(scope="module")
-def clip(shared_data) -> Path:
-    src = shared_data / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
-    if not (src / "boxes.json").is_file():
-        pytest.skip("real clip not found")
-    return src
 
 
 def test_a_frame_claiming_100000_squared_pixels_is_skipped(clip, tmp_path, caplog):

@@ -23,14 +23,6 @@ from dcpose_trt.runtime.boxes import clip_boxes
 from dcpose_trt.runtime.pipeline import RunConfig, _latency, run_video
 
 
-@pytest.fixture(scope="module")
-def clip(shared_data) -> Path:
-    path = shared_data / "posetrack18_sample" / "videos" / "000001_mpiinew_test"
-    if not (path / "boxes.json").is_file():
-        pytest.skip("real clip not found")
-    return path
-
-
 @pytest.fixture
 def frames_dir(clip, tmp_path) -> Path:
     """A writable copy of the clip's five frames and its boxes.json."""
