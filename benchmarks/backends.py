@@ -8,6 +8,7 @@ on demand into ``<out>/cache`` and remembers failures, so a broken artifact is n
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -100,15 +101,17 @@ class Artifacts:
             if isinstance(got, Exception):
                 raise Skip(f"OpenVINO {key[1]} IR: {got}") if isinstance(got, DcposeTrtError) else got
             return got
+        # The head's form is in the folder names: a rerun into an old --out does not time a stale head.
+        form = hashlib.sha256(openvino_ir.HEAD_FORM.encode()).hexdigest()[:8]
         try:
-            fp32 = self.cache / f"{self.preset}.openvino.fp32"
+            fp32 = self.cache / f"{self.preset}.openvino-{form}.fp32"
             if not openvino_ir.is_ir_pair(fp32):
                 t0 = time.perf_counter()
                 openvino_ir.build_ir(self.model, fp32)
                 log.info("converted %s in %.1f s", fp32, time.perf_counter() - t0)
             out = fp32
             if key[1] == "int8":
-                out = self.cache / f"{self.preset}.openvino.int8"
+                out = self.cache / f"{self.preset}.openvino-{form}.int8-{openvino_ir.int8_head_features()}"
                 if not openvino_ir.is_ir_pair(out):
                     import openvino as ov
 

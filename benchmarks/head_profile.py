@@ -4,7 +4,8 @@
 
 One process, one machine, side by side: the head converted the way earlier releases did (OpenVINO's native
 ``DeformableConvolution``, FP32 and BF16), the CPU form (:mod:`dcpose_trt.model.cpu_head`: GridSample + 1×1
-conv, FP32 and BF16) and the CPU form with NNCF INT8 offset/mask convs (what ``openvino-int8`` runs), each
+conv, FP32 and BF16), the CPU form with NNCF INT8 offset/mask convs, and the same with its PRF/PTM/combine
+convs in BF16 (what ``openvino-int8`` runs on a CPU with native BF16), each
 timed on random inputs of ``persons`` crops (median of ``--iters`` after two warm-ups) with OpenVINO's
 performance counters, whose per-node times are summed into groups (the DCN op, the offset/mask convs, the
 DCNs' 1×1 GEMMs, the other convs, the gather, layout conversions, element-wise). ONNX Runtime's profiler
@@ -134,12 +135,18 @@ def run(preset: str, persons: tuple[int, ...], iters: int, out: Path) -> dict[st
     hm = tuple(model.preset.heatmap_size)
     native, cpu = _convert(NativeHead(model), hm), convert_parts(model)["head"]
     calib = [_inputs(hm, 8) for _ in range(2)]
-    int8 = nncf.quantize(cpu, nncf.Dataset(calib), subset_size=len(calib),
-                         preset=nncf.QuantizationPreset.PERFORMANCE,
-                         ignored_scope=nncf.IgnoredScope(patterns=[INT8_KEEP_FLOAT["offsets"]], validate=False))
+
+    def int8(head: Any) -> Any:
+        return nncf.quantize(head, nncf.Dataset(calib), subset_size=len(calib),
+                             preset=nncf.QuantizationPreset.PERFORMANCE,
+                             ignored_scope=nncf.IgnoredScope(patterns=[INT8_KEEP_FLOAT["offsets"]], validate=False))
+
     variants = {"openvino native DCN fp32": (native, "f32"), "openvino native DCN bf16": (native, "bf16"),
                 "openvino CPU form fp32": (cpu, "f32"), "openvino CPU form bf16": (cpu, "bf16"),
-                "openvino CPU form int8 (offset/mask convs)": (int8, "f32")}
+                "openvino CPU form int8 (offset/mask convs)": (int8(cpu), "f32")}
+    if _has_bf16():  # what openvino-int8 runs on this CPU: the fusion convs in BF16 too
+        mixed = convert_parts(model, ("head",), "bf16")["head"]
+        variants["openvino CPU form int8 + BF16 fusion convs"] = (int8(mixed), "f32")
     res: dict[str, Any] = {"preset": preset, "iters": iters, "machine": machine_info(), "load_before": loadavg(),
                            "rows": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,10 +15,15 @@ time in its fast kernels instead of a generic deformable-convolution op:
 
 The sampling coordinates are arithmetic on the offset convs' outputs and must stay FP32: a BF16 add of the
 base position would round a coordinate near the map's edge by up to 1/256 of its width. OpenVINO's BF16
-hint lowers that add too, so the INT8 IR runs with the FP32 hint (only the quantized convs in INT8).
+hint lowers that add too, so the INT8 IR runs with the FP32 hint (only the quantized convs in INT8), and
+the precision of the rest is set in the graph itself: ``features_dtype=torch.bfloat16`` runs PRF, PTM and
+their combination (the RSB convs, whose outputs are heatmap values and features, not coordinates) on BF16
+copies of their modules, with explicit casts that OpenVINO keeps under the FP32 hint.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +31,9 @@ from torch import Tensor, nn
 
 #: What INT8 post-training quantization of the CPU head leaves in floating point, as regular expressions over
 #: the converted nodes' names (OpenVINO's PyTorch frontend names each node after its module path):
-#: ``offsets`` quantizes only the offset and mask convolutions (three quarters of the head's FLOPs);
-#: ``convs`` quantizes every convolution except the DCNs' 1×1 GEMMs, whose inputs are sampled heatmap values.
+#: ``offsets`` (what ships) quantizes only the offset and mask convolutions (three quarters of the head's
+#: FLOPs); ``convs`` every convolution except the DCNs' 1×1 GEMMs, whose inputs are sampled heatmap values
+#: (PRF/PTM/combine too: fails the fidelity gate, as does quantizing the 1×1 GEMMs; docs/cpu_backends.md).
 #: The sampling coordinates (the grid add, transpose and GridSample) are never quantized: their inputs
 #: are the convs' FP32 outputs.
 INT8_KEEP_FLOAT = {
@@ -87,20 +93,43 @@ class _DcnBranch(nn.Module):
 
 class CpuHead(nn.Module):
     """:meth:`DCPose.head` of ``model`` in the CPU form: ``cur, prev, next Tensor[B, 17, h, w]`` + margin
-    ``Tensor[B, 2]`` → ``Tensor[B, 17, h, w]``. Shares the PRF/PTM/combine modules with ``model``; the
-    DCN branches hold converted copies of its offset/DCN weights (rebuild after changing the model)."""
+    ``Tensor[B, 2]`` → ``Tensor[B, 17, h, w]``. Shares the PRF/PTM/combine modules with ``model`` (copies in
+    ``features_dtype`` when that is not FP32); the DCN branches hold converted copies of its offset/DCN
+    weights (rebuild after changing the model)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, features_dtype: torch.dtype = torch.float32):
         super().__init__()
         self.model = model
         hw = tuple(model.preset.heatmap_size)
         self.branches = nn.ModuleList(_DcnBranch(model, i, hw) for i in range(len(model.dilations)))
+        self.features_dtype = features_dtype
+        self.features = _Features(model, features_dtype) if features_dtype != torch.float32 else None
 
     def forward(self, cur: Tensor, prev: Tensor, nxt: Tensor, margin: Tensor) -> Tensor:
-        sup, feat = self.model.head_features(cur, prev, nxt, margin)
+        if self.features is None:
+            sup, feat = self.model.head_features(cur, prev, nxt, margin)
+        else:
+            dt = self.features_dtype
+            prf_in, ptm_in = self.model.temporal_inputs(cur, prev, nxt, margin)
+            sup, feat = self.features(prf_in.to(dt), ptm_in.to(dt))
+            sup, feat = sup.float(), feat.float()
         out = None
         for br in self.branches:
             y = br(feat, sup)
             out = y if out is None else out + y
         assert out is not None
         return out
+
+
+class _Features(nn.Module):
+    """PRF, PTM and their combination (:meth:`DCPose.fuse_features`) on copies of the model's modules in
+    ``dtype``."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self._fuse = type(model).fuse_features
+        for name in ("diff_temporal_fuse", "support_temporal_fuse", "offset_mask_combine_conv"):
+            setattr(self, name, copy.deepcopy(getattr(model, name)).to(dtype).requires_grad_(False))
+
+    def forward(self, prf_in: Tensor, ptm_in: Tensor) -> tuple[Tensor, Tensor]:
+        return self._fuse(self, prf_in, ptm_in)  # the model's own code, over these modules

@@ -162,6 +162,11 @@ class DCPose(nn.Module):
         """PTM and PRF of the head: three ``Tensor[B, 17, h, w]`` heatmaps + margin ``Tensor[B, 2]`` →
         ``(sup Tensor[B, 17, h, w], feat Tensor[B, 64, h, w])``: the map the DCNs sample and the features
         their offsets and masks come from."""
+        return self.fuse_features(*self.temporal_inputs(cur, prev, nxt, margin))
+
+    def temporal_inputs(self, cur: Tensor, prev: Tensor, nxt: Tensor, margin: Tensor) -> tuple[Tensor, Tensor]:
+        """The inputs of PRF and PTM, weighted by the margin: ``(prf_in Tensor[B, 68, h, w], ptm_in
+        Tensor[B, 51, h, w])`` for 17 joints."""
         b = cur.shape[0]
         m = margin.float()
         m = m / m.sum(dim=1, keepdim=True)
@@ -173,6 +178,10 @@ class DCPose(nn.Module):
         # Per-joint interleaving (channel 4j+0..3 and 3j+0..2), as the official per-joint list loops.
         prf_in = torch.stack([diff_a, diff_a * wp, diff_b, diff_b * wn], dim=2).flatten(1, 2)
         ptm_in = torch.stack([cur, prev * wp, nxt * wn], dim=2).flatten(1, 2)
+        return prf_in, ptm_in
+
+    def fuse_features(self, prf_in: Tensor, ptm_in: Tensor) -> tuple[Tensor, Tensor]:
+        """PRF, PTM and their combination: :meth:`temporal_inputs` → ``(sup, feat)`` of :meth:`head_features`."""
         dif = self.diff_temporal_fuse(prf_in)
         sup = self.support_temporal_fuse(ptm_in)
         return sup, self.offset_mask_combine_conv(torch.cat([dif, sup], dim=1))

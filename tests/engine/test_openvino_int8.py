@@ -58,6 +58,23 @@ def test_only_offset_and_mask_convs_run_int8(int8_ir):
     assert len(gathers) == 5 and all(prec == "f32" for _, prec, _ in gathers)
 
 
+def test_fusion_convs_run_bf16_where_the_cpu_has_it(int8_ir):
+    """On a BF16 CPU the INT8 head's PRF/PTM/combine convs run in BF16 under the FP32 hint (the graph's own
+    casts), elsewhere in FP32; the coordinate arithmetic and the gather run in FP32 either way."""
+    from dcpose_trt.engine.openvino_ir import int8_head_features
+
+    _, int8, _ = int8_ir
+    layers = _runtime_convs(int8)
+    fusion = [prec for name, (kind, prec, _) in layers.items()
+              if kind == "Convolution" and ("temporal_fuse" in name or "offset_mask_combine_conv" in name)]
+    assert len(fusion) > 20
+    want = "bf16" if int8_head_features() == "bf16" else "f32"
+    assert set(fusion) == {want}, fusion
+    coords = [v for name, v in layers.items() if ".branches." in name and v[0] in ("Add", "Subtract", "Transpose",
+                                                                                  "Eltwise", "GridSample")]
+    assert len(coords) >= 10 and all(prec == "f32" for _, prec, _ in coords), coords
+
+
 def test_int8_head_stays_close_to_fp32(int8_ir):
     """On real crops (synthetic val), the INT8 IR's refined heatmaps peak where the FP32 IR's do."""
     import openvino as ov

@@ -79,3 +79,20 @@ def test_openvino_conversion_equals_torch(wild):
         ref = wild.head(*x).numpy()
     got = ov.Core().compile_model(head, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})([t.numpy() for t in x])[0]
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5 * float(np.abs(ref).max()))
+
+
+def test_bf16_features_copy_only_the_fusion_convs(wild):
+    """``features_dtype=bfloat16``: PRF/PTM/combine run on BF16 copies, the DCN branches (coordinates) stay
+    FP32, the model itself is untouched, and the result is the FP32 head to BF16 rounding."""
+    head = CpuHead(wild, torch.bfloat16).eval()
+    assert {p.dtype for p in head.features.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in head.branches.parameters()} == {torch.float32}
+    assert {p.dtype for p in wild.parameters()} == {torch.float32}
+    x = _inputs(wild, 3, 3.0)
+    with torch.no_grad():
+        ref = wild.head(*x)
+        got = head(*x)
+    assert got.dtype == torch.float32
+    err = float((got - ref).abs().max()) / float(ref.abs().max())
+    # BF16 keeps 8 mantissa bits: a few 1/256 relative through 20+ convs; a lost cast would be exact (0).
+    assert 0 < err < 0.1, err

@@ -36,6 +36,7 @@ from dcpose_trt.contract import META_PRESET, OnnxModelInfo, read_model_metadata
 from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the conversion step is the engine's)
     build_ir,
     convert_parts,
+    cpu_has_bf16,
     default_cache_dir,
     ir_for_checkpoint,
     is_ir_pair,
@@ -64,16 +65,6 @@ def precision_of(backend: str) -> str:
 
 def _ov() -> Any:
     return require("openvino", "openvino", "the OpenVINO backend")
-
-
-def cpu_has_bf16() -> bool:
-    """True when OpenVINO's CPU plugin reports native BF16 (AVX-512 BF16 or AMX)."""
-    ov = _ov()
-    try:
-        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except RuntimeError:  # no CPU plugin (OpenVINO raises RuntimeError): no BF16
-        return False
-    return "BF16" in caps
 
 
 def _check_precision(precision: str) -> None:
