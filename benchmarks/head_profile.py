@@ -6,7 +6,8 @@ One process, one machine, side by side: the head converted the way earlier relea
 ``DeformableConvolution``, FP32 and BF16), the CPU form (:mod:`dcpose_trt.model.cpu_head`: GridSample + 1×1
 conv, FP32 and BF16), the CPU form with NNCF INT8 offset/mask convs, and the same with its PRF/PTM/combine
 convs in BF16 (what ``openvino-int8`` runs on a CPU with native BF16), each
-timed on random inputs of ``persons`` crops (median of ``--iters`` after two warm-ups) with OpenVINO's
+timed on random inputs of ``persons`` crops (median of ``--iters`` rounds after two warm-up rounds; each
+round calls every OpenVINO variant once, in turn, so a slow spell of the machine hits all alike) with OpenVINO's
 performance counters, whose per-node times are summed into groups (the DCN op, the offset/mask convs, the
 DCNs' 1×1 GEMMs, the other convs, the gather, layout conversions, element-wise). ONNX Runtime's profiler
 gives the same table for the head of its ``deformconv`` export (the ONNX DeformConv op). Timings do not
@@ -21,6 +22,7 @@ import collections
 import json
 import statistics
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -64,26 +66,29 @@ def _convert(module: Any, hm: tuple[int, int]) -> Any:
                                 input=[ov.PartialShape([-1, 17, *hm])] * 3 + [ov.PartialShape([-1, 2])])
 
 
-def _ov_profile(model: Any, hint: str, inputs: list[np.ndarray], iters: int) -> dict[str, Any]:
+def _ov_profile(variants: dict[str, tuple[Any, str]], inputs: list[np.ndarray], iters: int) -> dict[str, Any]:
+    """Every variant compiled, then timed in rounds (one call of each per round, in turn): this VM's speed
+    drifts by tens of percent over minutes, and interleaving gives each variant the same share of a slow
+    spell, so their medians compare side by side. Returns ``{variant: {median_ms, ops_ms}}``."""
     import openvino as ov
 
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERF_COUNT": True,
-                                                      "INFERENCE_NUM_THREADS": 0, "PERFORMANCE_HINT": "LATENCY"})
-    from benchmarks.timing import call_ms
-
-    req = compiled.create_infer_request()
-    groups: dict[str, float] = collections.defaultdict(float)
-
-    def call() -> None:
-        req.infer(inputs)
-        for pi in req.profiling_info:  # the counters of this call (summed over the timed calls below)
-            groups[_group(pi.node_type, pi.node_name)] += pi.real_time.total_seconds() * 1e3
-
-    call_ms(call, 2, warmup=0)
-    groups.clear()  # the warm-up calls' counters
-    times = call_ms(call, iters, warmup=0)
-    groups = collections.defaultdict(float, {k: v / iters for k, v in groups.items()})
-    return {"median_ms": round(statistics.median(times), 1), "ops_ms": {k: round(v, 1) for k, v in groups.items()}}
+    core = ov.Core()
+    reqs = {name: core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERF_COUNT": True,
+                                                "INFERENCE_NUM_THREADS": 0, "PERFORMANCE_HINT": "LATENCY"})
+            .create_infer_request() for name, (m, hint) in variants.items()}
+    groups: dict[str, dict[str, float]] = {name: collections.defaultdict(float) for name in reqs}
+    times: dict[str, list[float]] = {name: [] for name in reqs}
+    for r in range(2 + iters):  # two warm-up rounds
+        for name, req in reqs.items():
+            t0 = time.perf_counter()
+            req.infer(inputs)
+            if r < 2:
+                continue
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            for pi in req.profiling_info:  # the counters of this call
+                groups[name][_group(pi.node_type, pi.node_name)] += pi.real_time.total_seconds() * 1e3 / iters
+    return {name: {"median_ms": round(statistics.median(times[name]), 1),
+                   "ops_ms": {k: round(v, 1) for k, v in groups[name].items()}} for name in reqs}
 
 
 def _ort_profile(head_onnx: Path, inputs: list[np.ndarray], iters: int, work: Path) -> dict[str, Any]:
@@ -160,11 +165,10 @@ def run(preset: str, persons: tuple[int, ...], iters: int, out: Path) -> dict[st
             res["onnxruntime_skipped"] = str(exc)
         for b in persons:
             inputs = _inputs(hm, b)
-            for name, (m, hint) in variants.items():
-                if hint == "bf16" and not _has_bf16():
-                    continue
-                res["rows"].append({"variant": name, "persons": b, **_ov_profile(m, hint, inputs, iters)})
-                print(f"{name:46s} {b} persons: {res['rows'][-1]['median_ms']} ms", flush=True)
+            runnable = {name: v for name, v in variants.items() if v[1] != "bf16" or _has_bf16()}
+            for name, row in _ov_profile(runnable, inputs, iters).items():
+                res["rows"].append({"variant": name, "persons": b, **row})
+                print(f"{name:46s} {b} persons: {row['median_ms']} ms", flush=True)
             if ort_head is not None:
                 row = _ort_profile(ort_head, inputs, iters, Path(tmp))
                 res["rows"].append({"variant": "onnxruntime deformconv fp32", "persons": b, **row})
@@ -190,7 +194,9 @@ def _readme(res: dict[str, Any]) -> str:
              f"{m.get('usable_cpus', '?')} usable CPUs, {m.get('memory_gb', '?')} GB, no GPU used; OpenVINO "
              f"{m['versions'].get('openvino')}, NNCF {m['versions'].get('nncf')}, onnxruntime "
              f"{m['versions'].get('onnxruntime')}; load average {res['load_before']} → {res['load_after']}.", "",
-             f"Random inputs, median of {res['iters']} after 2 warm-ups (ms per call); the op columns are "
+             f"Random inputs, median of {res['iters']} rounds after 2 warm-up rounds (ms per call; each round "
+             "calls every OpenVINO variant once, in turn, so drift of the machine's speed hits all alike); "
+             "the op columns are "
              "the runtimes' own per-node counters summed by group (ms per call). "
              "Run: `dcpose-trt bench head` (benchmarks/head_profile.py).", "",
              "| head | persons | median | " + " | ".join(groups) + " |",
@@ -222,5 +228,6 @@ def register(subs: argparse._SubParsersAction) -> None:
     s.add_argument("--out", type=Path, required=True, help="output folder (results.json, README.md)")
     s.add_argument("--preset", default="w32-256x192", help="model preset (default: %(default)s)")
     s.add_argument("--persons", default="1,8", help="comma list of person counts (default: %(default)s)")
-    s.add_argument("--iters", type=int, default=5, help="timed calls per row (default: %(default)s)")
+    s.add_argument("--iters", type=int, default=9,
+                   help="timed rounds (one call of every variant each) per person count (default: %(default)s)")
     s.set_defaults(func=_main)

@@ -55,9 +55,19 @@ def cpu_has_bf16() -> bool:
     return "BF16" in caps
 
 
+#: Overrides :func:`int8_head_features` (``fp32`` or ``bf16``).
+HEAD_FEATURES_ENV = "DCPOSE_TRT_INT8_HEAD_FEATURES"
+
+
 def int8_head_features() -> str:
-    """The precision of the PRF/PTM/combine convs in an INT8 head built on this machine: ``bf16`` where the
-    CPU has native BF16 (they take 40 % less time there, see docs/cpu_backends.md), else ``fp32``."""
+    """The precision of the PRF/PTM/combine convs in an INT8 head built on this machine: ``$DCPOSE_TRT_INT8_
+    HEAD_FEATURES`` when set, else ``bf16`` where the CPU has native BF16 (those convs take half the time
+    there, docs/cpu_backends.md), else ``fp32``."""
+    env = os.environ.get(HEAD_FEATURES_ENV, "").strip().lower()
+    if env:
+        if env not in ("fp32", "bf16"):
+            raise InputError(f"{HEAD_FEATURES_ENV} must be fp32 or bf16, got {env!r}")
+        return env
     return "bf16" if cpu_has_bf16() else "fp32"
 
 

@@ -93,3 +93,23 @@ def test_int8_head_stays_close_to_fp32(int8_ir):
     (a, b) = peaks
     dist = np.hypot(a // w - b // w, a % w - b % w)
     assert np.mean(dist <= 1.5) >= 0.9, np.mean(dist <= 1.5)
+
+
+def test_head_features_override_and_cache_key(monkeypatch, tmp_path):
+    """``$DCPOSE_TRT_INT8_HEAD_FEATURES`` picks the fusion convs' precision, is part of the INT8 IR's cache
+    key (an IR of the other form is not reused), and a typo is a clear error."""
+    from dcpose_trt.engine import openvino_ir
+    from dcpose_trt.errors import InputError
+
+    ckpt = tmp_path / "m.pth"
+    ckpt.write_bytes(b"weights")
+    names = {}
+    for form in ("fp32", "bf16"):
+        monkeypatch.setenv(openvino_ir.HEAD_FEATURES_ENV, form)
+        assert openvino_ir.int8_head_features() == form
+        names[form], key = openvino_ir.ir_cache_key(ckpt, "2026.4.1", calib=tmp_path)
+        assert key["head_features"] == form
+    assert names["fp32"] != names["bf16"]
+    monkeypatch.setenv(openvino_ir.HEAD_FEATURES_ENV, "fp16")
+    with pytest.raises(InputError, match="fp32 or bf16"):
+        openvino_ir.int8_head_features()
