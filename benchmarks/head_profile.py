@@ -149,7 +149,8 @@ def run(preset: str, persons: tuple[int, ...], iters: int, out: Path) -> dict[st
     variants = {"openvino native DCN fp32": (native, "f32"), "openvino native DCN bf16": (native, "bf16"),
                 "openvino CPU form fp32": (cpu, "f32"), "openvino CPU form bf16": (cpu, "bf16"),
                 "openvino CPU form int8 (offset/mask convs)": (int8(cpu), "f32")}
-    if _has_bf16():  # what openvino-int8 runs on this CPU: the fusion convs in BF16 too
+    bf16 = _has_bf16()
+    if bf16:  # what openvino-int8 runs on this CPU: the fusion convs in BF16 too
         mixed = convert_parts(model, ("head",), "bf16")["head"]
         variants["openvino CPU form int8 + BF16 fusion convs"] = (int8(mixed), "f32")
     res: dict[str, Any] = {"preset": preset, "iters": iters, "machine": machine_info(), "load_before": loadavg(),
@@ -165,7 +166,7 @@ def run(preset: str, persons: tuple[int, ...], iters: int, out: Path) -> dict[st
             res["onnxruntime_skipped"] = str(exc)
         for b in persons:
             inputs = _inputs(hm, b)
-            runnable = {name: v for name, v in variants.items() if v[1] != "bf16" or _has_bf16()}
+            runnable = {name: v for name, v in variants.items() if v[1] != "bf16" or bf16}
             for name, row in _ov_profile(runnable, inputs, iters).items():
                 res["rows"].append({"variant": name, "persons": b, **row})
                 print(f"{name:46s} {b} persons: {row['median_ms']} ms", flush=True)
