@@ -42,7 +42,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["dcpose_trt", "dcpose_trt.*", "benchmarks"]),
-    package_data={"dcpose_trt": ["assets/*.pth", "assets/*.json", "assets/*.md", "schemas/*.json"]},
+    package_data={"dcpose_trt": ["assets/*.pth", "assets/*.json", "assets/*.md", "schemas/*.json",
+                                 "engine/ov_dcn/*.cpp"]},
     install_requires=[
         "torch>=2.4",
         "torchvision>=0.19",

@@ -102,7 +102,7 @@ class Artifacts:
                 raise Skip(f"OpenVINO {key[1]} IR: {got}") if isinstance(got, DcposeTrtError) else got
             return got
         # The head's form is in the folder names: a rerun into an old --out does not time a stale head.
-        form = hashlib.sha256(openvino_ir.HEAD_FORM.encode()).hexdigest()[:8]
+        form = hashlib.sha256(openvino_ir.head_form().encode()).hexdigest()[:8]
         try:
             fp32 = self.cache / f"{self.preset}.openvino-{form}.fp32"
             if not openvino_ir.is_ir_pair(fp32):
@@ -113,10 +113,10 @@ class Artifacts:
             if key[1] == "int8":
                 out = self.cache / f"{self.preset}.openvino-{form}.int8-{openvino_ir.int8_head_features()}"
                 if not openvino_ir.is_ir_pair(out):
-                    import openvino as ov
+                    from dcpose_trt.engine.ov_extension import new_core
 
                     calib, boxes = self.calibration()
-                    core = ov.Core()
+                    core = new_core()
                     parts = {p: core.read_model(str(fp32 / f"{p}.xml")) for p in ("backbone", "head")}
                     openvino_ir.build_ir(self.model, out, "int8", calib, boxes, self.cfg.calib_samples or 256, parts)
             self._done[key] = out

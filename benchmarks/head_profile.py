@@ -4,8 +4,9 @@
 
 One process, one machine, side by side: the head converted the way earlier releases did (OpenVINO's native
 ``DeformableConvolution``, FP32 and BF16), the CPU form (:mod:`dcpose_trt.model.cpu_head`: GridSample + 1×1
-conv, FP32 and BF16), the CPU form with NNCF INT8 offset/mask convs, and the same with its PRF/PTM/combine
-convs in BF16 (what ``openvino-int8`` runs on a CPU with native BF16), each
+conv, FP32 and BF16), the CPU form with NNCF INT8 offset/mask convs, the same with its PRF/PTM/combine
+convs in BF16, and, where our ``DcnGemm`` op builds (:mod:`dcpose_trt.engine.ov_extension`), the FP32 and
+INT8 forms with each DCN as that op (what ``openvino`` and ``openvino-int8`` run on this machine), each
 timed on random inputs of ``persons`` crops (median of ``--iters`` rounds after two warm-up rounds; each
 round calls every OpenVINO variant once, in turn, so a slow spell of the machine hits all alike) with OpenVINO's
 performance counters, whose per-node times are summed into groups (the DCN op, the offset/mask convs, the
@@ -31,7 +32,8 @@ import numpy as np
 
 #: Group of a profiled node, by its type and name (first match wins).
 GROUPS = (
-    ("DCN op (DeformableConvolution / DeformConv)", lambda t, n: t in ("DeformableConvolution", "DeformConv")),
+    ("DCN op (DeformableConvolution / DeformConv / DcnGemm)",
+     lambda t, n: t in ("DeformableConvolution", "DeformConv", "DcnGemm") or n.startswith("DcnGemm")),
     ("offset + mask convs", lambda t, n: t in ("Convolution", "Conv", "QLinearConv", "ConvInteger")
      and (".offset/" in n or ".mask/" in n or "offsets_list" in n or "masks_list" in n)),
     ("DCN 1x1 GEMMs", lambda t, n: t in ("Convolution", "Conv") and ".gemm/" in n),
@@ -70,9 +72,9 @@ def _ov_profile(variants: dict[str, tuple[Any, str]], inputs: list[np.ndarray], 
     """Every variant compiled, then timed in rounds (one call of each per round, in turn): this VM's speed
     drifts by tens of percent over minutes, and interleaving gives each variant the same share of a slow
     spell, so their medians compare side by side. Returns ``{variant: {median_ms, ops_ms}}``."""
-    import openvino as ov
+    from dcpose_trt.engine.ov_extension import new_core
 
-    core = ov.Core()
+    core = new_core()
     reqs = {name: core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERF_COUNT": True,
                                                 "INFERENCE_NUM_THREADS": 0, "PERFORMANCE_HINT": "LATENCY"})
             .create_infer_request() for name, (m, hint) in variants.items()}
@@ -125,6 +127,7 @@ def run(preset: str, persons: tuple[int, ...], iters: int, out: Path) -> dict[st
 
     from benchmarks.machine import loadavg, machine_info
     from dcpose_trt.engine.openvino_ir import convert_parts
+    from dcpose_trt.engine.ov_extension import dcn_form
     from dcpose_trt.model import build_dcpose
     from dcpose_trt.model.cpu_head import INT8_KEEP_FLOAT
 
@@ -138,7 +141,7 @@ def run(preset: str, persons: tuple[int, ...], iters: int, out: Path) -> dict[st
 
     model = build_dcpose(preset)
     hm = tuple(model.preset.heatmap_size)
-    native, cpu = _convert(NativeHead(model), hm), convert_parts(model)["head"]
+    native, cpu = _convert(NativeHead(model), hm), convert_parts(model, dcn="graph")["head"]
     calib = [_inputs(hm, 8) for _ in range(2)]
 
     def int8(head: Any) -> Any:
@@ -150,9 +153,16 @@ def run(preset: str, persons: tuple[int, ...], iters: int, out: Path) -> dict[st
                 "openvino CPU form fp32": (cpu, "f32"), "openvino CPU form bf16": (cpu, "bf16"),
                 "openvino CPU form int8 (offset/mask convs)": (int8(cpu), "f32")}
     bf16 = _has_bf16()
-    if bf16:  # what openvino-int8 runs on this CPU: the fusion convs in BF16 too
-        mixed = convert_parts(model, ("head",), "bf16")["head"]
+    if bf16:  # the fusion convs in BF16 too
+        mixed = convert_parts(model, ("head",), "bf16", dcn="graph")["head"]
         variants["openvino CPU form int8 + BF16 fusion convs"] = (int8(mixed), "f32")
+    if dcn_form() == "fused":  # each DCN as our DcnGemm op (what openvino / openvino-int8 convert to here)
+        fused = convert_parts(model, ("head",), dcn="fused")["head"]
+        variants["openvino CPU form fp32 + DcnGemm op"] = (fused, "f32")
+        feats = "bf16" if bf16 else "fp32"
+        fused_q = int8(convert_parts(model, ("head",), feats, dcn="fused")["head"])
+        variants["openvino CPU form int8" + (" + BF16 fusion convs" if bf16 else "") + " + DcnGemm op"] = \
+            (fused_q, "f32")
     res: dict[str, Any] = {"preset": preset, "iters": iters, "machine": machine_info(), "load_before": loadavg(),
                            "rows": []}
     with tempfile.TemporaryDirectory() as tmp:

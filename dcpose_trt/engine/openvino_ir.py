@@ -22,6 +22,7 @@ from dcpose_trt._deps import require
 from dcpose_trt.contract import META_PRESET
 from dcpose_trt.engine import cache_manifest
 from dcpose_trt.engine.model_cache import file_sha256
+from dcpose_trt.engine.ov_extension import new_core
 from dcpose_trt.errors import InputError
 
 if TYPE_CHECKING:
@@ -32,6 +33,15 @@ log = logging.getLogger(__name__)
 #: The head's converted form, in the IR cache key: an IR cached before the head changed form (the native
 #: ``DeformableConvolution`` head of earlier releases, or a head INT8 scope change) is converted again.
 HEAD_FORM = "cpu-gridsample-1x1/int8-offsets/features-dtype"
+
+
+def head_form() -> str:
+    """:data:`HEAD_FORM` with this machine's DCN form (``fused``: the ``DcnGemm`` op, or ``graph``,
+    :func:`dcpose_trt.engine.ov_extension.dcn_form`): an IR converted with the op is not reused where the
+    op is not built, and the other way round."""
+    from dcpose_trt.engine.ov_extension import dcn_form
+
+    return f"{HEAD_FORM}/dcn-{dcn_form()}"
 
 
 def _ov() -> Any:
@@ -72,7 +82,7 @@ def int8_head_features() -> str:
 
 
 def convert_parts(model: Any, parts: tuple[str, ...] = ("backbone", "head"),
-                  head_features: str = "fp32") -> dict[str, Any]:
+                  head_features: str = "fp32", dcn: str | None = None) -> dict[str, Any]:
     """Backbone and head of a :class:`DCPose` → ``{"backbone": ov.Model, "head": ov.Model}`` (dynamic batch;
     ``parts`` picks which).
 
@@ -80,11 +90,14 @@ def convert_parts(model: Any, parts: tuple[str, ...] = ("backbone", "head"),
     float32[B, 17, h, w]`` + ``margin float32[B, 2]`` → ``float32[B, 17, h, w]``. The head is converted in
     its CPU form (:class:`~dcpose_trt.model.cpu_head.CpuHead`: each deformable conv as GridSample + a 1×1
     conv), which OpenVINO runs faster than its ``DeformableConvolution`` and NNCF can quantize;
-    ``head_features="bf16"`` converts its PRF/PTM/combine convs in BF16 (the rest stays FP32).
+    ``head_features="bf16"`` converts its PRF/PTM/combine convs in BF16 (the rest stays FP32); ``dcn``:
+    ``fused`` (each DCN's sampling and 1×1 conv as our ``DcnGemm`` op, :mod:`dcpose_trt.engine.ov_extension`)
+    or ``graph``, default :func:`~dcpose_trt.engine.ov_extension.dcn_form`.
     """
     import torch
     import torchvision.ops  # noqa: F401 - imported before tracing: its import-time _cuda_version op breaks the trace
 
+    from dcpose_trt.engine.ov_extension import conversion_extensions, dcn_form
     from dcpose_trt.model.cpu_head import CpuHead
 
 
@@ -106,9 +119,13 @@ def convert_parts(model: Any, parts: tuple[str, ...] = ("backbone", "head"),
     if head_features not in ("fp32", "bf16"):
         raise InputError(f"head_features must be fp32 or bf16, got {head_features!r}")
     dtype = torch.bfloat16 if head_features == "bf16" else torch.float32
+    fused = "head" in parts and (dcn or dcn_form()) == "fused"
+    if dcn not in (None, "fused", "graph"):
+        raise InputError(f"dcn must be fused or graph, got {dcn!r}")
     specs = {
         "backbone": (Part("backbone").eval(), (torch.rand(2, 3, h, w),), [[-1, 3, h, w]]),
-        "head": (CpuHead(model, dtype).eval(), (*hm, torch.ones(2, 2)), [[-1, 17, hh, hw]] * 3 + [[-1, 2]]),
+        "head": (CpuHead(model, dtype, fused_dcn=fused).eval(), (*hm, torch.ones(2, 2)),
+                 [[-1, 17, hh, hw]] * 3 + [[-1, 2]]),
     }
     out = {}
     for part, (module, example, shapes) in specs.items():
@@ -119,7 +136,8 @@ def convert_parts(model: Any, parts: tuple[str, ...] = ("backbone", "head"),
             # OpenVINO's frontend traces with torch.jit, which PyTorch marks deprecated on every call: not
             # the user's concern, and two such warnings per conversion bury our progress lines.
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-            m = ov.convert_model(module, example_input=example, input=[ov.PartialShape(s) for s in shapes])
+            ext = {"extension": conversion_extensions()} if part == "head" and fused else {}
+            m = ov.convert_model(module, example_input=example, input=[ov.PartialShape(s) for s in shapes], **ext)
         m.set_rt_info(model.preset_name, ["framework", META_PRESET])
         log.info("converted the %s with OpenVINO's PyTorch frontend in %.1f s", part, time.perf_counter() - t0)
         out[part] = m
@@ -155,7 +173,7 @@ def quantize_head(head: Any, backbone: Any, crops: np.ndarray, batch: int = 8, s
     if scope not in INT8_KEEP_FLOAT:
         raise InputError(f"unknown head INT8 scope {scope!r}; choose one of: {', '.join(INT8_KEEP_FLOAT)}")
     t0 = time.perf_counter()
-    compiled = _ov().Core().compile_model(backbone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = new_core().compile_model(backbone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     batches = []
     for i in range(0, len(crops), batch):
         window = np.ascontiguousarray(crops[i : i + batch], dtype=np.float32)  # (b, 9, H, W)
@@ -208,7 +226,7 @@ def ir_for_checkpoint(path: str | os.PathLike | None, precision: str = "fp32",
         if ir_precision == "int8":  # quantize the (cached) FP32 conversion
             if not _reusable(fp32, fp32_key):
                 build_ir(model, fp32, key=fp32_key)
-            core = ov.Core()
+            core = new_core()
             parts = {part: core.read_model(str(fp32 / f"{part}.xml")) for part in ("backbone", "head")}
             build_ir(model, folder, ir_precision, calib, calib_boxes, calib_samples, parts, calib_split, key=key)
         else:
@@ -226,7 +244,7 @@ def ir_cache_key(ckpt: Path, ov_version: str, calib: str | os.PathLike | None = 
 
     sha = file_sha256(ckpt)
     key = {"checkpoint_sha256": sha, "precision": "fp32", "dcpose-trt": _version("dcpose-trt"),
-           "torch": _version("torch"), "openvino": ov_version, "head_form": HEAD_FORM}
+           "torch": _version("torch"), "openvino": ov_version, "head_form": head_form()}
     if calib is not None:
         key.update(precision="int8", nncf=_version("nncf"), head_features=int8_head_features(),
                    calib=str(Path(calib).resolve()),

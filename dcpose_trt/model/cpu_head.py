@@ -45,7 +45,7 @@ INT8_KEEP_FLOAT = {
 class _DcnBranch(nn.Module):
     """One dilation: offset conv (emitting normalised grid deltas), mask conv, gather, 1×1 conv."""
 
-    def __init__(self, model: nn.Module, i: int, hw: tuple[int, int]):
+    def __init__(self, model: nn.Module, i: int, hw: tuple[int, int], fused: bool = False):
         super().__init__()
         off_conv: nn.Conv2d = model.offsets_list[i][0]
         mask_conv: nn.Conv2d = model.masks_list[i][0]
@@ -56,6 +56,9 @@ class _DcnBranch(nn.Module):
         h, w = hw
         k = dcn.weight.shape[-1] * dcn.weight.shape[-2]
         self.j, self.k, self.h, self.w = j, k, h, w
+        dil, pad = dcn.dilation, dcn.padding
+        kh, kw = dcn.weight.shape[-2:]
+        self.fused = fused
         # Offset channels are (group j, tap t, [dy, dx]); GridSample wants (x, y) normalised as
         # x_norm = (2x + 1) / W - 1 (align_corners=False). Reorder to (j, t, [dx, dy]) and scale by 2/W, 2/H.
         wt = off_conv.weight.detach().reshape(j, k, 2, *off_conv.weight.shape[1:])
@@ -64,31 +67,62 @@ class _DcnBranch(nn.Module):
                                 bias=False)
         self.offset.weight.data.copy_(wt.reshape_as(off_conv.weight))
         self.mask = mask_conv
-        # Base sampling positions of each tap, normalised: (1, j·k·2... broadcast over j) as (k, 2, h, w).
-        dil, pad = dcn.dilation, dcn.padding
-        kh, kw = dcn.weight.shape[-2:]
-        ys = torch.arange(h, dtype=torch.float64) - pad
-        xs = torch.arange(w, dtype=torch.float64) - pad
-        by = (torch.arange(kh, dtype=torch.float64) * dil).view(kh, 1, 1, 1) + ys.view(1, 1, h, 1)
-        bx = (torch.arange(kw, dtype=torch.float64) * dil).view(1, kw, 1, 1) + xs.view(1, 1, 1, w)
-        gx = (2.0 * bx.expand(kh, kw, h, w) + 1.0) / w - 1.0
-        gy = (2.0 * by.expand(kh, kw, h, w) + 1.0) / h - 1.0
-        base = torch.stack([gx, gy], dim=2).reshape(1, k * 2, h, w).repeat(1, j, 1, 1)
-        self.grid_base = nn.Parameter(base.float(), requires_grad=False)
+        self.kernel, self.dilation, self.padding = (kh, kw), dil, pad
+        self.grid_base = nn.Parameter(grid_base((kh, kw), dil, pad, h, w).repeat(1, j, 1, 1), requires_grad=False)
         # The DCN's GEMM: out[o] = sum over (c, t) of weight[o, c, t] * sample[c, t]; the 1/n average folded in.
         self.gemm = nn.Conv2d(j * k, dcn.weight.shape[0], 1)
         self.gemm.weight.data.copy_(dcn.weight.detach().reshape(dcn.weight.shape[0], j * k, 1, 1) / n)
         self.gemm.bias.data.copy_(dcn.bias.detach() / n)
 
     def forward(self, feat: Tensor, sup: Tensor) -> Tensor:
-        b = feat.shape[0]
-        j, k, h, w = self.j, self.k, self.h, self.w
-        grid = self.offset(feat) + self.grid_base  # (B, j·k·2, h, w): normalised (x, y) per group and tap
-        grid = grid.reshape(b, j, k, 2, h, w).permute(0, 1, 2, 4, 5, 3).reshape(b * j, k * h, w, 2)
-        s = F.grid_sample(sup.reshape(b * j, 1, h, w), grid, mode="bilinear", padding_mode="zeros",
-                          align_corners=False)  # (B·j, 1, k·h, w)
-        s = s.reshape(b, j * k, h, w) * self.mask(feat)
-        return self.gemm(s)
+        off, mask = self.offset(feat), self.mask(feat)
+        if self.fused:  # one op for the runtime (OpenVINO: dcpose_trt/engine/ov_dcn/dcn_gemm.cpp)
+            w = self.gemm.weight
+            return torch.ops.dcpose_trt.dcn_gemm(off, mask, sup, w.reshape(w.shape[0], -1), self.gemm.bias,
+                                                 *self.kernel, self.dilation, self.padding)
+        return self.gemm(_sample(off + self.grid_base, mask, sup, self.k))
+
+
+def grid_base(kernel: tuple[int, int], dilation: int, padding: int, h: int, w: int) -> Tensor:
+    """Base sampling position of each tap of a ``kernel`` conv at each pixel, GridSample-normalised
+    (``align_corners=False``): ``Tensor[1, k·2, h, w]``, channels (tap, [x, y])."""
+    kh, kw = kernel
+    ys = torch.arange(h, dtype=torch.float64) - padding
+    xs = torch.arange(w, dtype=torch.float64) - padding
+    by = (torch.arange(kh, dtype=torch.float64) * dilation).view(kh, 1, 1, 1) + ys.view(1, 1, h, 1)
+    bx = (torch.arange(kw, dtype=torch.float64) * dilation).view(1, kw, 1, 1) + xs.view(1, 1, 1, w)
+    gx = (2.0 * bx.expand(kh, kw, h, w) + 1.0) / w - 1.0
+    gy = (2.0 * by.expand(kh, kw, h, w) + 1.0) / h - 1.0
+    return torch.stack([gx, gy], dim=2).reshape(1, kh * kw * 2, h, w).float()
+
+
+def _sample(grid: Tensor, mask: Tensor, sup: Tensor, k: int) -> Tensor:
+    """The DCN's modulated gather: ``grid Tensor[B, j·k·2, h, w]`` (normalised (x, y) per group and tap),
+    ``mask Tensor[B, j·k, h, w]``, ``sup Tensor[B, j, h, w]`` → ``Tensor[B, j·k, h, w]``."""
+    b, j, h, w = sup.shape
+    grid = grid.reshape(b, j, k, 2, h, w).permute(0, 1, 2, 4, 5, 3).reshape(b * j, k * h, w, 2)
+    s = F.grid_sample(sup.reshape(b * j, 1, h, w), grid, mode="bilinear", padding_mode="zeros",
+                      align_corners=False)  # (B·j, 1, k·h, w)
+    return s.reshape(b, j * k, h, w) * mask
+
+
+@torch.library.custom_op("dcpose_trt::dcn_gemm", mutates_args=())
+def dcn_gemm(offsets: Tensor, mask: Tensor, sup: Tensor, weight: Tensor, bias: Tensor, kernel_h: int,
+             kernel_w: int, dilation: int, pad: int) -> Tensor:
+    """One modulated DCN of the head as one op (what a runtime with a fused kernel implements; here the
+    reference): ``offsets Tensor[B, j·k·2, h, w]`` (normalised (dx, dy) per group and tap, without the base
+    position), ``mask Tensor[B, j·k, h, w]``, ``sup Tensor[B, j, h, w]``, ``weight Tensor[O, j·k]``,
+    ``bias Tensor[O]`` → ``Tensor[B, O, h, w]``."""
+    b, j, h, w = sup.shape
+    base = grid_base((kernel_h, kernel_w), dilation, pad, h, w).repeat(1, j, 1, 1)
+    s = _sample(offsets + base, mask, sup, kernel_h * kernel_w)
+    return F.conv2d(s, weight.reshape(*weight.shape, 1, 1), bias)
+
+
+@dcn_gemm.register_fake
+def _(offsets: Tensor, mask: Tensor, sup: Tensor, weight: Tensor, bias: Tensor, kernel_h: int, kernel_w: int,
+      dilation: int, pad: int) -> Tensor:
+    return sup.new_empty(sup.shape[0], weight.shape[0], *sup.shape[2:])
 
 
 class CpuHead(nn.Module):
@@ -97,11 +131,11 @@ class CpuHead(nn.Module):
     ``features_dtype`` when that is not FP32); the DCN branches hold converted copies of its offset/DCN
     weights (rebuild after changing the model)."""
 
-    def __init__(self, model: nn.Module, features_dtype: torch.dtype = torch.float32):
+    def __init__(self, model: nn.Module, features_dtype: torch.dtype = torch.float32, fused_dcn: bool = False):
         super().__init__()
         self.model = model
         hw = tuple(model.preset.heatmap_size)
-        self.branches = nn.ModuleList(_DcnBranch(model, i, hw) for i in range(len(model.dilations)))
+        self.branches = nn.ModuleList(_DcnBranch(model, i, hw, fused_dcn) for i in range(len(model.dilations)))
         self.features_dtype = features_dtype
         self.features = _Features(model, features_dtype) if features_dtype != torch.float32 else None
 

@@ -20,9 +20,16 @@ def test_profiles_every_head_variant(tmp_path):
     native, cpu, int8 = (rows["openvino native DCN fp32"], rows["openvino CPU form fp32"],
                          rows["openvino CPU form int8 (offset/mask convs)"])
     # The native head spends time in the DCN op; the CPU form has none and gathers with GridSample instead.
-    assert native["ops_ms"]["DCN op (DeformableConvolution / DeformConv)"] > 0
-    assert "DCN op (DeformableConvolution / DeformConv)" not in cpu["ops_ms"]
+    dcn_op = "DCN op (DeformableConvolution / DeformConv / DcnGemm)"
+    assert native["ops_ms"][dcn_op] > 0
+    assert dcn_op not in cpu["ops_ms"]
     assert cpu["ops_ms"]["gather (GridSample)"] > 0 and int8["ops_ms"]["offset + mask convs"] > 0
+    from dcpose_trt.engine.ov_extension import dcn_form
+
+    fused = [r for name, r in rows.items() if name.endswith("+ DcnGemm op")]
+    assert len(fused) == (2 if dcn_form() == "fused" else 0)
+    for r in fused:  # our op in the DCN group, no GridSample left; the INT8 one keeps its INT8 convs
+        assert r["ops_ms"][dcn_op] > 0 and "gather (GridSample)" not in r["ops_ms"]
     assert all(r["median_ms"] > 0 and r["persons"] == 1 for r in doc["rows"])
     if "onnxruntime deformconv fp32" in rows:  # ONNX Runtime installed: its profiler's table too
         assert rows["onnxruntime deformconv fp32"]["ops_ms"]["offset + mask convs"] > 0

@@ -67,13 +67,29 @@ def test_int8_scopes_name_real_nodes():
         assert 0 < len(kept) < len(traced), scope
 
 
-def test_openvino_conversion_equals_torch(wild):
+def test_fused_op_reference_equals_the_graph_form(wild):
+    """``fused_dcn=True`` routes each DCN through the ``dcpose_trt::dcn_gemm`` op, whose PyTorch reference is
+    the graph form: the same numbers (what OpenVINO's DcnGemm kernel is then checked against)."""
+    x = _inputs(wild, 3, 3.0)
+    with torch.no_grad():
+        graph = CpuHead(wild).eval()(*x)
+        fused = CpuHead(wild, fused_dcn=True).eval()(*x)
+    torch.testing.assert_close(fused, graph, rtol=1e-6, atol=1e-6 * float(graph.abs().max()))
+
+
+@pytest.mark.parametrize("dcn", ["graph", "fused"])
+def test_openvino_conversion_equals_torch(wild, dcn):
     ov = pytest.importorskip("openvino")
     from dcpose_trt.engine.openvino_ir import convert_parts
+    from dcpose_trt.engine.ov_extension import unsupported_reason
 
+    if dcn == "fused" and unsupported_reason():
+        pytest.skip(unsupported_reason())
     wild.preset_name = "tiny-128x96"
-    head = convert_parts(wild)["head"]
-    assert not [op for op in head.get_ops() if op.get_type_name() == "DeformableConvolution"]
+    head = convert_parts(wild, ("head",), dcn=dcn)["head"]
+    types = {op.get_type_name() for op in head.get_ops()}
+    assert "DeformableConvolution" not in types
+    assert ("DcnGemm" in types) == (dcn == "fused") and ("GridSample" in types) == (dcn == "graph")
     x = _inputs(wild, 3, 3.0)
     with torch.no_grad():
         ref = wild.head(*x).numpy()

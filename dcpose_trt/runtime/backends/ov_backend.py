@@ -41,6 +41,7 @@ from dcpose_trt.engine.openvino_ir import (  # noqa: F401 - re-exported (the con
     ir_for_checkpoint,
     is_ir_pair,
 )
+from dcpose_trt.engine.ov_extension import new_core, unsupported_reason
 from dcpose_trt.errors import InputError
 from dcpose_trt.runtime.backends.base import Backend, OpenOptions, SplitBackend, model_files
 
@@ -99,6 +100,9 @@ class _Compiled:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = (" (OpenVINO cannot read ONNX DeformConv: export with --deform gridsample, or give the "
                     "checkpoint)") if "DeformConv" in str(exc) else ""
+            if "DcnGemm" in str(exc):  # an IR converted where our op builds, read where it does not
+                hint = (" (this IR uses dcpose-trt's DcnGemm op, which is not built here: "
+                        f"{unsupported_reason() or 'disabled by $DCPOSE_TRT_OV_DCN'}; convert the checkpoint here)")
             raise InputError(f"OpenVINO cannot read {path}: {first[:200]}{hint}") from None
         self.path = path
         self.meta = _metadata(model, path)
@@ -158,11 +162,11 @@ class OpenVINOBackend(Backend):
 
     def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike], precision: str = "fp32",
                  preset: str | None = None, threads: int | None = None, cache_dir: str | os.PathLike | None = None):
-        ov = _ov()
+        _ov()  # the install hint first
         _check_precision(precision)
         pair = self._resolve(path)
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        core = ov.Core()
+        core = new_core()  # reads heads converted with our DcnGemm op
         try:
             (cache / "compiled").mkdir(parents=True, exist_ok=True)
             core.set_property({"CACHE_DIR": str(cache / "compiled")})
