@@ -286,10 +286,15 @@ def _capabilities(pk: dict[str, Package], gpu: Gpu) -> tuple[list[Capability], l
 
     ov = pk["openvino"]
     if ov.ok:
-        # From a checkpoint (torch frontend, native DeformableConvolution) or a gridsample ONNX; INT8 is NNCF's.
+        # From a checkpoint (torch frontend, the head in its CPU form) or a gridsample ONNX; INT8 is NNCF's.
         ov_p = ["fp32", "bf16"] + (["int8"] if pk["nncf"].ok else [])
+        from dcpose_trt.engine.ov_extension import unsupported_reason
+
+        why = unsupported_reason()  # cheap: no compile here
+        dcn = ("head DCNs as our DcnGemm op (compiled on first conversion)" if why is None
+               else f"head DCNs as a GridSample graph (slower): {why}")
         caps.append(Capability("openvino", {}, {"checkpoint": ov_p, "gridsample": ov_p},
-                               "" if pk["nncf"].ok else f"INT8 needs NNCF: {pk['nncf'].install}"))
+                               dcn + ("" if pk["nncf"].ok else f"; INT8 needs NNCF: {pk['nncf'].install}")))
     else:
         caps.append(Capability("openvino", {}, {}, ov.reason))
         hints.append(f"OpenVINO (fast CPU backend, picked by auto where it is fastest): {ov.install}")

@@ -65,6 +65,11 @@ def test_doctor_lists_openvino_nncf_ray_and_plugin_int8():
     assert "openvino" in backends
     if report.package("openvino").ok:
         assert backends["openvino"].run["gridsample"][:2] == ["fp32", "bf16"]
+        # Which form the head's DCNs take here, our op or the graph with the reason.
+        from dcpose_trt.engine.ov_extension import unsupported_reason
+
+        why = unsupported_reason()
+        assert ("DcnGemm op" in backends["openvino"].note) if why is None else (why in backends["openvino"].note)
     export = backends["export (ONNX)"]
     if report.package("onnx").ok and report.package("onnxruntime").ok:
         assert "int8" in export.build["plugin"]

@@ -12,6 +12,10 @@ time in its fast kernels instead of a generic deformable-convolution op:
   the DCN's (Δy, Δx) to GridSample's (x, y) and scaled by GridSample's normalisation (2/W, 2/H) in the
   weights, so the grid is one constant add and one transpose away (no per-element stack).
 * The 1/5 averaging of the five DCNs is folded into their 1×1 weights and biases.
+* ``fused_dcn=True`` routes each DCN's gather, mask and 1×1 conv through one op, ``dcpose_trt::dcn_gemm``
+  (:func:`dcn_gemm`, whose PyTorch body is the graph above): OpenVINO's frontend converts it to our C++ op
+  ``DcnGemm`` (:mod:`dcpose_trt.engine.ov_extension`), one pass over the offsets and masks instead of the
+  grid passes OpenVINO runs for the graph.
 
 The sampling coordinates are arithmetic on the offset convs' outputs and must stay FP32: a BF16 add of the
 base position would round a coordinate near the map's edge by up to 1/256 of its width. OpenVINO's BF16

@@ -5,9 +5,10 @@ Sources, in order of preference:
 * a DCPose checkpoint (``.pth``, or None for the bundled model): converted on demand with OpenVINO's
   PyTorch frontend and saved as IR in a cache keyed by the checkpoint's SHA-256, the precision, the
   versions and the head's form. The head is converted in its CPU form
-  (:class:`~dcpose_trt.model.cpu_head.CpuHead`: each deformable conv as a GridSample gather + a 1×1 conv),
-  which OpenVINO runs faster than its own ``DeformableConvolution`` and NNCF can quantize (w32, 8 persons:
-  the profile in docs/cpu_backends.md).
+  (:class:`~dcpose_trt.model.cpu_head.CpuHead`: each deformable conv as our ``DcnGemm`` op, compiled on this
+  machine by :mod:`dcpose_trt.engine.ov_extension`, or where it cannot be built a GridSample gather + a 1×1
+  conv), which OpenVINO runs faster than its own ``DeformableConvolution`` and NNCF can quantize (w32, 8
+  persons: the profile in docs/cpu_backends.md).
 * an ONNX file of the ``gridsample`` form (OpenVINO has no conversion rule for ONNX ``DeformConv``),
   whole or split (folder with ``backbone.onnx`` + ``head.onnx``), FP32 or our INT8 Q/DQ export;
 * OpenVINO IR (``.xml``, or a folder with ``backbone.xml`` + ``head.xml``).
