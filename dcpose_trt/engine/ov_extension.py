@@ -148,7 +148,10 @@ def build_library(cache: Path | None = None) -> Path:
     lib = folder / _LIB_NAME
     if lib.is_file():
         return lib
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only cache: the graph form, not a failed conversion
+        raise PluginError(f"cannot write the DcnGemm op into {folder}: {exc}") from None
     tmp = folder / f".{_LIB_NAME}.{os.getpid()}.tmp"
     cmd = [cxx, *_CXXFLAGS, str(SOURCE), f"-I{root / 'include'}", f"-L{libov.parent}", f"-l:{libov.name}",
            *([f"-l:{libtbb.name}"] if libtbb else []), f"-Wl,-rpath,{libov.parent}", "-o", str(tmp)]
@@ -162,7 +165,11 @@ def build_library(cache: Path | None = None) -> Path:
         tmp.unlink(missing_ok=True)
         errors = [ln for ln in r.stderr.splitlines() if "error" in ln] or r.stderr.strip().splitlines() or ["?"]
         raise PluginError(f"compiling {SOURCE.name} with {cxx} failed: {errors[0][:300]}")
-    os.replace(tmp, lib)  # atomic: a concurrent build of the same key writes the same file
+    try:
+        os.replace(tmp, lib)  # atomic: a concurrent build of the same key writes the same file
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PluginError(f"cannot write the DcnGemm op into {folder}: {exc}") from None
     return lib
 
 

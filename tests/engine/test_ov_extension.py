@@ -108,3 +108,13 @@ def test_build_failures_are_one_line_errors(monkeypatch, tmp_path):
         ov_extension.build_library(tmp_path / "ext")
     assert "\n" not in str(err.value)
     assert not [p for p in (tmp_path / "ext").rglob("*") if p.is_file()]
+
+
+@needs_op
+def test_unwritable_cache_is_a_plugin_error(tmp_path):
+    """A cache the library cannot be written into (here: a file where its folder would go, which stops root
+    too): PluginError, so ``auto`` falls back to the graph form, not a raw OSError."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(PluginError, match="cannot write"):
+        ov_extension.build_library(blocker / "ext")
