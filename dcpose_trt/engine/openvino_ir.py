@@ -119,9 +119,9 @@ def convert_parts(model: Any, parts: tuple[str, ...] = ("backbone", "head"),
     if head_features not in ("fp32", "bf16"):
         raise InputError(f"head_features must be fp32 or bf16, got {head_features!r}")
     dtype = torch.bfloat16 if head_features == "bf16" else torch.float32
-    fused = "head" in parts and (dcn or dcn_form()) == "fused"
     if dcn not in (None, "fused", "graph"):
         raise InputError(f"dcn must be fused or graph, got {dcn!r}")
+    fused = "head" in parts and (dcn or dcn_form()) == "fused"
     specs = {
         "backbone": (Part("backbone").eval(), (torch.rand(2, 3, h, w),), [[-1, 3, h, w]]),
         "head": (CpuHead(model, dtype, fused_dcn=fused).eval(), (*hm, torch.ones(2, 2)),

@@ -133,7 +133,8 @@ class CpuHead(nn.Module):
     """:meth:`DCPose.head` of ``model`` in the CPU form: ``cur, prev, next Tensor[B, 17, h, w]`` + margin
     ``Tensor[B, 2]`` → ``Tensor[B, 17, h, w]``. Shares the PRF/PTM/combine modules with ``model`` (copies in
     ``features_dtype`` when that is not FP32); the DCN branches hold converted copies of its offset/DCN
-    weights (rebuild after changing the model)."""
+    weights (rebuild after changing the model). ``fused_dcn``: each DCN through the ``dcpose_trt::dcn_gemm``
+    op (same numbers in PyTorch; one op for OpenVINO) instead of the GridSample graph."""
 
     def __init__(self, model: nn.Module, features_dtype: torch.dtype = torch.float32, fused_dcn: bool = False):
         super().__init__()
