@@ -7,7 +7,7 @@ grid per DCN at w32 / 8 persons. ``DcnGemm`` (``ov_dcn/dcn_gemm.cpp``) does the 
 1×1 GEMM in one pass over the offsets and masks (head profile before/after: docs/cpu_backends.md).
 
 The op is C++ against OpenVINO's own headers (the ``openvino`` wheel ships them), compiled with the
-system's C++ compiler the first time a head is converted (about 3 s) and cached under
+system's C++ compiler the first time a head is converted (a few seconds) and cached under
 ``$DCPOSE_TRT_CACHE/openvino/ext/<key>/`` (key: source, OpenVINO version, compiler, CPU flags: it is
 compiled for this CPU). Where it cannot be built (no compiler, not x86-64 with AVX2 + FMA) the head keeps
 the graph form, with the same numbers, only slower. ``$DCPOSE_TRT_OV_DCN``: ``auto`` (default), ``graph``
