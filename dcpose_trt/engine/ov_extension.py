@@ -101,8 +101,11 @@ def unsupported_reason() -> str | None:
 
 
 def _compiler() -> str | None:
-    return shutil.which(os.environ.get("CXX", "")) if os.environ.get("CXX") else (shutil.which("g++")
-                                                                                   or shutil.which("c++"))
+    """``$CXX`` when set (None if it is not an executable), else ``g++`` or ``c++`` on the PATH."""
+    cxx = os.environ.get("CXX")
+    if cxx:
+        return shutil.which(cxx)
+    return shutil.which("g++") or shutil.which("c++")
 
 
 def _ov_root() -> Path:
